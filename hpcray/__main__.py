@@ -1,0 +1,75 @@
+"""The launcher: ``mpirun -n N python -m hpcray script.py [args...]``.
+
+Every rank joins the runtime; rank 0 (the head) runs ``script.py`` as ``__main__`` with
+``sys.argv == [script.py, *args]`` and the other ranks serve tasks. The job's exit status is
+the script's. An uncaught exception on the head prints its traceback and ends every rank.
+"""
+import argparse
+import os
+import runpy
+import sys
+import traceback
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m hpcray",
+        description="Run a Ray-style Python script on the ranks of an MPI job: rank 0 runs the "
+                    "script, the other ranks execute its tasks.",
+        epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py")
+    parser.add_argument("--version", action="version", version="hpcray 0.1.0")
+    parser.add_argument("script", help="the Python script to run on rank 0 as __main__")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    if not os.path.exists(options.script):
+        print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)
+        return 2
+    from . import job
+    from .config import Config
+    MPI = job.import_mpi()
+    comm = MPI.COMM_WORLD.Dup()
+    rt = job.start_runtime(comm, Config.from_env(), on_exit=job.worker_exit_hard)
+    job.state.mode = "launched"
+    if rt.rank != 0:
+        try:
+            job.serve(rt)
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(70)
+        rt.close()
+        MPI.Finalize()
+        os._exit(0)
+    exit_code = run_script(rt, options.script, options.args)
+    job.finish_launched(rt, exit_code)
+
+
+def run_script(rt, script, args):
+    """Run the user's script as ``__main__``; return the exit status it implies."""
+    sys.argv = [script] + list(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    rt.user_code.set()
+    try:
+        runpy.run_path(script, run_name="__main__")
+        return 0
+    except SystemExit as done:
+        code = done.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.write(f"hpcray: the script raised on rank 0 (host {os.uname().nodename}); "
+                         f"ending all {rt.size} ranks\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The public functions of hpcray, with Ray's names and semantics."""
+import inspect
+import os
+import sys
+import warnings
+
+from . import job, runtime, serialization
+from .config import Config
+from .context import RuntimeContext
+from .exceptions import SerializationError
+from .object_ref import ObjectRef
+from .protocol import TaskSpec
+from .remote_function import RemoteFunction
+from .scheduler import request_of
+
+# Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
+_IGNORED_INIT_ARGS = {
+    "include_dashboard", "dashboard_host", "dashboard_port", "log_to_driver", "logging_level",
+    "logging_format", "configure_logging", "runtime_env", "local_mode", "_temp_dir",
+    "_system_config", "job_config", "_node_ip_address", "storage", "_plasma_directory",
+    "_metrics_export_port", "_enable_object_reconstruction", "labels", "_redis_password",
+    "enable_resource_isolation", "_tracing_startup_hook", "_skip_env_hook",
+}
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
+         object_store_memory=None, ignore_reinit_error=False, namespace=None, **kwargs):
+    """Start hpcray in this process, or attach to the MPI job it runs in.
+
+    Under ``python -m hpcray`` (mpirun/srun) the job already runs: ``init`` attaches to it.
+    In a plain ``python script.py`` it starts the embedded default: a local job of worker
+    processes spawned with MPI, one per logical CPU.
+
+    Args:
+        address: ``None``, ``"auto"`` or ``"local"``. hpcray has no cluster address: the
+            cluster is the MPI job.
+        num_cpus: logical CPUs of the job. Embedded: the number of workers to start (default:
+            ``HPCRAY_NUM_WORKERS``, the machine's cores). Attached: divided evenly among the
+            worker ranks (default: ``HPCRAY_CPUS_PER_RANK`` each).
+        num_gpus: logical GPUs of the job, divided evenly among the worker ranks.
+        resources: custom logical resources ``{name: amount}``, job totals divided evenly
+            among the worker ranks.
+        object_store_memory: bytes of each node's object store (the shared-memory store of a
+            later release; recorded now).
+        ignore_reinit_error: do not raise if hpcray is already initialized.
+        namespace: namespace for named actors.
+        **kwargs: Ray's other ``init`` arguments (dashboard, logging, runtime_env, ...) are
+            accepted and have no effect: there is no dashboard and no daemon to configure.
+
+    Returns:
+        A dict describing the job (``{"rank", "world_size", "mode", ...}``).
+
+    Raises:
+        RuntimeError: already initialized and ``ignore_reinit_error`` is false.
+        ValueError: an address that names a cluster, or bad resource amounts.
+        TypeError: an argument that Ray's ``init`` does not have either.
+    """
+    unknown = set(kwargs) - _IGNORED_INIT_ARGS
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    if address not in (None, "auto", "local") and not str(address).startswith("local"):
+        raise ValueError(f"address={address!r}: hpcray has no cluster address; its cluster is "
+                         f"the MPI job (start it with 'mpirun ... python -m hpcray script.py')")
+    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if job.state.initialized:
+        if ignore_reinit_error:
+            return _describe()
+        raise RuntimeError("hpcray.init() was already called; call hpcray.shutdown() first, or "
+                           "pass ignore_reinit_error=True")
+    declared = job.declared_resources(num_cpus, num_gpus, resources)
+    rt = runtime._instance
+    if rt is None:
+        if job.launched_by_mpi():
+            _join_launched_job(declared)
+        else:
+            config = Config.from_env()
+            workers = int(num_cpus) if num_cpus else config.num_workers
+            if workers < 1:
+                raise ValueError("the embedded default needs at least one worker (num_cpus >= 1)")
+            job.start_embedded(config, workers, declared)
+    elif job.state.mode == "launched":
+        if declared:
+            rt.reset_session(_capacities_with(rt, declared))
+    job.state.initialized = True
+    job.state.namespace = namespace
+    job.state.object_store_memory = object_store_memory
+    return _describe()
+
+
+def _capacities_with(rt, declared):
+    executors = rt.executors
+    capacities = {}
+    for rank, capacity in rt.capacities.items():
+        capacities[rank] = job.rank_capacity(rt.config, declared, rank in executors, len(executors))
+    return capacities
+
+
+def _join_launched_job(declared):
+    """``mpiexec python script.py`` without ``-m hpcray``: rank 0 continues, others serve."""
+    MPI = job.import_mpi()
+    config = Config.from_env()
+    comm = MPI.COMM_WORLD.Dup()
+    rt = job.start_runtime(comm, config, declared, on_exit=job.worker_exit_hard)
+    job.state.mode = "launched"
+    if rt.rank != 0:
+        job.serve(rt)
+        rt.close()
+        MPI.Finalize()
+        os._exit(0)
+    rt.user_code.set()
+    import atexit
+    atexit.register(lambda: _finish_at_exit(rt))
+
+
+def _finish_at_exit(rt):
+    code = 0
+    exc = getattr(sys, "last_value", None)
+    if exc is not None:
+        code = 1
+    job.finish_launched(rt, code)
+
+
+def _describe():
+    rt = runtime.get_runtime()
+    return {"rank": rt.rank, "world_size": rt.size, "mode": job.state.mode,
+            "node_id": RuntimeContext(rt).get_node_id(), "session": rt.session}
+
+
+def is_initialized():
+    """Whether ``init`` was called (or implied by a first task) and not shut down since."""
+    return job.state.initialized
+
+
+def shutdown():
+    """End the current session: forget its objects; the embedded default stops its workers.
+
+    Under ``python -m hpcray`` the job's ranks stay up (the job is the cluster) and a later
+    ``init()`` starts a fresh session on them, as a new ``ray.init()`` would.
+    """
+    rt = runtime._instance
+    if rt is None or not job.state.initialized and job.state.mode != "embedded":
+        job.state.initialized = False
+        return
+    if job.state.mode == "embedded":
+        job.stop_embedded()
+    else:
+        rt.reset_session()
+    job.state.initialized = False
+
+
+def _runtime():
+    if not job.state.initialized:
+        init()
+    return runtime._instance
+
+
+def remote(*args, **options):
+    """Turn a function into a remote function (``@remote`` or ``@remote(num_returns=2, ...)``).
+
+    Returns:
+        A :class:`RemoteFunction` whose ``.remote(...)`` submits a task; classes become actors
+        in a later release.
+    """
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError("@remote takes either a function or keyword options only")
+
+    def decorator(target):
+        return _make_remote(target, options)
+    return decorator
+
+
+def _make_remote(target, options):
+    if inspect.isclass(target):
+        raise NotImplementedError("actors (@remote on a class) are not supported yet")
+    if not callable(target):
+        raise TypeError(f"@remote needs a function, got {target!r}")
+    return RemoteFunction(target, options)
+
+
+def submit_task(function, args, kwargs):
+    rt = _runtime()
+    options = function._options
+    num_returns = options.get("num_returns", 1)
+    request = request_of(options.get("num_cpus"), options.get("num_gpus"), options.get("resources"))
+    deps = [a.id for a in args if isinstance(a, ObjectRef)]
+    deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
+    func_blob, func_id = function.exported()
+    runtime._pinned_ids.ids = deps
+    try:
+        args_blob = serialization.serialize_args(function._name, args, kwargs)
+    finally:
+        runtime._pinned_ids.ids = ()
+    count = max(num_returns, 1)
+    with rt.lock:
+        task_id = rt.new_id(count)
+        refs = [ObjectRef(task_id + index) for index in range(count)]
+        spec = TaskSpec(task_id, rt.rank, function._name, func_id, func_blob, args_blob,
+                        tuple(deps), count, request, options.get("max_retries", 0),
+                        options.get("retry_exceptions", False), False, rt.session)
+        rt.submit(spec, deps)
+    if num_returns == 0:
+        return None
+    return refs[0] if num_returns == 1 else refs
+
+
+def _check_refs(refs, what):
+    for ref in refs:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"{what} expects ObjectRefs, got {type(ref).__name__}: {ref!r}")
+
+
+def get(object_refs, *, timeout=None):
+    """Return the value of an ObjectRef, or a list of values for a list of refs.
+
+    Args:
+        object_refs: an ObjectRef or a list/tuple of them.
+        timeout: seconds to wait at most; ``None`` waits until the values exist.
+
+    Raises:
+        GetTimeoutError: (a ``TimeoutError``) the values were not ready in time.
+        TaskError: the task failed; the error is also an instance of the original exception
+            class and carries the remote traceback (rank and host).
+        TaskCancelledError: the task was cancelled.
+        TypeError: something other than ObjectRefs was passed.
+    """
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
+    single = isinstance(object_refs, ObjectRef)
+    refs = [object_refs] if single else object_refs
+    if not isinstance(refs, (list, tuple)):
+        raise TypeError(f"get expects an ObjectRef or a list of ObjectRefs, got "
+                        f"{type(object_refs).__name__}")
+    _check_refs(refs, "get")
+    rt = _runtime()
+    objects = rt.get_objects([ref.id for ref in refs], timeout)
+    values = [serialization.materialize(obj) for obj in objects]
+    return values[0] if single else values
+
+
+def put(value):
+    """Store ``value`` as an object owned by this process; return its ObjectRef.
+
+    Raises:
+        TypeError: ``value`` is already an ObjectRef.
+        SerializationError: ``value`` cannot be pickled.
+    """
+    if isinstance(value, ObjectRef):
+        raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself instead")
+    rt = _runtime()
+    try:
+        payload = serialization.dumps(value)
+    except Exception as error:
+        raise SerializationError(f"could not serialize the value given to put(): "
+                                 f"{type(error).__name__}: {error}") from error
+    with rt.lock:
+        object_id = rt.put_object((serialization.VALUE, payload))
+        return ObjectRef(object_id)
+
+
+def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """Wait until ``num_returns`` of the refs are ready, or the timeout passes.
+
+    Returns:
+        ``(ready, not_ready)``: two lists of refs, each in the order of ``object_refs``;
+        ``ready`` holds at most ``num_returns`` refs.
+
+    Raises:
+        TypeError: not a list of ObjectRefs.
+        ValueError: duplicate refs, or ``num_returns`` out of range.
+    """
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+        raise TypeError("wait expects a list of ObjectRefs")
+    _check_refs(object_refs, "wait")
+    if len(set(object_refs)) != len(object_refs):
+        raise ValueError("wait received duplicate ObjectRefs")
+    if not isinstance(num_returns, int) or num_returns < 1 and object_refs:
+        raise ValueError(f"num_returns must be a positive int, got {num_returns!r}")
+    if num_returns > len(object_refs):
+        raise ValueError(f"num_returns ({num_returns}) exceeds the number of refs "
+                         f"({len(object_refs)})")
+    if timeout is not None and timeout < 0:
+        raise ValueError("timeout must be None or non-negative")
+    if not object_refs:
+        return [], []
+    rt = _runtime()
+    ready_ids = rt.ready_set([ref.id for ref in object_refs], num_returns, timeout)
+    ready, not_ready = [], []
+    for ref in object_refs:
+        (ready if ref.id in ready_ids and len(ready) < num_returns else not_ready).append(ref)
+    return ready, not_ready
+
+
+def cancel(object_ref, *, force=False, recursive=True):
+    """Cancel the task that produces ``object_ref`` if it has not started yet.
+
+    A cancelled task's ``get`` raises TaskCancelledError. A task already running finishes
+    (``force`` is accepted for compatibility).
+    """
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel expects an ObjectRef, got {type(object_ref).__name__}")
+    rt = _runtime()
+    with rt.lock:
+        rt.cancel(object_ref.id)
+
+
+def get_runtime_context():
+    """Return a RuntimeContext: rank, node id, task id of the calling code."""
+    return RuntimeContext(_runtime())
+
+
+def cluster_resources():
+    """Total logical resources of the job's executing ranks, e.g. ``{"CPU": 4.0}``."""
+    rt = _runtime()
+    total = {}
+    for rank in rt.executors:
+        for name, amount in rt.capacities[rank].items():
+            total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def available_resources():
+    """Logical resources not taken by running or queued tasks (the head's view)."""
+    rt = _runtime()
+    total = cluster_resources()
+    if rt.scheduler is None:
+        return total
+    with rt.lock:
+        for used in rt.scheduler.used.values():
+            for name, amount in used.items():
+                total[name] = max(total.get(name, 0.0) - amount, 0.0)
+    return total
+
+
+def nodes():
+    """One dict per node of the job: id, host, ranks and resources."""
+    rt = _runtime()
+    context = RuntimeContext(rt)
+    return [{"NodeID": context.get_node_id(), "Alive": True, "NodeManagerHostname": job.host(),
+             "Resources": cluster_resources(), "Ranks": list(range(rt.size))}]

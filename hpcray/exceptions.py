@@ -1,0 +1,114 @@
+"""Errors raised by hpcray, with Ray's names as aliases (``RayError``, ``RayTaskError``, ...)."""
+
+__all__ = [
+    "HpcrayError", "RayError", "TaskError", "RayTaskError", "GetTimeoutError",
+    "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
+    "RaySystemError", "ResourceError", "RemoteTraceback",
+]
+
+
+class HpcrayError(Exception):
+    """Base class of every error hpcray raises itself."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the text of a traceback that happened on another rank (shown as ``__cause__``)."""
+
+    def __init__(self, tb_text):
+        super().__init__(tb_text)
+        self.tb_text = tb_text
+
+    def __str__(self):
+        return self.tb_text
+
+
+class TaskError(HpcrayError):
+    """A task raised an exception. ``get`` raises a subclass that is also the original class.
+
+    Attributes:
+        function_name: the remote function's qualified name.
+        cause: the original exception object (or ``None`` if it could not be transported).
+        remote_traceback: the formatted traceback, headed by the rank and host that ran it.
+    """
+
+    def __init__(self, function_name, cause_repr, remote_traceback, cause=None):
+        super().__init__(function_name, cause_repr, remote_traceback)
+        self.function_name = function_name
+        self.cause_repr = cause_repr
+        self.remote_traceback = remote_traceback
+        self.cause = cause
+
+    def __reduce__(self):
+        return (TaskError, (self.function_name, self.cause_repr, self.remote_traceback, self.cause))
+
+    def __str__(self):
+        return f"task {self.function_name} failed: {self.cause_repr}\n\n{self.remote_traceback}"
+
+    def as_instanceof_cause(self):
+        """Return an error that is an instance of both ``TaskError`` and the original class."""
+        cause = self.cause
+        if cause is None:
+            return self
+        cause_cls = type(cause)
+        if isinstance(cause, TaskError):
+            return cause
+        try:
+            dual_cls = _DUAL_CLASSES.get(cause_cls)
+            if dual_cls is None:
+                dual_cls = type(f"TaskError({cause_cls.__name__})", (TaskError, cause_cls), {
+                    "__init__": lambda self, *a, **k: None,
+                    "__str__": TaskError.__str__,
+                    "__reduce__": lambda self: (TaskError, (self.function_name, self.cause_repr,
+                                                            self.remote_traceback, self.cause)),
+                    "__module__": __name__,
+                })
+                _DUAL_CLASSES[cause_cls] = dual_cls
+            error = dual_cls.__new__(dual_cls)
+            error.args = cause.args
+            error.function_name = self.function_name
+            error.cause_repr = self.cause_repr
+            error.remote_traceback = self.remote_traceback
+            error.cause = cause
+            error.__dict__.update(getattr(cause, "__dict__", {}))
+            return error
+        except TypeError:   # final classes, incompatible layouts (e.g. OSError subclasses)
+            return self
+
+
+_DUAL_CLASSES = {}
+RayTaskError = TaskError
+
+
+class GetTimeoutError(HpcrayError, TimeoutError):
+    """``get`` (or ``wait`` helpers) ran out of time before the objects were ready."""
+
+
+class TaskCancelledError(HpcrayError):
+    """The task that would have produced this object was cancelled."""
+
+    def __init__(self, task_id=None):
+        super().__init__(task_id)
+        self.task_id = task_id
+
+    def __str__(self):
+        return f"task {self.task_id} was cancelled" if self.task_id else "task was cancelled"
+
+
+class SerializationError(HpcrayError, TypeError):
+    """A value could not be pickled (an argument at ``.remote()``, a return value at ``get``)."""
+
+
+class ObjectLostError(HpcrayError):
+    """The object is gone: its owner freed it, or it belongs to a runtime that was shut down."""
+
+
+class ResourceError(HpcrayError, ValueError):
+    """A task asks for resources that no rank of the job has; it could never run."""
+
+
+class RuntimeBrokenError(HpcrayError):
+    """The runtime is shut down or broken; later calls fail fast with this error."""
+
+
+RayError = HpcrayError
+RaySystemError = RuntimeBrokenError

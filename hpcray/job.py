@@ -1,0 +1,238 @@
+"""Joining the MPI job: the communicator, the node layout, each rank's resources, the runtime.
+
+Three ways in:
+
+* ``python -m hpcray script.py`` under ``mpirun``/``srun`` (``__main__``): every rank calls
+  :func:`start_runtime` on ``COMM_WORLD``; rank 0 then runs the script.
+* ``python script.py`` with no launcher (the embedded default): ``init()`` calls
+  :func:`start_embedded`, which spawns workers with ``MPI_Comm_spawn`` and merges them with the
+  driver into one intracommunicator; the workers run :func:`serve_spawned`.
+* ``mpiexec -n N python script.py`` without ``-m hpcray``: ``init()`` notices the launcher's
+  environment, and ranks other than 0 serve work inside ``init`` and exit when the job ends.
+"""
+import atexit
+import faulthandler
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+
+
+class JobState:
+    """Process-wide facts the public API needs (set once the runtime starts)."""
+
+    def __init__(self):
+        self.mode = None            # "launched" (python -m hpcray / mpiexec) or "embedded"
+        self.initialized = False    # init() was called (or implied) in the current session
+        self.namespace = None
+        self.spawned = None         # embedded: (intercomm, merged comm)
+        self.job_id = os.getpid()
+
+
+state = JobState()
+
+
+def job_id():
+    return state.job_id
+
+
+def import_mpi():
+    """Initialize MPI with serialized threading: one thread at a time, any thread."""
+    import mpi4py
+    mpi4py.rc.thread_level = "serialized"
+    from mpi4py import MPI
+    return MPI
+
+
+def launched_by_mpi():
+    return any(name in os.environ for name in _LAUNCHER_VARS)
+
+
+def install_stack_dumps():
+    """``kill -USR1 <pid>`` prints every thread's stack: the first tool for a job that hangs."""
+    if threading.current_thread() is threading.main_thread():
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, ValueError, RuntimeError):
+            pass
+
+
+def rank_capacity(config, declared, executes, executors):
+    """Logical resources this rank advertises; ``declared`` are job totals from ``init``."""
+    if not executes:
+        return {}
+    capacity = {"CPU": float(config.cpus_per_rank)}
+    for name, total in declared.items():
+        if total is not None:
+            capacity[name] = float(total) / executors
+    return capacity
+
+
+def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
+    """Collective over ``comm``: build this rank's Runtime and make it the process's runtime.
+
+    ``head_apart``: the head cannot share memory with the others (a singleton driver and the
+    workers it spawned are separate shared-memory domains for MPICH), so it is a node of its own.
+    """
+    from mpi4py import MPI
+    from . import runtime
+    size = comm.Get_size()
+    executors = max(size - 1, 1)
+    executes = size == 1 or comm.Get_rank() != 0
+    capacity = rank_capacity(config, declared or {}, executes, executors)
+    capacities = dict(enumerate(comm.allgather(capacity)))
+    if head_apart:
+        apart = comm.Split(0 if comm.Get_rank() == 0 else 1, key=comm.Get_rank())
+        node_comm = apart.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+        apart.Free()
+    else:
+        node_comm = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+    leader = node_comm.bcast(comm.Get_rank(), root=0)
+    leaders = sorted(set(comm.allgather(leader)))
+    watch_parent = not (head_apart and comm.Get_rank() == 0)   # an embedded driver has no launcher
+    rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
+                         watch_parent)
+    runtime._instance = rt
+    install_stack_dumps()
+    return rt
+
+
+def serve(rt):
+    """A worker's life: serve tasks until the head says the job is over."""
+    rt.serve()
+    rt.leave()
+
+
+def declared_resources(num_cpus=None, num_gpus=None, resources=None):
+    declared = dict(resources or {})
+    if num_gpus is not None:
+        declared["GPU"] = num_gpus
+    if num_cpus is not None:
+        declared["CPU"] = num_cpus
+    return declared
+
+
+# ---------------------------------------------------------------- embedded default (spawn)
+def start_embedded(config, num_workers, declared):
+    MPI = import_mpi()
+    args = ["-m", "hpcray._spawned", str(os.getpid())]
+    intercomm = MPI.COMM_SELF.Spawn(sys.executable, args=args, maxprocs=num_workers)
+    comm = intercomm.Merge(high=False)
+    comm.bcast(declared, root=0)
+    rt = start_runtime(comm, config, declared, head_apart=True)
+    state.spawned = (intercomm, comm)
+    state.mode = "embedded"
+    rt.user_code.set()
+    atexit.register(stop_embedded)
+    return rt
+
+
+def stop_embedded():
+    """Driver side of the embedded default: end the workers and disconnect from them."""
+    from . import runtime
+    rt = runtime._instance
+    if rt is None or state.spawned is None:
+        return
+    intercomm, comm = state.spawned
+    clean = rt.shutdown_workers()
+    rt.close()
+    runtime._instance = None
+    state.spawned = None
+    state.initialized = False
+    if not clean:
+        sys.stderr.write("hpcray: workers did not stop in time; aborting them\n")
+        comm.Abort(1)
+    comm.Free()
+    intercomm.Disconnect()
+
+
+def serve_spawned(driver_pid):
+    """Worker side of the embedded default (``python -m hpcray._spawned``)."""
+    MPI = import_mpi()
+    from .config import Config
+    parent = MPI.Comm.Get_parent()
+    comm = parent.Merge(high=True)
+    declared = comm.bcast(None, root=0)
+
+    def leave_now():
+        comm.Free()
+        parent.Disconnect()
+        MPI.Finalize()
+        os._exit(0)
+    rt = start_runtime(comm, Config.from_env(), declared, on_exit=leave_now, head_apart=True)
+    _watch_driver(rt, driver_pid)
+    serve(rt)
+    rt.close()
+    comm.Free()
+    parent.Disconnect()
+
+
+def _watch_driver(rt, driver_pid):
+    """If the driver dies without a goodbye (SIGKILL), its workers must not linger forever."""
+    import psutil
+
+    def watch():
+        while not rt.stopping:
+            time.sleep(0.5)
+            if not psutil.pid_exists(driver_pid):
+                sys.stderr.write(f"hpcray: driver process {driver_pid} is gone; worker "
+                                 f"rank {rt.rank} exits\n")
+                os._exit(1)
+    threading.Thread(target=watch, name="hpcray-driver-watch", daemon=True).start()
+
+
+# ---------------------------------------------------------------- leaving a launched job
+def finish_launched(rt, exit_code):
+    """Head of a launched job: stop the workers, finalize, and exit with the script's status."""
+    from mpi4py import MPI
+    rt.user_code.clear()
+    clean = rt.shutdown_workers()
+    rt.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not clean:
+        sys.stderr.write("hpcray: some workers did not stop within HPCRAY_SHUTDOWN_GRACE; "
+                         "aborting the job\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(exit_code or 1)
+    MPI.Finalize()
+    _wait_for_workers_to_exit(rt.worker_processes)
+    os._exit(exit_code)
+
+
+def _wait_for_workers_to_exit(processes, timeout=3.0):
+    """Let workers finish exiting before the head does: a launcher that sees the head exit
+    with a nonzero status kills the stragglers and reports their signal instead."""
+    import psutil
+    here = socket.gethostname()
+    local = [pid for host, pid in processes if host == here]
+    deadline = time.monotonic() + timeout
+    while any(psutil.pid_exists(pid) and _alive(pid) for pid in local):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
+    if len(local) < len(processes):
+        time.sleep(0.2)   # workers on other hosts: no way to watch them, give them a moment
+
+
+def _alive(pid):
+    import psutil
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def worker_exit_hard():
+    """A worker whose task still runs when the job ends: finalize and leave at once."""
+    from mpi4py import MPI
+    MPI.Finalize()
+    os._exit(0)
+
+
+def host():
+    return socket.gethostname()

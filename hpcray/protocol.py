@@ -1,0 +1,87 @@
+"""The messages ranks send each other, and the task specification they carry.
+
+Every runtime message is a tuple ``(kind, *fields)`` pickled by mpi4py and sent on ``TAG`` of the
+runtime's private communicator (a ``Dup`` of the job's, so user MPI traffic never mixes with it).
+
+====================  ==========================  ==========================================
+kind                  direction                   fields
+====================  ==========================  ==========================================
+TASK                  scheduler -> executor       TaskSpec
+SPILL                 busy worker -> head         TaskSpec (the head places it)
+RESULT                executor -> owner           task_id, [(object_id, object), ...]
+DONE                  executor -> head            task_id (frees the head's slot accounting)
+BLOCKED / UNBLOCKED   executor -> head            task_id (a task waits in ``get``)
+GET_OBJECT            any rank -> owner           object_id, requesting rank
+OBJECT                owner -> requester          object_id, object
+CANCEL                owner -> head/executor      task_id
+SHUTDOWN              head -> workers             session (``None``: leave the job)
+RESET                 head -> workers             new session number (after ``shutdown()``)
+BYE                   worker -> head              rank (acknowledges SHUTDOWN, then finalizes)
+BATCH                 any                         [message, ...]
+====================  ==========================  ==========================================
+"""
+from enum import IntEnum
+
+TAG = 7
+
+
+class Msg(IntEnum):
+    TASK = 1
+    SPILL = 2
+    RESULT = 3
+    DONE = 4
+    BLOCKED = 5
+    UNBLOCKED = 6
+    GET_OBJECT = 7
+    OBJECT = 8
+    CANCEL = 9
+    SHUTDOWN = 10
+    RESET = 11
+    BYE = 12
+    BATCH = 13
+
+
+# Object ids are integers: the owner's rank in the high bits, a per-owner counter below.
+OWNER_SHIFT = 40
+
+
+def make_id(owner, counter):
+    return (owner << OWNER_SHIFT) | counter
+
+
+def owner_of(object_id):
+    return object_id >> OWNER_SHIFT
+
+
+class TaskSpec:
+    """Everything an executor needs to run one task and send its results to the owner.
+
+    A task with ``num_returns = k`` owns object ids ``task_id .. task_id + k - 1``.
+    ``deps`` lists the object ids of the top-level ``ObjectRef`` arguments, resolved to values
+    before the call. ``via_head`` tells the executor to report completion to the head too.
+    """
+    __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
+                 "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
+                 "session")
+
+    def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
+                 resources, max_retries, retry_exceptions, via_head, session):
+        self.task_id = task_id
+        self.owner = owner
+        self.name = name
+        self.func_id = func_id
+        self.func_blob = func_blob
+        self.args_blob = args_blob
+        self.deps = deps
+        self.num_returns = num_returns
+        self.resources = resources
+        self.max_retries = max_retries
+        self.retry_exceptions = retry_exceptions
+        self.via_head = via_head
+        self.session = session
+
+    def __reduce__(self):
+        return (TaskSpec, tuple(getattr(self, name) for name in TaskSpec.__slots__))
+
+    def return_ids(self):
+        return range(self.task_id, self.task_id + self.num_returns)

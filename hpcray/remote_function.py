@@ -1,0 +1,91 @@
+"""``@remote`` functions: option handling and submission of their tasks."""
+import functools
+import hashlib
+
+from . import serialization
+
+# Options Ray accepts on tasks; those without meaning here are accepted and ignored, so that
+# Ray programs run unchanged (see README, "Coming from Ray").
+TASK_OPTIONS = {
+    "num_returns", "num_cpus", "num_gpus", "resources", "max_retries", "retry_exceptions",
+    "name", "memory", "scheduling_strategy", "runtime_env", "accelerator_type", "max_calls",
+    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
+    "label_selector", "enable_task_events", "_metadata", "object_store_memory",
+}
+
+
+def validate_options(options, allowed, what):
+    for key in options:
+        if key not in allowed:
+            raise ValueError(f"invalid option {key!r} for {what}; valid options are "
+                             f"{', '.join(sorted(allowed))}")
+    num_returns = options.get("num_returns", 1)
+    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+    retries = options.get("max_retries", 0)
+    if not isinstance(retries, int) or retries < -1:
+        raise ValueError(f"max_retries must be an int >= -1, got {retries!r}")
+    retry_exceptions = options.get("retry_exceptions", False)
+    if not isinstance(retry_exceptions, bool):
+        if not (isinstance(retry_exceptions, (list, tuple)) and all(
+                isinstance(c, type) and issubclass(c, BaseException) for c in retry_exceptions)):
+            raise ValueError("retry_exceptions must be a bool or a list of exception classes")
+    for key in ("num_cpus", "num_gpus"):
+        value = options.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+    resources = options.get("resources")
+    if resources is not None and not isinstance(resources, dict):
+        raise ValueError(f"resources must be a dict, got {resources!r}")
+    return options
+
+
+class _Export:
+    """The pickled function and its id, computed once and shared by ``.options()`` copies."""
+    __slots__ = ("blob", "func_id")
+
+    def __init__(self):
+        self.blob = None
+        self.func_id = None
+
+
+class RemoteFunction:
+    """A function turned into a task factory by ``@hpcray.remote``; call ``.remote(...)``."""
+
+    def __init__(self, function, options=None, _export=None):
+        self._function = function
+        self._options = validate_options(dict(options or {}), TASK_OPTIONS,
+                                         f"remote function {function.__qualname__}")
+        self._export = _export or _Export()
+        self._name = f"{function.__module__}.{function.__qualname__}"
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        name = self._function.__name__
+        raise TypeError(f"remote functions cannot be called directly: instead of {name}(...), "
+                        f"use {name}.remote(...)")
+
+    def options(self, **options):
+        """Return a copy of this function with some options overridden (Ray's ``.options``)."""
+        merged = dict(self._options)
+        merged.update(options)
+        return RemoteFunction(self._function, merged, self._export)
+
+    def remote(self, *args, **kwargs):
+        """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1."""
+        from .api import submit_task
+        return submit_task(self, args, kwargs)
+
+    def exported(self):
+        export = self._export
+        if export.blob is None:
+            blob = serialization.dumps_function(self._function)
+            export.func_id = hashlib.blake2b(blob, digest_size=12).digest()
+            export.blob = blob
+        return export.blob, export.func_id
+
+    def __reduce__(self):
+        return (RemoteFunction, (self._function, self._options))
+
+    def __repr__(self):
+        return f"<hpcray remote function {self._name}>"

@@ -1,0 +1,648 @@
+"""The per-rank runtime: ownership of objects, task submission, dependency resolution, ``get``.
+
+Data flow of one task (``docs/architecture.md`` draws it larger)::
+
+    driver / task on rank A (owner)          head (rank 0)               executor rank B
+    ---------------------------------        ------------------          -----------------------
+    f.remote(x, ref) --> TaskSpec
+      |  on rank 0: GlobalScheduler.place --------------------------------> TASK
+      |  on a worker: NodeLoad.pick ---- own node has room -------------> TASK
+      |                   `-- node busy --> SPILL --> GlobalScheduler.place --> TASK
+      |                                                                    |  deps owned elsewhere:
+      |                                                   GET_OBJECT <-----'  (owner replies OBJECT
+      |                                                                    |   once it is ready)
+      |                                                                    v
+      |                                                      ready queue -> execute (worker.py)
+    objects[id] <------------------------------------------------------ RESULT
+    get(ref) returns                             DONE <-- (if the head placed it for another owner)
+
+Every rank owns the objects it creates (``put``) or whose tasks it submits, and keeps them in
+``objects`` until the last local ``ObjectRef`` is gone; other ranks ask the owner for them.
+All state is guarded by one re-entrant lock that is also the MPI lock: message handlers run
+with it held, user code never does. Waits (``get``, ``wait``, the worker loop) poll MPI under
+the lock and, on executing ranks, run queued tasks between polls, so a task blocked in ``get``
+keeps its rank serving work and nested tasks cannot deadlock the pool.
+"""
+import itertools
+import os
+import sys
+import threading
+import time
+from collections import defaultdict, deque
+from concurrent.futures import Future
+
+from mpi4py import MPI
+
+from . import serialization, worker
+from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
+                         TaskCancelledError)
+from .protocol import Msg, TaskSpec, make_id, owner_of, OWNER_SHIFT
+from .scheduler import GlobalScheduler, NodeLoad, check_feasible
+from .transport import Backoff, Transport
+
+_instance = None          # this process's Runtime, once started
+_pinned_ids = threading.local()
+
+
+def get_runtime():
+    if _instance is None:
+        raise RuntimeBrokenError("hpcray is not running in this process; call hpcray.init()")
+    return _instance
+
+
+def current_rank():
+    return _instance.rank if _instance is not None else 0
+
+
+def note_ref(object_id, delta):
+    """Count ObjectRef instances of objects this rank owns (called from __init__/__del__)."""
+    runtime = _instance
+    if runtime is not None and object_id >> OWNER_SHIFT == runtime.rank:
+        runtime.ref_events.append((object_id, delta))
+
+
+def note_escape(object_id):
+    """A ref to an owned object was pickled: others may hold it, so it is never freed here."""
+    runtime = _instance
+    if runtime is not None and object_id >> OWNER_SHIFT == runtime.rank:
+        if object_id not in getattr(_pinned_ids, "ids", ()):
+            runtime.ref_events.append((object_id, 0))
+
+
+class TaskRecord:
+    """What an owner remembers about a task it submitted until the results arrive."""
+    __slots__ = ("spec", "where")
+
+    def __init__(self, spec, where):
+        self.spec = spec
+        self.where = where
+
+
+class Runtime:
+    def __init__(self, comm, config, node_comm, node_index, capacities, on_exit=None,
+                 watch_parent=True):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.config = config
+        self.lock = threading.RLock()
+        self.transport = Transport(comm)
+        self.session = 0
+        self.node_index = node_index
+        self.on_exit = on_exit                 # how this rank leaves the job (hard path)
+        self.parent_pid = os.getppid() if watch_parent else None
+        self.executors = list(range(1, self.size)) or [0]
+        self.capacities = capacities           # rank -> {resource: amount}, same on every rank
+        self.executes = self.rank in self.executors
+        self._ids = itertools.count(1)
+        self.tls = threading.local()
+
+        # Ownership: objects this rank owns, or holds for a task it runs.
+        self.objects = {}                      # object_id -> (kind, payload)
+        self.pending = {}                      # owned object_id -> task_id not finished yet
+        self.callbacks = defaultdict(list)     # object_id -> [fn(obj)] fired when it arrives
+        self.fetching = set()                  # object ids asked of their owners
+        self.tasks = {}                        # task_id -> TaskRecord (owner side)
+        self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
+        self.refcounts = defaultdict(int)
+        self.escaped = set()
+        self.ref_events = deque()
+
+        # Execution: tasks that arrived here.
+        self.waiting = {}                      # task_id -> [spec, dep_objects, missing count]
+        self.ready = deque()                   # (spec, dep_objects)
+        self.functions = {}                    # func_id -> callable
+        self.executing = 0                     # depth of tasks running on the main thread
+
+        self.scheduler = GlobalScheduler(
+            {r: capacities[r] for r in self.executors}, config.prefetch) if self.rank == 0 else None
+        self.node = NodeLoad(node_comm, node_comm.allgather(self.rank), set(self.executors))
+        self.queue_limit = 1 + config.prefetch
+
+        self.stopping = False
+        self.broken = None
+        self.byes = set()
+        self.worker_processes = []             # (host, pid) of workers that said goodbye
+        self.fg_polling = 0                    # threads polling in a loop right now
+        self.serving = 1 if self.executes else 0   # threads able to pick up the next task
+        self.sleepers = []                     # [done, event] of tasks blocked in get
+        self.user_code = threading.Event()     # set while the main thread runs user code
+        self.handlers = {
+            Msg.TASK: self._on_task, Msg.SPILL: self._on_spill, Msg.RESULT: self._on_result,
+            Msg.DONE: self._on_done, Msg.BLOCKED: self._on_blocked,
+            Msg.UNBLOCKED: self._on_unblocked, Msg.GET_OBJECT: self._on_get_object,
+            Msg.OBJECT: self._on_object, Msg.CANCEL: self._on_cancel,
+            Msg.SHUTDOWN: self._on_shutdown, Msg.RESET: self._on_reset, Msg.BYE: self._on_bye,
+            Msg.BATCH: self._on_batch,
+        }
+        self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
+                                            daemon=True)
+        self._background.start()
+        if self.rank == 0 and self.executes:   # alone, the head also executes tasks
+            threading.Thread(target=self.serve, name="hpcray-executor", daemon=True).start()
+
+    # ------------------------------------------------------------------ ids and ownership
+    def new_id(self, count=1):
+        first = next(self._ids)
+        for _ in range(count - 1):
+            next(self._ids)
+        return make_id(self.rank, first)
+
+    def _process_ref_events(self):
+        events = self.ref_events
+        refcounts = self.refcounts
+        while events:
+            object_id, delta = events.popleft()
+            if delta == 0:
+                self.escaped.add(object_id)
+                continue
+            count = refcounts[object_id] + delta
+            if count > 0:
+                refcounts[object_id] = count
+            else:
+                del refcounts[object_id]
+                self._maybe_free(object_id)
+
+    def _maybe_free(self, object_id):
+        if (object_id not in self.escaped and not self.pins.get(object_id)
+                and not self.refcounts.get(object_id) and object_id not in self.pending
+                and not self.callbacks.get(object_id)):
+            self.objects.pop(object_id, None)
+
+    # ------------------------------------------------------------------ progress
+    def progress(self):
+        """Handle what has arrived (caller holds the lock); return the number of messages."""
+        if self.ref_events:
+            self._process_ref_events()
+        return self.transport.poll(self._handle)
+
+    def _handle(self, message):
+        self.handlers[message[0]](*message[1:])
+
+    def _on_batch(self, messages):
+        for message in messages:
+            self._handle(message)
+
+    def _background_loop(self):
+        """Serve messages while every thread of this rank is busy in user code."""
+        interval = self.config.background_poll
+        next_check = 0.0
+        try:
+            while not self.stopping:
+                if self.parent_pid is not None and time.monotonic() > next_check:
+                    next_check = time.monotonic() + 0.5
+                    self._check_launcher()
+                if not self.user_code.wait(0.05):
+                    continue
+                time.sleep(interval)
+                if self.fg_polling or self.stopping:
+                    continue
+                with self.lock:
+                    if not self.stopping:
+                        self.progress()
+        except BaseException as error:   # a bug here must not leave the job hanging
+            self._fatal(f"progress thread failed: {error!r}")
+
+    def _check_launcher(self):
+        """A rank whose launcher (mpiexec's proxy, slurmstepd) died is orphaned: leave."""
+        if os.getppid() != self.parent_pid:
+            sys.stderr.write(f"hpcray: rank {self.rank}: the launcher process is gone; exiting\n")
+            sys.stderr.flush()
+            os._exit(1)
+
+    def wait_until(self, done, deadline=None):
+        """Wait until ``done()`` (checked under the lock) or the deadline; return which.
+
+        A task that waits hands its rank's execution slot to another thread (see
+        :meth:`serve`), so a rank blocked in ``get`` keeps running other tasks and resumes
+        as soon as what it waits for arrives, whatever those tasks wait for: nested tasks
+        deeper than the number of ranks cannot deadlock. Anything else (the driver) polls.
+        """
+        stack = getattr(self.tls, "stack", None)
+        if stack:
+            return self._wait_in_task(stack[-1], done, deadline)
+        return self._poll_until(done, deadline)
+
+    def _poll_until(self, done, deadline):
+        backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
+        with self.lock:
+            self.fg_polling += 1
+        try:
+            while True:
+                with self.lock:
+                    if self.broken:
+                        raise RuntimeBrokenError(self.broken)
+                    activity = self.progress()
+                    if done():
+                        return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                if activity:
+                    backoff.reset()
+                else:
+                    backoff.pause()
+        finally:
+            with self.lock:
+                self.fg_polling -= 1
+
+    def _wait_in_task(self, spec, done, deadline):
+        with self.lock:
+            self.progress()
+            if done():
+                return True
+            self._note_blocked(spec)
+            sleeper = [done, threading.Event()]
+            self.sleepers.append(sleeper)
+            self.serving -= 1
+            if self.serving == 0:
+                self._start_server()
+        try:
+            while True:
+                # Each blocked task sleeps on its own event, set by whoever delivers what it
+                # waits for: no thundering herd when hundreds of nested tasks are blocked.
+                timeout = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if timeout > 0:
+                    sleeper[1].wait(timeout)
+                with self.lock:
+                    if self.broken:
+                        raise RuntimeBrokenError(self.broken)
+                    if done():
+                        return True
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return False
+                    sleeper[1].clear()
+        finally:
+            with self.lock:
+                self.sleepers.remove(sleeper)
+                self.serving += 1
+                self._note_unblocked(spec)
+
+    def _wake_sleepers(self):
+        for done, event in self.sleepers:
+            if not event.is_set() and done():
+                event.set()
+
+    def _start_server(self):
+        self.serving += 1
+        threading.Thread(target=self.serve, args=(True,), name="hpcray-executor",
+                         daemon=True).start()
+
+    def serve(self, helper=False):
+        """Execute tasks that arrive until the job ends (lock not held by the caller).
+
+        The main thread of a worker serves for the whole job. When the task a server runs
+        blocks in ``get``, a helper thread takes over serving; once the blocked task resumes
+        and finishes, surplus helpers retire, so one thread serves when nothing is blocked.
+        """
+        backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
+        with self.lock:
+            self.fg_polling += 1
+        try:
+            while not self.stopping:
+                item = None
+                with self.lock:
+                    if helper and self.serving > 1:
+                        self.serving -= 1
+                        return
+                    activity = self.progress()
+                    if self.ready:
+                        item = self.ready.popleft()
+                        self.fg_polling -= 1
+                if item is not None:
+                    try:
+                        worker.run_task(self, *item)
+                    finally:
+                        with self.lock:
+                            self.fg_polling += 1
+                    backoff.reset()
+                elif activity:
+                    backoff.reset()
+                else:
+                    backoff.pause()
+        finally:
+            with self.lock:
+                self.fg_polling -= 1
+
+    def _note_blocked(self, spec):
+        """The running task waits: lend its slot to other work (lock held)."""
+        self.node.add(-1)
+        if spec.via_head:
+            self.transport.send(0, (Msg.BLOCKED, spec.task_id))
+
+    def _note_unblocked(self, spec):
+        self.node.add(+1)
+        if spec.via_head:
+            self.transport.send(0, (Msg.UNBLOCKED, spec.task_id))
+
+    # ------------------------------------------------------------------ submission (owner)
+    def submit(self, spec, dep_ids):
+        """Register ``spec`` as owned here and send it where it should run (lock held)."""
+        check_feasible(self.capacities, spec.resources, f"task {spec.name}")
+        for object_id in spec.return_ids():
+            self.pending[object_id] = spec.task_id
+        for object_id in dep_ids:
+            if owner_of(object_id) == self.rank:
+                self.pins[object_id] += 1
+        self.tasks[spec.task_id] = record = TaskRecord(spec, None)
+        record.where = self._place(spec)
+
+    def _place(self, spec):
+        if self.rank == 0:
+            spec.via_head = True
+            target = self.scheduler.place(spec)
+            if target is not None:
+                self.transport.send(target, (Msg.TASK, spec))
+            return 0 if target is None else target
+        target = self.node.pick(self.queue_limit, self.capacities, spec.resources)
+        if target is None:
+            spec.via_head = True
+            self.transport.send(0, (Msg.SPILL, spec))
+            return 0
+        spec.via_head = False
+        self.transport.send(target, (Msg.TASK, spec))
+        return target
+
+    def _on_spill(self, spec):
+        target = self.scheduler.place(spec)
+        if target is not None:
+            self.transport.send(target, (Msg.TASK, spec))
+
+    def _dispatch(self, placed):
+        for target, spec in placed:
+            self.transport.send(target, (Msg.TASK, spec))
+
+    def _on_done(self, task_id):
+        self._dispatch(self.scheduler.on_done(task_id))
+
+    def _on_blocked(self, task_id):
+        self._dispatch(self.scheduler.on_blocked(task_id, True))
+
+    def _on_unblocked(self, task_id):
+        self.scheduler.on_blocked(task_id, False)
+
+    def _on_result(self, task_id, results):
+        record = self.tasks.pop(task_id, None)
+        for object_id, obj in results:
+            if self.pending.pop(object_id, None) is None:
+                continue                       # stale (an old session) or already cancelled
+            if (self.refcounts.get(object_id) or object_id in self.escaped
+                    or object_id in self.callbacks or object_id in self.pins):
+                self.objects[object_id] = obj
+            self._fire(object_id, obj)
+        if record is not None:
+            self._unpin(record.spec)
+        if self.rank == 0:
+            self._dispatch(self.scheduler.on_done(task_id))
+
+    def _unpin(self, spec):
+        for object_id in spec.deps:
+            if owner_of(object_id) == self.rank and object_id in self.pins:
+                self.pins[object_id] -= 1
+                if self.pins[object_id] <= 0:
+                    del self.pins[object_id]
+                    self._maybe_free(object_id)
+
+    def _fire(self, object_id, obj):
+        callbacks = self.callbacks.pop(object_id, None)
+        if callbacks:
+            for callback in callbacks:
+                callback(obj)
+            if self.sleepers:
+                self._wake_sleepers()
+
+    # ------------------------------------------------------------------ object access
+    def lookup(self, object_id, callback):
+        """Call ``callback(obj)`` once the object is available here (lock held)."""
+        obj = self.objects.get(object_id)
+        if obj is not None:
+            callback(obj)
+            return
+        owner = owner_of(object_id)
+        if owner == self.rank:
+            if object_id in self.pending:
+                self.callbacks[object_id].append(callback)
+            else:
+                callback(_lost(object_id))
+            return
+        self.callbacks[object_id].append(callback)
+        if object_id not in self.fetching:
+            self.fetching.add(object_id)
+            self.transport.send(owner, (Msg.GET_OBJECT, object_id, self.rank))
+
+    def _on_get_object(self, object_id, requester):
+        self.escaped.add(object_id)      # another rank holds a ref: never free it here
+        self.lookup(object_id, lambda obj: self.transport.send(requester, (Msg.OBJECT, object_id, obj)))
+
+    def _on_object(self, object_id, obj):
+        self.fetching.discard(object_id)
+        self._fire(object_id, obj)
+
+    def put_object(self, obj):
+        object_id = self.new_id()
+        self.objects[object_id] = obj
+        return object_id
+
+    def get_objects(self, object_ids, timeout=None):
+        """Return the stored objects for ``object_ids``, waiting for them (bounded by timeout)."""
+        found = {}
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        with self.lock:
+            for object_id in set(object_ids):
+                self.lookup(object_id, lambda obj, oid=object_id: found.__setitem__(oid, obj))
+        wanted = len(set(object_ids))
+        if len(found) < wanted:
+            if not self.wait_until(lambda: len(found) >= wanted, deadline):
+                raise GetTimeoutError(
+                    f"get timed out after {timeout} s: {wanted - len(found)} of {wanted} "
+                    f"objects not ready")
+        return [found[object_id] for object_id in object_ids]
+
+    def ready_set(self, object_ids, num_returns, timeout):
+        """Object ids among ``object_ids`` that are ready, waiting until ``num_returns`` are."""
+        ready = set()
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        with self.lock:
+            for object_id in object_ids:
+                self.lookup(object_id, lambda obj, oid=object_id: ready.add(oid))
+        if len(ready) < num_returns:
+            self.wait_until(lambda: len(ready) >= num_returns, deadline)
+        return set(ready)
+
+    def future_of(self, ref):
+        future = Future()
+
+        def complete(obj):
+            try:
+                future.set_result(serialization.materialize(obj))
+            except BaseException as error:
+                future.set_exception(error)
+        with self.lock:
+            self.lookup(ref.id, lambda obj: complete(obj))
+        return future
+
+    # ------------------------------------------------------------------ execution
+    def _on_task(self, spec):
+        if spec.session != self.session:
+            return
+        self.node.add(+1)
+        dep_objects = {}
+        missing = [object_id for object_id in spec.deps if object_id not in self.objects]
+        for object_id in spec.deps:
+            if object_id in self.objects:
+                dep_objects[object_id] = self.objects[object_id]
+        if not missing:
+            self.ready.append((spec, dep_objects))
+            return
+        entry = self.waiting[spec.task_id] = [spec, dep_objects, len(set(missing))]
+
+        def arrived(obj, object_id):
+            if self.waiting.get(spec.task_id) is not entry:
+                return                          # cancelled meanwhile
+            dep_objects[object_id] = obj
+            entry[2] -= 1
+            if entry[2] == 0:
+                del self.waiting[spec.task_id]
+                self.ready.append((spec, dep_objects))
+        for object_id in set(missing):
+            self.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
+
+    def finish_task(self, spec, results):
+        """Send a task's results to its owner and release its slot (lock held)."""
+        self.node.add(-1)
+        if spec.session != self.session:
+            return
+        if spec.owner == self.rank:
+            self._on_result(spec.task_id, results)
+        else:
+            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results))
+        if spec.via_head and spec.owner != 0:
+            self.transport.send(0, (Msg.DONE, spec.task_id))
+
+    # ------------------------------------------------------------------ cancellation
+    def cancel(self, object_id):
+        task_id = self.pending.get(object_id)
+        if task_id is None:
+            return
+        record = self.tasks.get(task_id)
+        if record is None:
+            return
+        if self.rank == 0:
+            self._on_cancel(task_id)
+        else:
+            self.transport.send(record.where, (Msg.CANCEL, task_id))
+
+    def _on_cancel(self, task_id):
+        if self.rank == 0:
+            spec = self.scheduler.cancel_queued(task_id)
+            if spec is not None:
+                self._send_cancelled(spec)
+                return
+            where = self.scheduler.where(task_id)
+            if where is not None and where != self.rank:
+                self.transport.send(where, (Msg.CANCEL, task_id))
+                return
+        entry = self.waiting.pop(task_id, None)
+        if entry is not None:
+            self.node.add(-1)
+            self._send_cancelled(entry[0], via_head=entry[0].via_head)
+            return
+        for item in self.ready:
+            if item[0].task_id == task_id:
+                self.ready.remove(item)
+                self.node.add(-1)
+                self._send_cancelled(item[0], via_head=item[0].via_head)
+                return
+
+    def _send_cancelled(self, spec, via_head=False):
+        error = (serialization.ERROR, serialization.dumps(TaskCancelledError(f"{spec.task_id:016x}")))
+        results = [(object_id, error) for object_id in spec.return_ids()]
+        if spec.owner == self.rank:
+            self._on_result(spec.task_id, results)
+        else:
+            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results))
+        if via_head and spec.owner != 0:
+            self.transport.send(0, (Msg.DONE, spec.task_id))
+
+    # ------------------------------------------------------------------ sessions and shutdown
+    def reset_session(self, capacities=None):
+        """Start a new session (``shutdown()`` then ``init()``): forget every object and task."""
+        with self.lock:
+            self.session += 1
+            if capacities is not None:
+                self.capacities = capacities
+            self._forget()
+            if self.scheduler is not None:
+                self.scheduler.reset({r: self.capacities[r] for r in self.executors})
+            for rank in range(1, self.size):
+                self.transport.send(rank, (Msg.RESET, self.session, self.capacities))
+
+    def _forget(self):
+        failed = list(self.callbacks.items())
+        self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
+        self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
+        self.ready.clear()
+        for object_id, callbacks in failed:
+            for callback in callbacks:
+                callback(_lost(object_id))
+
+    def _on_reset(self, session, capacities):
+        self.session = session
+        self.capacities = capacities
+        dropped = len(self.waiting) + len(self.ready)
+        self.node.add(-dropped)
+        self._forget()
+
+    def shutdown_workers(self):
+        """Head: tell every worker to leave and wait (bounded) for their goodbyes."""
+        with self.lock:
+            for rank in range(1, self.size):
+                self.transport.send(rank, (Msg.SHUTDOWN,))
+        deadline = time.monotonic() + self.config.shutdown_grace
+        backoff = Backoff(0.0, 0.005)
+        while len(self.byes) < self.size - 1 and time.monotonic() < deadline:
+            with self.lock:
+                self.progress()
+            backoff.pause()
+        with self.lock:
+            self.stopping = True
+            self.transport.flush(1.0)
+        return len(self.byes) == self.size - 1
+
+    def _on_bye(self, rank, host, pid):
+        self.byes.add(rank)
+        self.worker_processes.append((host, pid))
+
+    def _on_shutdown(self):
+        self.stopping = True
+        if self.executing:
+            # A task still runs on the main thread: the job is over, so end this rank now.
+            self.leave(hard=True)
+
+    def leave(self, hard=False):
+        """Worker: say goodbye to the head and leave the job (finalizing MPI)."""
+        with self.lock:
+            self.stopping = True
+            self.transport.send(0, (Msg.BYE, self.rank, serialization.HOSTNAME, os.getpid()))
+            self.transport.flush(2.0)
+        if hard and self.on_exit is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.on_exit()
+
+    def _fatal(self, reason):
+        sys.stderr.write(f"hpcray: rank {self.rank}: {reason}; aborting the job\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(70)
+
+    def close(self):
+        self.stopping = True
+        self.user_code.set()
+        if self._background is not threading.current_thread():
+            self._background.join(timeout=1.0)
+        self.node.close()
+
+
+def _lost(object_id):
+    error = ObjectLostError(
+        f"object {object_id:016x} is gone: it was freed, or belongs to a runtime that was shut down")
+    return (serialization.ERROR, serialization.dumps(error))

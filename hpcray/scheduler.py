@@ -1,0 +1,197 @@
+"""Where tasks run: the head's global scheduler and each node's local choice.
+
+Scheduling is bottom-up, as in Ray's design. A task submitted on a worker is placed on its own
+node when some rank there has room (:class:`NodeLoad`, a load counter per rank kept in a small
+MPI shared-memory window, read without any message); otherwise it spills to the head. The head
+(:class:`GlobalScheduler`) places its own tasks and spilled ones on the least-loaded rank whose
+logical resources fit, queueing them when every rank is full.
+
+Resources are logical, as in Ray: a rank advertises ``{"CPU": c, "GPU": g, ...}``; a task's
+request must fit a rank's capacity to run there. A rank executes one task at a time, so a rank
+may hold up to ``capacity * (1 + prefetch)`` of requests, queued, to hide the round trip
+between finishing one task and receiving the next.
+"""
+from collections import deque
+
+import numpy as np
+from mpi4py import MPI
+
+from .exceptions import ResourceError
+
+
+def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1):
+    """Build a task's resource request ``{name: amount}`` from Ray-style options."""
+    request = {"CPU": float(default_cpus if num_cpus is None else num_cpus)}
+    if num_gpus:
+        request["GPU"] = float(num_gpus)
+    for name, amount in (resources or {}).items():
+        if name in ("CPU", "GPU"):
+            raise ValueError(f"use num_cpus/num_gpus rather than resources={{{name!r}: ...}}")
+        request[name] = float(amount)
+    for name, amount in request.items():
+        if amount < 0:
+            raise ValueError(f"resource {name} must not be negative, got {amount}")
+    return request
+
+
+def fits(capacity, request):
+    return all(capacity.get(name, 0.0) >= amount for name, amount in request.items() if amount)
+
+
+def check_feasible(capacities, request, what):
+    """Raise ResourceError, naming the resource, if no rank could ever run this request."""
+    if any(fits(capacity, request) for capacity in capacities.values()):
+        return
+    for name, amount in request.items():
+        best = max((capacity.get(name, 0.0) for capacity in capacities.values()), default=0.0)
+        if amount > best:
+            raise ResourceError(
+                f"{what} requests {name}={amount:g} but no rank of this job has that much "
+                f"(the largest has {name}={best:g}); it could never run")
+    raise ResourceError(f"{what} requests {request}, which no single rank of this job has")
+
+
+class GlobalScheduler:
+    """The head's view: capacity and current load of every executing rank, and a queue."""
+
+    def __init__(self, capacities, prefetch):
+        self.capacities = dict(capacities)     # rank -> {resource: amount}
+        self.prefetch = prefetch
+        self.used = {rank: {} for rank in capacities}
+        self.count = {rank: 0 for rank in capacities}
+        self.assigned = {}                     # task_id -> (rank, request, blocked)
+        self.queue = deque()                   # specs waiting for room
+
+    def _admits(self, rank, request):
+        capacity, used = self.capacities[rank], self.used[rank]
+        if self.count[rank] >= 8 * (1 + self.prefetch):
+            return False
+        limit = 1 + self.prefetch
+        for name, amount in request.items():
+            if amount and used.get(name, 0.0) + amount > capacity.get(name, 0.0) * limit:
+                return False
+        return True
+
+    def _load(self, rank):
+        cpus = self.capacities[rank].get("CPU", 0.0) or 1.0
+        return (self.used[rank].get("CPU", 0.0) / cpus, self.count[rank])
+
+    def place(self, spec):
+        """Return the rank to run ``spec`` on, or None after queueing it."""
+        if not self.queue:
+            rank = self._choose(spec.resources)
+            if rank is not None:
+                self._assign(spec, rank)
+                return rank
+        self.queue.append(spec)
+        return None
+
+    def _choose(self, request):
+        best, best_load = None, None
+        for rank in self.capacities:
+            if fits(self.capacities[rank], request) and self._admits(rank, request):
+                load = self._load(rank)
+                if best is None or load < best_load:
+                    best, best_load = rank, load
+        return best
+
+    def _assign(self, spec, rank):
+        self.assigned[spec.task_id] = [rank, spec.resources, False]
+        self._charge(rank, spec.resources, +1)
+        self.count[rank] += 1
+
+    def _charge(self, rank, request, sign):
+        used = self.used[rank]
+        for name, amount in request.items():
+            used[name] = used.get(name, 0.0) + sign * amount
+
+    def on_done(self, task_id):
+        """Free the task's slot; return ``[(rank, spec), ...]`` of queued tasks that now fit."""
+        entry = self.assigned.pop(task_id, None)
+        if entry is None:
+            return []
+        rank, request, blocked = entry
+        if not blocked:
+            self._charge(rank, request, -1)
+            self.count[rank] -= 1
+        return self.drain()
+
+    def on_blocked(self, task_id, blocked):
+        """A task waits in ``get``: its resources are lent to other tasks until it resumes."""
+        entry = self.assigned.get(task_id)
+        if entry is None or entry[2] == blocked:
+            return []
+        entry[2] = blocked
+        self._charge(entry[0], entry[1], -1 if blocked else +1)
+        self.count[entry[0]] += -1 if blocked else +1
+        return self.drain() if blocked else []
+
+    def drain(self):
+        placed = []
+        while self.queue:
+            spec = self.queue[0]
+            rank = self._choose(spec.resources)
+            if rank is None:
+                break
+            self.queue.popleft()
+            self._assign(spec, rank)
+            placed.append((rank, spec))
+        return placed
+
+    def cancel_queued(self, task_id):
+        """Remove a task still waiting at the head; return its spec, or None."""
+        for spec in self.queue:
+            if spec.task_id == task_id:
+                self.queue.remove(spec)
+                return spec
+        return None
+
+    def where(self, task_id):
+        entry = self.assigned.get(task_id)
+        return None if entry is None else entry[0]
+
+    def reset(self, capacities):
+        self.__init__(capacities, self.prefetch)
+
+
+class NodeLoad:
+    """Load counters of the ranks of one node, in a shared-memory window they all map.
+
+    Each rank writes only its own counter (tasks queued or running there, minus those blocked in
+    ``get``); any rank reads all of them to pick a place for a task it submits, with no message.
+    Reads may be a moment stale; that only makes a placement slightly less balanced.
+    """
+
+    def __init__(self, node_comm, global_ranks, executors):
+        self.node_comm = node_comm
+        self.local_rank = node_comm.Get_rank()
+        self.global_ranks = global_ranks       # node-local index -> job rank
+        itemsize = np.dtype(np.int64).itemsize
+        size = itemsize * node_comm.Get_size() if self.local_rank == 0 else 0
+        self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)
+        buffer, _ = self.window.Shared_query(0)
+        self.loads = np.ndarray(node_comm.Get_size(), dtype=np.int64, buffer=buffer)
+        if self.local_rank == 0:
+            self.loads[:] = 0
+        node_comm.Barrier()
+        # Ranks of this node that execute tasks (the head only does when it is alone).
+        self.candidates = [i for i, r in enumerate(global_ranks) if r in executors]
+
+    def add(self, delta):
+        self.loads[self.local_rank] += delta
+
+    def pick(self, limit, capacities, request):
+        """The least-loaded rank of this node with room for ``request``, or None."""
+        best, best_load = None, limit
+        loads = self.loads
+        for index in self.candidates:
+            load = loads[index]
+            if load < best_load and fits(capacities[self.global_ranks[index]], request):
+                best, best_load = index, load
+        return None if best is None else self.global_ranks[best]
+
+    def close(self):
+        if self.window is not None:
+            self.loads = None
+            self.window.Free()
+            self.window = None

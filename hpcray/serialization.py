@@ -1,0 +1,122 @@
+"""Turning values into bytes and back.
+
+Plain ``pickle`` (protocol 5) first, because it is fast and exact; ``cloudpickle`` only when plain
+pickle refuses (functions and classes defined in ``__main__``, lambdas, closures), as Dask's
+``distributed.protocol.pickle`` does. Objects are stored and sent as ``(kind, payload)`` pairs:
+``VALUE`` holds the pickled value, ``ERROR`` a pickled :class:`TaskError`.
+"""
+import os
+import pickle
+import socket
+import traceback
+
+import cloudpickle
+
+from .exceptions import SerializationError, TaskError
+
+VALUE = 0
+ERROR = 1
+
+HOSTNAME = socket.gethostname()
+
+
+def dumps(value):
+    """Pickle ``value``; fall back to cloudpickle for what plain pickle cannot do."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=5)
+
+
+loads = pickle.loads
+
+
+def dumps_function(function):
+    """Functions travel by value when they live in ``__main__`` (the workers cannot import it)."""
+    return cloudpickle.dumps(function, protocol=5)
+
+
+def serialize_args(function_name, args, kwargs):
+    """Pickle a task's arguments, or raise SerializationError naming the argument that failed."""
+    if not args and not kwargs:
+        return None
+    try:
+        return dumps((args, kwargs))
+    except Exception:
+        pass
+    for position, value in enumerate(args):
+        _check_picklable(value, f"argument {position} ({_short_repr(value)}) of {function_name}")
+    for name, value in kwargs.items():
+        _check_picklable(value, f"keyword argument {name!r} ({_short_repr(value)}) of {function_name}")
+    raise SerializationError(f"could not serialize the arguments of {function_name}")
+
+
+def _check_picklable(value, what):
+    try:
+        cloudpickle.dumps(value, protocol=5)
+    except Exception as error:
+        raise SerializationError(f"could not serialize {what}: {type(error).__name__}: {error}") from error
+
+
+def _short_repr(value, limit=80):
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def serialize_result(value, function_name, index):
+    """Pickle one return value; an unpicklable one becomes an error object for ``get``."""
+    try:
+        return (VALUE, dumps(value))
+    except Exception as error:
+        failure = SerializationError(
+            f"could not serialize return value {index} ({_short_repr(value)}) of {function_name}: "
+            f"{type(error).__name__}: {error}")
+        return error_object(failure, function_name, rank_label())
+
+
+def rank_label():
+    from . import runtime
+    rank = runtime.current_rank()
+    return f"rank {rank} on host {HOSTNAME} (pid {os.getpid()})"
+
+
+def error_object(exc, function_name, where, tb=None):
+    """Package an exception raised by a task as an ``ERROR`` object with its traceback text."""
+    if isinstance(exc, TaskError):   # an upstream task's error passes through unchanged
+        return (ERROR, dumps(TaskError(exc.function_name, exc.cause_repr, exc.remote_traceback,
+                                       _picklable_or_none(exc.cause))))
+    tb_text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+    header = f"Remote traceback ({function_name} on {where}):\n"
+    error = TaskError(function_name, f"{type(exc).__name__}: {exc}", header + tb_text,
+                      _picklable_or_none(exc))
+    return (ERROR, dumps(error))
+
+
+def _picklable_or_none(exc):
+    if exc is None:
+        return None
+    try:
+        blob = dumps(exc)
+        loads(blob)
+        return exc
+    except Exception:
+        return None
+
+
+def materialize(obj):
+    """Turn a stored ``(kind, payload)`` object into the value, or raise its error."""
+    kind, payload = obj
+    if kind == VALUE:
+        return loads(payload)
+    raise_error(loads(payload))
+
+
+def raise_error(error):
+    from .exceptions import RemoteTraceback
+    if isinstance(error, TaskError):
+        dual = error.as_instanceof_cause()
+        raise dual from RemoteTraceback(error.remote_traceback)
+    raise error

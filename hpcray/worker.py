@@ -1,0 +1,93 @@
+"""Running one task on an executing rank: deserialize, resolve arguments, call, retry, package.
+
+The runtime decides *when* a task runs (its worker loop, or a ``get`` that waits); this module
+does the running. User code always runs without the runtime lock held.
+"""
+from . import serialization
+from .exceptions import TaskError
+from .object_ref import ObjectRef
+from .serialization import ERROR, error_object, rank_label, serialize_result
+
+
+def run_task(runtime, spec, dep_objects):
+    """Run one task on the calling thread and hand its results to the runtime."""
+    stack = runtime.tls.__dict__.setdefault("stack", [])
+    with runtime.lock:
+        runtime.executing += 1
+        runtime.user_code.set()
+    stack.append(spec)
+    try:
+        results = execute(runtime, spec, dep_objects)
+    finally:
+        stack.pop()
+        with runtime.lock:
+            runtime.executing -= 1
+            if runtime.executing == 0 and runtime.rank != 0:
+                runtime.user_code.clear()
+            runtime.finish_task(spec, results)
+
+
+def _fail_all(spec, obj):
+    return [(object_id, obj) for object_id in spec.return_ids()]
+
+
+def execute(runtime, spec, dep_objects):
+    """Run ``spec``; return ``[(object_id, object), ...]`` for each of its return values."""
+    try:
+        function = runtime.functions.get(spec.func_id)
+        if function is None:
+            function = serialization.loads(spec.func_blob)
+            runtime.functions[spec.func_id] = function
+        if spec.args_blob is None:
+            args, kwargs = (), {}
+        else:
+            args, kwargs = serialization.loads(spec.args_blob)
+            if spec.deps:
+                args = [_resolve(value, dep_objects) for value in args]
+                kwargs = {name: _resolve(value, dep_objects) for name, value in kwargs.items()}
+    except TaskError as upstream:              # an argument's task failed: fail the same way
+        return _fail_all(spec, error_object(upstream, spec.name, rank_label()))
+    except BaseException as error:
+        return _fail_all(spec, error_object(error, spec.name, rank_label()))
+
+    attempts = 0
+    while True:
+        try:
+            value = function(*args, **kwargs)
+            break
+        except BaseException as error:          # SystemExit in a task fails the task, not the rank
+            if _should_retry(spec, error, attempts):
+                attempts += 1
+                continue
+            return _fail_all(spec, error_object(error, spec.name, rank_label(), error.__traceback__))
+
+    if spec.num_returns == 1:
+        return [(spec.task_id, serialize_result(value, spec.name, 0))]
+    try:
+        values = list(value)
+        if len(values) != spec.num_returns:
+            raise ValueError(f"{spec.name} declared num_returns={spec.num_returns} "
+                             f"but returned {len(values)} values")
+    except Exception as error:
+        return _fail_all(spec, error_object(error, spec.name, rank_label()))
+    return [(spec.task_id + index, serialize_result(item, spec.name, index))
+            for index, item in enumerate(values)]
+
+
+def _resolve(value, dep_objects):
+    if isinstance(value, ObjectRef) and value.id in dep_objects:
+        obj = dep_objects[value.id]
+        if obj[0] == ERROR:
+            serialization.raise_error(serialization.loads(obj[1]))
+        return serialization.loads(obj[1])
+    return value
+
+
+def _should_retry(spec, error, attempts):
+    if not spec.retry_exceptions or not isinstance(error, Exception):
+        return False
+    if spec.max_retries >= 0 and attempts >= spec.max_retries:
+        return False
+    if spec.retry_exceptions is True:
+        return True
+    return isinstance(error, tuple(spec.retry_exceptions))

@@ -1,0 +1,80 @@
+"""pytest fixtures for the hpcray test-suite.
+
+``run_job(script_source, n=2, args=(), timeout=60, env=None, embedded=False,
+prelude=True)`` writes ``script_source`` (dedented) into the test's tmp_path
+and runs ``mpiexec -n n python -m hpcray script.py *args`` -- or
+``python script.py *args`` when ``embedded=True`` -- and returns a
+``helpers.JobResult`` (returncode / stdout / stderr / duration / leftover,
+plus ``.value(name)`` / ``.error(name)`` for the ``RESULT`` lines printed by
+the script's ``check``/``record`` helpers, see helpers.PRELUDE).
+
+On timeout every Python rank receives SIGUSR1 (faulthandler stack dump),
+after 2 s the process tree is killed and the test fails showing the output.
+
+``start_job(...)`` is the same but returns the running ``helpers.Job``
+(call ``.wait(timeout)`` to get the JobResult).
+
+Environment knobs:
+  HPCRAY_TEST_TIMEOUT_SCALE  multiply every job timeout (slow machines), default 1.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from helpers import Job, JobResult  # noqa: E402
+
+TIMEOUT_SCALE = float(os.environ.get("HPCRAY_TEST_TIMEOUT_SCALE", "1"))
+
+
+def _check_tools():
+    bindir = os.path.dirname(sys.executable)
+    path = bindir + os.pathsep + os.environ.get("PATH", "")
+    if shutil.which("mpiexec", path=path) is None:
+        pytest.skip("mpiexec not found next to sys.executable or on PATH")
+
+
+@pytest.fixture
+def start_job(tmp_path):
+    jobs = []
+
+    def _start(script_source: str, n: int = 2, args=(), env=None, embedded: bool = False,
+               prelude: bool = True, name: str | None = None) -> Job:
+        if not embedded:
+            _check_tools()
+        job = Job(tmp_path, script_source, n=n, args=args, env=env, embedded=embedded,
+                  prelude=prelude, name=name).start()
+        jobs.append(job)
+        return job
+
+    yield _start
+    # Whatever happened in the test, leave no process behind.
+    for job in jobs:
+        if job.proc is not None and job.proc.poll() is None:
+            job.kill()
+            try:
+                job.proc.wait(timeout=10)
+            except Exception:
+                pass
+        else:
+            for p in job.all_procs():
+                try:
+                    p.kill()
+                except Exception:
+                    pass
+
+
+@pytest.fixture
+def run_job(start_job):
+    def _run(script_source: str, n: int = 2, args=(), timeout: float = 60, env=None,
+             embedded: bool = False, prelude: bool = True, name: str | None = None) -> JobResult:
+        job = start_job(script_source, n=n, args=args, env=env, embedded=embedded,
+                        prelude=prelude, name=name)
+        return job.wait(timeout * TIMEOUT_SCALE)
+
+    return _run
