@@ -43,9 +43,9 @@ def main(argv=None):
             MPI.COMM_WORLD.Abort(70)
         rt.close()
         MPI.Finalize()
-        os._exit(0)
+        return 0
     exit_code = run_script(rt, options.script, options.args)
-    job.finish_launched(rt, exit_code)
+    return job.finish_launched(rt, exit_code)
 
 
 def run_script(rt, script, args):

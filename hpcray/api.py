@@ -108,18 +108,14 @@ def _join_launched_job(declared):
         job.serve(rt)
         rt.close()
         MPI.Finalize()
-        os._exit(0)
+        sys.exit(0)
     rt.user_code.set()
     import atexit
     atexit.register(lambda: _finish_at_exit(rt))
 
 
 def _finish_at_exit(rt):
-    code = 0
-    exc = getattr(sys, "last_value", None)
-    if exc is not None:
-        code = 1
-    job.finish_launched(rt, code)
+    job.finish_launched(rt, 1 if getattr(sys, "last_value", None) is not None else 0)
 
 
 def _describe():

@@ -162,7 +162,7 @@ def serve_spawned(driver_pid):
         comm.Free()
         parent.Disconnect()
         MPI.Finalize()
-        os._exit(0)
+        exit_process(0)
     rt = start_runtime(comm, Config.from_env(), declared, on_exit=leave_now, head_apart=True)
     _watch_driver(rt, driver_pid)
     serve(rt)
@@ -200,38 +200,27 @@ def finish_launched(rt, exit_code):
         sys.stderr.flush()
         MPI.COMM_WORLD.Abort(exit_code or 1)
     MPI.Finalize()
-    _wait_for_workers_to_exit(rt.worker_processes)
-    os._exit(exit_code)
-
-
-def _wait_for_workers_to_exit(processes, timeout=3.0):
-    """Let workers finish exiting before the head does: a launcher that sees the head exit
-    with a nonzero status kills the stragglers and reports their signal instead."""
-    import psutil
-    here = socket.gethostname()
-    local = [pid for host, pid in processes if host == here]
-    deadline = time.monotonic() + timeout
-    while any(psutil.pid_exists(pid) and _alive(pid) for pid in local):
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.005)
-    if len(local) < len(processes):
-        time.sleep(0.2)   # workers on other hosts: no way to watch them, give them a moment
-
-
-def _alive(pid):
-    import psutil
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return exit_code
 
 
 def worker_exit_hard():
     """A worker whose task still runs when the job ends: finalize and leave at once."""
     from mpi4py import MPI
     MPI.Finalize()
-    os._exit(0)
+    exit_process(0)
+
+
+def exit_process(code):
+    """End the process from any thread, running C-level exit handlers (unlike ``os._exit``).
+
+    MPICH's launcher sometimes reports a rank that left through ``_exit`` as killed (status
+    9), which would replace the script's exit status; libc's ``exit`` keeps it. ``PyDLL``
+    keeps the GIL during the call, so no other Python thread runs while the process ends.
+    """
+    import ctypes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.PyDLL(None).exit(code)
 
 
 def host():

@@ -122,7 +122,6 @@ class Runtime:
         self.stopping = False
         self.broken = None
         self.byes = set()
-        self.worker_processes = []             # (host, pid) of workers that said goodbye
         self.fg_polling = 0                    # threads polling in a loop right now
         self.serving = 1 if self.executes else 0   # threads able to pick up the next task
         self.sleepers = []                     # [done, event] of tasks blocked in get
@@ -381,6 +380,8 @@ class Runtime:
         self.scheduler.on_blocked(task_id, False)
 
     def _on_result(self, task_id, results):
+        if self.ref_events:                    # refs created since the last poll count too
+            self._process_ref_events()
         record = self.tasks.pop(task_id, None)
         for object_id, obj in results:
             if self.pending.pop(object_id, None) is None:
@@ -608,9 +609,8 @@ class Runtime:
             self.transport.flush(1.0)
         return len(self.byes) == self.size - 1
 
-    def _on_bye(self, rank, host, pid):
+    def _on_bye(self, rank):
         self.byes.add(rank)
-        self.worker_processes.append((host, pid))
 
     def _on_shutdown(self):
         self.stopping = True
@@ -622,11 +622,12 @@ class Runtime:
         """Worker: say goodbye to the head and leave the job (finalizing MPI)."""
         with self.lock:
             self.stopping = True
-            self.transport.send(0, (Msg.BYE, self.rank, serialization.HOSTNAME, os.getpid()))
+            self.transport.send(0, (Msg.BYE, self.rank))
             self.transport.flush(2.0)
         if hard and self.on_exit is not None:
             sys.stdout.flush()
             sys.stderr.flush()
+            self.node.close()                  # collective with the node's other ranks
             self.on_exit()
 
     def _fatal(self, reason):
