@@ -7,6 +7,8 @@ variable                     default     meaning
 ===========================  ==========  ==========================================================
 HPCRAY_PREFETCH              2           tasks the head may queue on a worker beyond its CPUs, to
                                          hide the round trip between a result and the next task
+HPCRAY_QUEUE_SECONDS         0.002       for short tasks, the head queues about this much work (by the
+                                         measured mean task time) on each rank, up to 64 tasks
 HPCRAY_SPIN_SECONDS          0.0005      after activity, a waiting rank polls MPI without sleeping
                                          for this long (low latency for back-to-back work)
 HPCRAY_POLL_MAX_SLEEP        0.002       longest sleep between two polls of an idle rank; bounds the
@@ -47,6 +49,7 @@ def _int(name, default):
 @dataclass(frozen=True)
 class Config:
     prefetch: int
+    queue_seconds: float
     spin_seconds: float
     poll_max_sleep: float
     background_poll: float
@@ -59,6 +62,7 @@ class Config:
     def from_env(cls):
         return cls(
             prefetch=_int("HPCRAY_PREFETCH", 2),
+            queue_seconds=_float("HPCRAY_QUEUE_SECONDS", 0.002),
             spin_seconds=_float("HPCRAY_SPIN_SECONDS", 0.0005),
             poll_max_sleep=_float("HPCRAY_POLL_MAX_SLEEP", 0.002),
             background_poll=_float("HPCRAY_BACKGROUND_POLL", 0.001),

@@ -8,8 +8,8 @@ kind                  direction                   fields
 ====================  ==========================  ==========================================
 TASK                  scheduler -> executor       TaskSpec
 SPILL                 busy worker -> head         TaskSpec (the head places it)
-RESULT                executor -> owner           task_id, [(object_id, object), ...]
-DONE                  executor -> head            task_id (frees the head's slot accounting)
+RESULT                executor -> owner           task_id, [(object_id, object), ...], seconds
+DONE                  executor -> head            task_id, seconds (frees the head's slot)
 BLOCKED / UNBLOCKED   executor -> head            task_id (a task waits in ``get``)
 GET_OBJECT            any rank -> owner           object_id, requesting rank
 OBJECT                owner -> requester          object_id, object
@@ -17,15 +17,15 @@ CANCEL                owner -> head/executor      task_id
 SHUTDOWN              head -> workers             session (``None``: leave the job)
 RESET                 head -> workers             new session number (after ``shutdown()``)
 BYE                   worker -> head              rank (acknowledges SHUTDOWN, then finalizes)
-BATCH                 any                         [message, ...]
+BATCH                 any                         [message, ...] (what one rank had queued
+                                                  for another when it flushed its outbox)
 ====================  ==========================  ==========================================
 """
-from enum import IntEnum
-
 TAG = 7
 
 
-class Msg(IntEnum):
+class Msg:
+    """Message kinds (plain ints: they are pickled into every message).""" 
     TASK = 1
     SPILL = 2
     RESULT = 3
@@ -81,7 +81,9 @@ class TaskSpec:
         self.session = session
 
     def __reduce__(self):
-        return (TaskSpec, tuple(getattr(self, name) for name in TaskSpec.__slots__))
+        return (TaskSpec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
+                           self.args_blob, self.deps, self.num_returns, self.resources,
+                           self.max_retries, self.retry_exceptions, self.via_head, self.session))
 
     def return_ids(self):
         return range(self.task_id, self.task_id + self.num_returns)

@@ -115,7 +115,8 @@ class Runtime:
         self.executing = 0                     # depth of tasks running on the main thread
 
         self.scheduler = GlobalScheduler(
-            {r: capacities[r] for r in self.executors}, config.prefetch) if self.rank == 0 else None
+            {r: capacities[r] for r in self.executors}, config.prefetch,
+            config.queue_seconds) if self.rank == 0 else None
         self.node = NodeLoad(node_comm, node_comm.allgather(self.rank), set(self.executors))
         self.queue_limit = 1 + config.prefetch
 
@@ -199,6 +200,7 @@ class Runtime:
                 with self.lock:
                     if not self.stopping:
                         self.progress()
+                        self.transport.flush()
         except BaseException as error:   # a bug here must not leave the job hanging
             self._fatal(f"progress thread failed: {error!r}")
 
@@ -232,6 +234,7 @@ class Runtime:
                     if self.broken:
                         raise RuntimeBrokenError(self.broken)
                     activity = self.progress()
+                    self.transport.flush()
                     if done():
                         return True
                 if deadline is not None and time.monotonic() >= deadline:
@@ -250,6 +253,7 @@ class Runtime:
             if done():
                 return True
             self._note_blocked(spec)
+            self.transport.flush()
             sleeper = [done, threading.Event()]
             self.sleepers.append(sleeper)
             self.serving -= 1
@@ -307,6 +311,9 @@ class Runtime:
                     if self.ready:
                         item = self.ready.popleft()
                         self.fg_polling -= 1
+                    # Results of a burst of short tasks leave together, unless they pile up.
+                    if not self.ready or self.transport.queued >= 64:
+                        self.transport.flush()
                 if item is not None:
                     try:
                         worker.run_task(self, *item)
@@ -370,8 +377,8 @@ class Runtime:
         for target, spec in placed:
             self.transport.send(target, (Msg.TASK, spec))
 
-    def _on_done(self, task_id):
-        self._dispatch(self.scheduler.on_done(task_id))
+    def _on_done(self, task_id, seconds):
+        self._dispatch(self.scheduler.on_done(task_id, seconds))
 
     def _on_blocked(self, task_id):
         self._dispatch(self.scheduler.on_blocked(task_id, True))
@@ -379,7 +386,7 @@ class Runtime:
     def _on_unblocked(self, task_id):
         self.scheduler.on_blocked(task_id, False)
 
-    def _on_result(self, task_id, results):
+    def _on_result(self, task_id, results, seconds=None):
         if self.ref_events:                    # refs created since the last poll count too
             self._process_ref_events()
         record = self.tasks.pop(task_id, None)
@@ -393,7 +400,7 @@ class Runtime:
         if record is not None:
             self._unpin(record.spec)
         if self.rank == 0:
-            self._dispatch(self.scheduler.on_done(task_id))
+            self._dispatch(self.scheduler.on_done(task_id, seconds))
 
     def _unpin(self, spec):
         for object_id in spec.deps:
@@ -450,6 +457,7 @@ class Runtime:
         with self.lock:
             for object_id in set(object_ids):
                 self.lookup(object_id, lambda obj, oid=object_id: found.__setitem__(oid, obj))
+            self.transport.flush()
         wanted = len(set(object_ids))
         if len(found) < wanted:
             if not self.wait_until(lambda: len(found) >= wanted, deadline):
@@ -465,6 +473,7 @@ class Runtime:
         with self.lock:
             for object_id in object_ids:
                 self.lookup(object_id, lambda obj, oid=object_id: ready.add(oid))
+            self.transport.flush()
         if len(ready) < num_returns:
             self.wait_until(lambda: len(ready) >= num_returns, deadline)
         return set(ready)
@@ -479,6 +488,7 @@ class Runtime:
                 future.set_exception(error)
         with self.lock:
             self.lookup(ref.id, lambda obj: complete(obj))
+            self.transport.flush()
         return future
 
     # ------------------------------------------------------------------ execution
@@ -507,17 +517,17 @@ class Runtime:
         for object_id in set(missing):
             self.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
 
-    def finish_task(self, spec, results):
+    def finish_task(self, spec, results, seconds):
         """Send a task's results to its owner and release its slot (lock held)."""
         self.node.add(-1)
         if spec.session != self.session:
             return
         if spec.owner == self.rank:
-            self._on_result(spec.task_id, results)
+            self._on_result(spec.task_id, results, seconds)
         else:
-            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results))
+            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, seconds))
         if spec.via_head and spec.owner != 0:
-            self.transport.send(0, (Msg.DONE, spec.task_id))
+            self.transport.send(0, (Msg.DONE, spec.task_id, seconds))
 
     # ------------------------------------------------------------------ cancellation
     def cancel(self, object_id):
@@ -558,11 +568,11 @@ class Runtime:
         error = (serialization.ERROR, serialization.dumps(TaskCancelledError(f"{spec.task_id:016x}")))
         results = [(object_id, error) for object_id in spec.return_ids()]
         if spec.owner == self.rank:
-            self._on_result(spec.task_id, results)
+            self._on_result(spec.task_id, results, None)
         else:
-            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results))
+            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, None))
         if via_head and spec.owner != 0:
-            self.transport.send(0, (Msg.DONE, spec.task_id))
+            self.transport.send(0, (Msg.DONE, spec.task_id, None))
 
     # ------------------------------------------------------------------ sessions and shutdown
     def reset_session(self, capacities=None):
@@ -576,6 +586,7 @@ class Runtime:
                 self.scheduler.reset({r: self.capacities[r] for r in self.executors})
             for rank in range(1, self.size):
                 self.transport.send(rank, (Msg.RESET, self.session, self.capacities))
+            self.transport.flush()
 
     def _forget(self):
         failed = list(self.callbacks.items())
@@ -598,15 +609,17 @@ class Runtime:
         with self.lock:
             for rank in range(1, self.size):
                 self.transport.send(rank, (Msg.SHUTDOWN,))
+            self.transport.flush()
         deadline = time.monotonic() + self.config.shutdown_grace
         backoff = Backoff(0.0, 0.005)
         while len(self.byes) < self.size - 1 and time.monotonic() < deadline:
             with self.lock:
                 self.progress()
+                self.transport.flush()
             backoff.pause()
         with self.lock:
             self.stopping = True
-            self.transport.flush(1.0)
+            self.transport.drain(1.0)
         return len(self.byes) == self.size - 1
 
     def _on_bye(self, rank):
@@ -623,7 +636,7 @@ class Runtime:
         with self.lock:
             self.stopping = True
             self.transport.send(0, (Msg.BYE, self.rank))
-            self.transport.flush(2.0)
+            self.transport.drain(2.0)
         if hard and self.on_exit is not None:
             sys.stdout.flush()
             sys.stderr.flush()

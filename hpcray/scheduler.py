@@ -54,9 +54,12 @@ def check_feasible(capacities, request, what):
 class GlobalScheduler:
     """The head's view: capacity and current load of every executing rank, and a queue."""
 
-    def __init__(self, capacities, prefetch):
+    def __init__(self, capacities, prefetch, queue_seconds=0.002):
         self.capacities = dict(capacities)     # rank -> {resource: amount}
         self.prefetch = prefetch
+        self.queue_seconds = queue_seconds
+        self.depth = 1 + prefetch              # tasks a rank may hold per CPU it has
+        self.mean_seconds = None               # moving average of task durations
         self.used = {rank: {} for rank in capacities}
         self.count = {rank: 0 for rank in capacities}
         self.assigned = {}                     # task_id -> (rank, request, blocked)
@@ -64,9 +67,9 @@ class GlobalScheduler:
 
     def _admits(self, rank, request):
         capacity, used = self.capacities[rank], self.used[rank]
-        if self.count[rank] >= 8 * (1 + self.prefetch):
+        limit = self.depth
+        if self.count[rank] >= max(capacity.get("CPU", 0.0), 1.0) * limit:
             return False
-        limit = 1 + self.prefetch
         for name, amount in request.items():
             if amount and used.get(name, 0.0) + amount > capacity.get(name, 0.0) * limit:
                 return False
@@ -105,8 +108,18 @@ class GlobalScheduler:
         for name, amount in request.items():
             used[name] = used.get(name, 0.0) + sign * amount
 
-    def on_done(self, task_id):
-        """Free the task's slot; return ``[(rank, spec), ...]`` of queued tasks that now fit."""
+    def on_done(self, task_id, seconds=None):
+        """Free the task's slot; return ``[(rank, spec), ...]`` of queued tasks that now fit.
+
+        ``seconds`` (how long the task ran) adapts the queue depth: short tasks are queued
+        deeper on each rank, about ``queue_seconds`` of work, so ranks never wait for the head;
+        long tasks only ``1 + prefetch`` deep, so one slow rank does not hoard work.
+        """
+        if seconds is not None:
+            mean = self.mean_seconds
+            mean = seconds if mean is None else 0.9 * mean + 0.1 * seconds
+            self.mean_seconds = mean
+            self.depth = max(1 + self.prefetch, min(64, int(self.queue_seconds / max(mean, 1e-6))))
         entry = self.assigned.pop(task_id, None)
         if entry is None:
             return []
@@ -151,7 +164,7 @@ class GlobalScheduler:
         return None if entry is None else entry[0]
 
     def reset(self, capacities):
-        self.__init__(capacities, self.prefetch)
+        self.__init__(capacities, self.prefetch, self.queue_seconds)
 
 
 class NodeLoad:

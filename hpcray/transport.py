@@ -12,23 +12,44 @@ from collections import deque
 
 from mpi4py import MPI
 
-from .protocol import TAG
+from .protocol import TAG, Msg
 
 
 class Transport:
+    """Messages to other ranks wait in a per-destination outbox until :meth:`flush`, which
+    sends each destination's messages as one MPI message: a burst of task submissions or of
+    results costs one send, not one each."""
+
     def __init__(self, comm):
         self.comm = comm
         self.rank = comm.Get_rank()
         self._in_flight = []        # isend requests not yet known complete
         self._to_self = deque()
+        self._outbox = {}           # destination rank -> [message, ...]
+        self.queued = 0             # messages waiting in the outbox
 
     def send(self, dest, message):
         if dest == self.rank:
             self._to_self.append(message)
             return
-        request = self.comm.isend(message, dest, TAG)
-        if not request.Test():
-            self._in_flight.append(request)
+        box = self._outbox.get(dest)
+        if box is None:
+            self._outbox[dest] = [message]
+        else:
+            box.append(message)
+        self.queued += 1
+
+    def flush(self):
+        """Send everything in the outbox."""
+        if not self.queued:
+            return
+        outbox, self._outbox, self.queued = self._outbox, {}, 0
+        isend = self.comm.isend
+        for dest, messages in outbox.items():
+            message = messages[0] if len(messages) == 1 else (Msg.BATCH, messages)
+            request = isend(message, dest, TAG)
+            if not request.Test():
+                self._in_flight.append(request)
 
     def poll(self, handle, limit=256):
         """Receive and handle up to ``limit`` messages; return how many were handled."""
@@ -48,8 +69,9 @@ class Transport:
             handled += 1
         return handled
 
-    def flush(self, timeout):
-        """Wait (bounded) until every send has left this rank."""
+    def drain(self, timeout):
+        """Flush, then wait (bounded) until every send has left this rank."""
+        self.flush()
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
             self._in_flight = [r for r in self._in_flight if not r.Test()]

@@ -3,6 +3,8 @@
 The runtime decides *when* a task runs (its worker loop, or a ``get`` that waits); this module
 does the running. User code always runs without the runtime lock held.
 """
+import time
+
 from . import serialization
 from .exceptions import TaskError
 from .object_ref import ObjectRef
@@ -16,15 +18,17 @@ def run_task(runtime, spec, dep_objects):
         runtime.executing += 1
         runtime.user_code.set()
     stack.append(spec)
+    started = time.perf_counter()
     try:
         results = execute(runtime, spec, dep_objects)
     finally:
         stack.pop()
+        seconds = time.perf_counter() - started
         with runtime.lock:
             runtime.executing -= 1
             if runtime.executing == 0 and runtime.rank != 0:
                 runtime.user_code.clear()
-            runtime.finish_task(spec, results)
+            runtime.finish_task(spec, results, seconds)
 
 
 def _fail_all(spec, obj):
