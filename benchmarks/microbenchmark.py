@@ -320,7 +320,10 @@ def _under_mpi_launcher():
                 return True
         except Exception:
             pass
-    return int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1
+    # Set by Hydra (mpiexec), srun --mpi=pmi2, PMIx launchers and Open MPI: true even with
+    # one rank. ``import hpcray`` initialises MPI in a plain process too, so
+    # MPI.Is_initialized() alone cannot tell.
+    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK"))
 
 
 def _import_backend(name):
@@ -358,6 +361,14 @@ def _call_with_timeout(fn, seconds):
 
 
 def _worker_count(ray):
+    """Processes that execute tasks: hpcray's ranks other than the head (its world size is
+    an hpcray extension of the runtime context), else the cluster's logical CPUs."""
+    try:
+        size = ray.get_runtime_context().get_world_size()
+        if size > 1:
+            return size - 1
+    except Exception:
+        pass
     try:
         cpus = ray.cluster_resources().get("CPU")
         if cpus:
@@ -409,10 +420,6 @@ def run_backend(name, args):
     else:
         doc["mode"] = "mpi launcher" if _under_mpi_launcher() else "already initialised"
     doc["workers"] = _worker_count(ray)
-    if doc["workers"] is None and name == "hpcray":
-        mpi = sys.modules.get("mpi4py.MPI")
-        if mpi is not None and mpi.Is_initialized() and mpi.COMM_WORLD.Get_size() > 1:
-            doc["workers"] = mpi.COMM_WORLD.Get_size() - 1
     _log("[%s %s] mode=%s workers=%s" % (name, doc["version"], doc["mode"], doc["workers"]))
 
     try:

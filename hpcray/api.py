@@ -332,8 +332,17 @@ def available_resources():
 
 
 def nodes():
-    """One dict per node of the job: id, host, ranks and resources."""
+    """One dict per node of the job: id, host, ranks and logical resources (Ray's keys)."""
+    from .context import node_id
     rt = _runtime()
-    context = RuntimeContext(rt)
-    return [{"NodeID": context.get_node_id(), "Alive": True, "NodeManagerHostname": job.host(),
-             "Resources": cluster_resources(), "Ranks": list(range(rt.size))}]
+    result = []
+    for index in sorted(set(rt.node_of)):
+        ranks = [rank for rank, node in enumerate(rt.node_of) if node == index]
+        resources = {}
+        for rank in ranks:
+            for name, amount in rt.capacities[rank].items():
+                resources[name] = resources.get(name, 0.0) + amount
+        result.append({"NodeID": node_id(rt, index), "Alive": True,
+                       "NodeManagerHostname": rt.host_of[ranks[0]], "Resources": resources,
+                       "Ranks": ranks})
+    return result

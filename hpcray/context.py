@@ -1,6 +1,5 @@
 """``get_runtime_context()``: where the calling code runs."""
 import hashlib
-import socket
 
 from . import job as _job
 
@@ -25,7 +24,7 @@ class RuntimeContext:
 
     def get_node_id(self):
         """A hex id of this node (ranks sharing one object store share it)."""
-        return node_id(self._rt.node_index)
+        return node_id(self._rt, self._rt.node_index)
 
     def get_task_id(self):
         """The id of the task running in this thread, or None in the driver."""
@@ -53,5 +52,7 @@ class RuntimeContext:
                 "task_id": self.get_task_id(), "rank": self.get_rank()}
 
 
-def node_id(node_index):
-    return hashlib.sha1(f"{socket.gethostname()}/{node_index}".encode()).hexdigest()[:28]
+def node_id(rt, node_index):
+    """Same string on every rank: derived from the node's index and its first rank's host."""
+    host = rt.host_of[rt.node_of.index(node_index)]
+    return hashlib.sha1(f"{host}/{node_index}".encode()).hexdigest()[:28]

@@ -92,10 +92,13 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
     else:
         node_comm = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     leader = node_comm.bcast(comm.Get_rank(), root=0)
-    leaders = sorted(set(comm.allgather(leader)))
+    placement = comm.allgather((leader, socket.gethostname()))
+    leaders = sorted({lead for lead, _ in placement})
     watch_parent = not (head_apart and comm.Get_rank() == 0)   # an embedded driver has no launcher
     rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
                          watch_parent)
+    rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
+    rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
     runtime._instance = rt
     install_stack_dumps()
     return rt

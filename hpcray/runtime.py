@@ -28,10 +28,8 @@ import os
 import sys
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from concurrent.futures import Future
-
-from mpi4py import MPI
 
 from . import serialization, worker
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
@@ -102,6 +100,9 @@ class Runtime:
         self.pending = {}                      # owned object_id -> task_id not finished yet
         self.callbacks = defaultdict(list)     # object_id -> [fn(obj)] fired when it arrives
         self.fetching = set()                  # object ids asked of their owners
+        self.fetched = OrderedDict()           # object id -> copy of an object owned elsewhere
+        self.fetched_bytes = 0
+        self.arrivals = 0                      # objects delivered so far (wakes waiters)
         self.tasks = {}                        # task_id -> TaskRecord (owner side)
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.refcounts = defaultdict(int)
@@ -411,6 +412,7 @@ class Runtime:
                     self._maybe_free(object_id)
 
     def _fire(self, object_id, obj):
+        self.arrivals += 1
         callbacks = self.callbacks.pop(object_id, None)
         if callbacks:
             for callback in callbacks:
@@ -421,7 +423,7 @@ class Runtime:
     # ------------------------------------------------------------------ object access
     def lookup(self, object_id, callback):
         """Call ``callback(obj)`` once the object is available here (lock held)."""
-        obj = self.objects.get(object_id)
+        obj = self.objects.get(object_id) or self.fetched.get(object_id)
         if obj is not None:
             callback(obj)
             return
@@ -466,17 +468,47 @@ class Runtime:
                     f"objects not ready")
         return [found[object_id] for object_id in object_ids]
 
+    def _is_ready(self, object_id):
+        if object_id >> OWNER_SHIFT == self.rank:
+            return object_id not in self.pending
+        return object_id in self.fetched
+
     def ready_set(self, object_ids, num_returns, timeout):
-        """Object ids among ``object_ids`` that are ready, waiting until ``num_returns`` are."""
-        ready = set()
+        """Object ids among ``object_ids`` that are ready, waiting until ``num_returns`` are.
+
+        Readiness of owned objects is local state; objects owned elsewhere are fetched (once
+        each) into the ``fetched`` cache, as Ray's ``fetch_local`` does. The ready set is only
+        recomputed when something arrived, so waiting on many refs stays cheap.
+        """
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        state = {"seen": -1, "ready": set()}
+
+        def done():
+            if state["seen"] != self.arrivals:
+                state["seen"] = self.arrivals
+                state["ready"] = {oid for oid in object_ids if self._is_ready(oid)}
+            return len(state["ready"]) >= num_returns
         with self.lock:
-            for object_id in object_ids:
-                self.lookup(object_id, lambda obj, oid=object_id: ready.add(oid))
-            self.transport.flush()
-        if len(ready) < num_returns:
-            self.wait_until(lambda: len(ready) >= num_returns, deadline)
-        return set(ready)
+            if not done():
+                for object_id in object_ids:
+                    if object_id >> OWNER_SHIFT != self.rank and object_id not in self.fetched:
+                        self.lookup(object_id, lambda obj, oid=object_id: self._cache(oid, obj))
+                self.transport.flush()
+        if not done():
+            self.wait_until(done, deadline)
+        with self.lock:
+            state["seen"] = -1
+            done()
+        return state["ready"]
+
+    def _cache(self, object_id, obj):
+        """Keep a fetched copy of an object owned elsewhere (bounded, least recent out)."""
+        fetched = self.fetched
+        fetched[object_id] = obj
+        self.fetched_bytes += len(obj[1])
+        while len(fetched) > 4096 or self.fetched_bytes > 256 << 20:
+            _, old = fetched.popitem(last=False)
+            self.fetched_bytes -= len(old[1])
 
     def future_of(self, ref):
         future = Future()
@@ -591,6 +623,7 @@ class Runtime:
     def _forget(self):
         failed = list(self.callbacks.items())
         self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
+        self.fetched.clear(); self.fetched_bytes = 0
         self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
         self.ready.clear()
         for object_id, callbacks in failed:
@@ -646,7 +679,7 @@ class Runtime:
     def _fatal(self, reason):
         sys.stderr.write(f"hpcray: rank {self.rank}: {reason}; aborting the job\n")
         sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(70)
+        self.comm.Abort(70)
 
     def close(self):
         self.stopping = True

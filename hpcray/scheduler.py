@@ -14,8 +14,6 @@ between finishing one task and receiving the next.
 from collections import deque
 
 import numpy as np
-from mpi4py import MPI
-
 from .exceptions import ResourceError
 
 
@@ -179,6 +177,7 @@ class NodeLoad:
         self.node_comm = node_comm
         self.local_rank = node_comm.Get_rank()
         self.global_ranks = global_ranks       # node-local index -> job rank
+        from mpi4py import MPI
         itemsize = np.dtype(np.int64).itemsize
         size = itemsize * node_comm.Get_size() if self.local_rank == 0 else 0
         self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)

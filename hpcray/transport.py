@@ -10,8 +10,6 @@ import os
 import time
 from collections import deque
 
-from mpi4py import MPI
-
 from .protocol import TAG, Msg
 
 
@@ -21,6 +19,8 @@ class Transport:
     results costs one send, not one each."""
 
     def __init__(self, comm):
+        from mpi4py import MPI        # imported here: importing hpcray must not start MPI
+        self.any_source = MPI.ANY_SOURCE
         self.comm = comm
         self.rank = comm.Get_rank()
         self._in_flight = []        # isend requests not yet known complete
@@ -62,7 +62,7 @@ class Transport:
             handled += 1
         improbe = self.comm.improbe
         while handled < limit:
-            message = improbe(MPI.ANY_SOURCE, TAG)
+            message = improbe(self.any_source, TAG)
             if message is None:
                 break
             handle(message.recv())
