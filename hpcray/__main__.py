@@ -18,6 +18,9 @@ def parse_args(argv):
                     "script, the other ranks execute its tasks.",
         epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py")
     parser.add_argument("--version", action="version", version="hpcray 0.1.0")
+    parser.add_argument("--ranks-per-node", type=int, metavar="K",
+                        help="split each host's ranks into simulated nodes of K ranks "
+                             "(HPCRAY_RANKS_PER_NODE)")
     parser.add_argument("script", help="the Python script to run on rank 0 as __main__")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     return parser.parse_args(argv)
@@ -28,6 +31,11 @@ def main(argv=None):
     if not os.path.exists(options.script):
         print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)
         return 2
+    if options.ranks_per_node is not None:
+        if options.ranks_per_node < 1:
+            print("python -m hpcray: --ranks-per-node must be >= 1", file=sys.stderr)
+            return 2
+        os.environ["HPCRAY_RANKS_PER_NODE"] = str(options.ranks_per_node)
     from . import job
     from .config import Config
     MPI = job.import_mpi()
@@ -52,7 +60,7 @@ def run_script(rt, script, args):
     """Run the user's script as ``__main__``; return the exit status it implies."""
     sys.argv = [script] + list(args)
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-    rt.user_code.set()
+    rt.in_user_code = True
     try:
         runpy.run_path(script, run_name="__main__")
         return 0

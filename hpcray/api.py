@@ -11,7 +11,6 @@ from .exceptions import SerializationError
 from .object_ref import ObjectRef
 from .protocol import TaskSpec
 from .remote_function import RemoteFunction
-from .scheduler import request_of
 
 # Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
 _IGNORED_INIT_ARGS = {
@@ -109,7 +108,7 @@ def _join_launched_job(declared):
         rt.close()
         MPI.Finalize()
         sys.exit(0)
-    rt.user_code.set()
+    rt.in_user_code = True
     import atexit
     atexit.register(lambda: _finish_at_exit(rt))
 
@@ -181,7 +180,7 @@ def submit_task(function, args, kwargs):
     rt = _runtime()
     options = function._options
     num_returns = options.get("num_returns", 1)
-    request = request_of(options.get("num_cpus"), options.get("num_gpus"), options.get("resources"))
+    request = function._request
     deps = [a.id for a in args if isinstance(a, ObjectRef)]
     deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
     func_blob, func_id = function.exported()

@@ -22,7 +22,8 @@ HPCRAY_CPUS_PER_RANK         1           logical CPUs each worker rank advertise
                                          (``init(num_cpus=...)`` overrides it)
 HPCRAY_NUM_WORKERS           cores       workers the embedded default starts for ``python script.py``
                                          when ``init`` is given no ``num_cpus``
-HPCRAY_LOG_LEVEL             WARNING     level of hpcray's own log messages on stderr
+HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
+                                         with its own node state (also ``--ranks-per-node K``)
 ===========================  ==========  ==========================================================
 """
 import os
@@ -56,7 +57,7 @@ class Config:
     shutdown_grace: float
     cpus_per_rank: float
     num_workers: int
-    log_level: str
+    ranks_per_node: int
 
     @classmethod
     def from_env(cls):
@@ -69,5 +70,5 @@ class Config:
             shutdown_grace=_float("HPCRAY_SHUTDOWN_GRACE", 5.0),
             cpus_per_rank=_float("HPCRAY_CPUS_PER_RANK", 1.0),
             num_workers=_int("HPCRAY_NUM_WORKERS", os.cpu_count() or 1),
-            log_level=os.environ.get("HPCRAY_LOG_LEVEL", "WARNING"),
+            ranks_per_node=_int("HPCRAY_RANKS_PER_NODE", 0),
         )

@@ -61,6 +61,17 @@ def install_stack_dumps():
             pass
 
 
+def _precise_sleeps():
+    """Linux rounds short sleeps up by the thread's timer slack (50 us by default); pollers
+    sleep for tens of microseconds, so ask for 1 us (best effort, Linux only)."""
+    try:
+        import ctypes
+        PR_SET_TIMERSLACK = 29
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+    except Exception:
+        pass
+
+
 def rank_capacity(config, declared, executes, executors):
     """Logical resources this rank advertises; ``declared`` are job totals from ``init``."""
     if not executes:
@@ -91,6 +102,12 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
         apart.Free()
     else:
         node_comm = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+    if config.ranks_per_node:
+        # Simulated nodes: split each host's ranks into groups of K, each a node of its own.
+        host_comm = node_comm
+        node_comm = host_comm.Split(host_comm.Get_rank() // config.ranks_per_node,
+                                    key=comm.Get_rank())
+        host_comm.Free()
     leader = node_comm.bcast(comm.Get_rank(), root=0)
     placement = comm.allgather((leader, socket.gethostname()))
     leaders = sorted({lead for lead, _ in placement})
@@ -101,6 +118,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
     rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
     runtime._instance = rt
     install_stack_dumps()
+    _precise_sleeps()
     return rt
 
 
@@ -129,7 +147,7 @@ def start_embedded(config, num_workers, declared):
     rt = start_runtime(comm, config, declared, head_apart=True)
     state.spawned = (intercomm, comm)
     state.mode = "embedded"
-    rt.user_code.set()
+    rt.in_user_code = True
     atexit.register(stop_embedded)
     return rt
 
@@ -192,7 +210,7 @@ def _watch_driver(rt, driver_pid):
 def finish_launched(rt, exit_code):
     """Head of a launched job: stop the workers, finalize, and exit with the script's status."""
     from mpi4py import MPI
-    rt.user_code.clear()
+    rt.in_user_code = False
     clean = rt.shutdown_workers()
     rt.close()
     sys.stdout.flush()

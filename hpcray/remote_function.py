@@ -3,6 +3,7 @@ import functools
 import hashlib
 
 from . import serialization
+from .scheduler import request_of
 
 # Options Ray accepts on tasks; those without meaning here are accepted and ignored, so that
 # Ray programs run unchanged (see README, "Coming from Ray").
@@ -57,6 +58,8 @@ class RemoteFunction:
         self._options = validate_options(dict(options or {}), TASK_OPTIONS,
                                          f"remote function {function.__qualname__}")
         self._export = _export or _Export()
+        self._request = request_of(self._options.get("num_cpus"), self._options.get("num_gpus"),
+                                   self._options.get("resources"))
         self._name = f"{function.__module__}.{function.__qualname__}"
         functools.update_wrapper(self, function)
 

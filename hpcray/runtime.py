@@ -91,6 +91,7 @@ class Runtime:
         self.parent_pid = os.getppid() if watch_parent else None
         self.executors = list(range(1, self.size)) or [0]
         self.capacities = capacities           # rank -> {resource: amount}, same on every rank
+        self.feasible = set()                  # resource requests known to fit some rank
         self.executes = self.rank in self.executors
         self._ids = itertools.count(1)
         self.tls = threading.local()
@@ -127,7 +128,7 @@ class Runtime:
         self.fg_polling = 0                    # threads polling in a loop right now
         self.serving = 1 if self.executes else 0   # threads able to pick up the next task
         self.sleepers = []                     # [done, event] of tasks blocked in get
-        self.user_code = threading.Event()     # set while the main thread runs user code
+        self.in_user_code = False              # the script or a task is running on this rank
         self.handlers = {
             Msg.TASK: self._on_task, Msg.SPILL: self._on_spill, Msg.RESULT: self._on_result,
             Msg.DONE: self._on_done, Msg.BLOCKED: self._on_blocked,
@@ -193,10 +194,9 @@ class Runtime:
                 if self.parent_pid is not None and time.monotonic() > next_check:
                     next_check = time.monotonic() + 0.5
                     self._check_launcher()
-                if not self.user_code.wait(0.05):
-                    continue
-                time.sleep(interval)
-                if self.fg_polling or self.stopping:
+                # Polling matters only while user code holds every other thread of the rank.
+                time.sleep(interval if self.in_user_code else 0.02)
+                if not self.in_user_code or self.fg_polling or self.stopping:
                     continue
                 with self.lock:
                     if not self.stopping:
@@ -344,7 +344,10 @@ class Runtime:
     # ------------------------------------------------------------------ submission (owner)
     def submit(self, spec, dep_ids):
         """Register ``spec`` as owned here and send it where it should run (lock held)."""
-        check_feasible(self.capacities, spec.resources, f"task {spec.name}")
+        key = tuple(spec.resources.items())
+        if key not in self.feasible:
+            check_feasible(self.capacities, spec.resources, f"task {spec.name}")
+            self.feasible.add(key)
         for object_id in spec.return_ids():
             self.pending[object_id] = spec.task_id
         for object_id in dep_ids:
@@ -366,6 +369,7 @@ class Runtime:
             self.transport.send(0, (Msg.SPILL, spec))
             return 0
         spec.via_head = False
+        self.node.add(+1, target)              # counted now: the next pick sees it
         self.transport.send(target, (Msg.TASK, spec))
         return target
 
@@ -527,7 +531,8 @@ class Runtime:
     def _on_task(self, spec):
         if spec.session != self.session:
             return
-        self.node.add(+1)
+        if spec.via_head:
+            self.node.add(+1)                  # placed locally: the submitter counted it
         dep_objects = {}
         missing = [object_id for object_id in spec.deps if object_id not in self.objects]
         for object_id in spec.deps:
@@ -613,6 +618,7 @@ class Runtime:
             self.session += 1
             if capacities is not None:
                 self.capacities = capacities
+                self.feasible = set()
             self._forget()
             if self.scheduler is not None:
                 self.scheduler.reset({r: self.capacities[r] for r in self.executors})
@@ -633,6 +639,7 @@ class Runtime:
     def _on_reset(self, session, capacities):
         self.session = session
         self.capacities = capacities
+        self.feasible = set()
         dropped = len(self.waiting) + len(self.ready)
         self.node.add(-dropped)
         self._forget()
@@ -683,7 +690,6 @@ class Runtime:
 
     def close(self):
         self.stopping = True
-        self.user_code.set()
         if self._background is not threading.current_thread():
             self._background.join(timeout=1.0)
         self.node.close()

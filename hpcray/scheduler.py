@@ -33,7 +33,10 @@ def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1):
 
 
 def fits(capacity, request):
-    return all(capacity.get(name, 0.0) >= amount for name, amount in request.items() if amount)
+    for name, amount in request.items():
+        if amount and capacity.get(name, 0.0) < amount:
+            return False
+    return True
 
 
 def check_feasible(capacities, request, what):
@@ -61,6 +64,7 @@ class GlobalScheduler:
         self.used = {rank: {} for rank in capacities}
         self.count = {rank: 0 for rank in capacities}
         self.assigned = {}                     # task_id -> (rank, request, blocked)
+        self._fitting = {}                     # request -> ranks whose capacity fits it
         self.queue = deque()                   # specs waiting for room
 
     def _admits(self, rank, request):
@@ -88,12 +92,18 @@ class GlobalScheduler:
         return None
 
     def _choose(self, request):
+        key = tuple(request.items())
+        ranks = self._fitting.get(key)
+        if ranks is None:
+            ranks = self._fitting[key] = [r for r, c in self.capacities.items() if fits(c, request)]
         best, best_load = None, None
-        for rank in self.capacities:
-            if fits(self.capacities[rank], request) and self._admits(rank, request):
+        for rank in ranks:
+            if self._admits(rank, request):
                 load = self._load(rank)
                 if best is None or load < best_load:
                     best, best_load = rank, load
+                    if load[1] == 0:
+                        break                  # an idle rank: nothing can beat it
         return best
 
     def _assign(self, spec, rank):
@@ -168,16 +178,20 @@ class GlobalScheduler:
 class NodeLoad:
     """Load counters of the ranks of one node, in a shared-memory window they all map.
 
-    Each rank writes only its own counter (tasks queued or running there, minus those blocked in
-    ``get``); any rank reads all of them to pick a place for a task it submits, with no message.
-    Reads may be a moment stale; that only makes a placement slightly less balanced.
+    A counter holds the tasks queued or running on its rank, minus those blocked in ``get``.
+    Any rank of the node reads them all (plain loads, no message) to place a task it submits,
+    and bumps the chosen rank's counter at once, so a burst of submissions spreads instead of
+    piling onto a counter not yet updated. Updates are ``MPI_Accumulate`` (atomic among
+    themselves); reads may be a moment stale, which only makes a choice slightly less balanced.
     """
 
     def __init__(self, node_comm, global_ranks, executors):
+        from mpi4py import MPI
+        self._MPI = MPI
         self.node_comm = node_comm
         self.local_rank = node_comm.Get_rank()
         self.global_ranks = global_ranks       # node-local index -> job rank
-        from mpi4py import MPI
+        self.index_of = {rank: index for index, rank in enumerate(global_ranks)}
         itemsize = np.dtype(np.int64).itemsize
         size = itemsize * node_comm.Get_size() if self.local_rank == 0 else 0
         self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)
@@ -186,11 +200,19 @@ class NodeLoad:
         if self.local_rank == 0:
             self.loads[:] = 0
         node_comm.Barrier()
+        self.window.Lock_all()
+        self._delta = np.zeros(1, dtype=np.int64)
         # Ranks of this node that execute tasks (the head only does when it is alone).
         self.candidates = [i for i, r in enumerate(global_ranks) if r in executors]
 
-    def add(self, delta):
-        self.loads[self.local_rank] += delta
+    def add(self, delta, rank=None):
+        """Change the load of ``rank`` (a job rank on this node; default: this rank)."""
+        index = self.local_rank if rank is None else self.index_of[rank]
+        self._delta[0] = delta
+        self.window.Accumulate([self._delta, 1, self._MPI.INT64_T], 0,
+                               target=(index, 1, self._MPI.INT64_T),
+                               op=self._MPI.SUM)
+        self.window.Flush(0)
 
     def pick(self, limit, capacities, request):
         """The least-loaded rank of this node with room for ``request``, or None."""
@@ -205,5 +227,6 @@ class NodeLoad:
     def close(self):
         if self.window is not None:
             self.loads = None
+            self.window.Unlock_all()
             self.window.Free()
             self.window = None

@@ -16,7 +16,7 @@ def run_task(runtime, spec, dep_objects):
     stack = runtime.tls.__dict__.setdefault("stack", [])
     with runtime.lock:
         runtime.executing += 1
-        runtime.user_code.set()
+        runtime.in_user_code = True
     stack.append(spec)
     started = time.perf_counter()
     try:
@@ -27,7 +27,7 @@ def run_task(runtime, spec, dep_objects):
         with runtime.lock:
             runtime.executing -= 1
             if runtime.executing == 0 and runtime.rank != 0:
-                runtime.user_code.clear()
+                runtime.in_user_code = False
             runtime.finish_task(spec, results, seconds)
 
 
