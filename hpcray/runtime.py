@@ -176,7 +176,14 @@ class Runtime:
         """Handle what has arrived (caller holds the lock); return the number of messages."""
         if self.ref_events:
             self._process_ref_events()
-        return self.transport.poll(self._handle)
+        handled = self.transport.poll(self._handle)
+        scheduler = self.scheduler
+        if scheduler is not None and scheduler.freed:
+            if scheduler.queue:
+                self._dispatch(scheduler.drain())
+            else:
+                scheduler.freed.clear()
+        return handled
 
     def _handle(self, message):
         self.handlers[message[0]](*message[1:])
@@ -369,7 +376,7 @@ class Runtime:
             self.transport.send(0, (Msg.SPILL, spec))
             return 0
         spec.via_head = False
-        self.node.add(+1, target)              # counted now: the next pick sees it
+        self.node.placed(target)               # counted now: the next pick sees it
         self.transport.send(target, (Msg.TASK, spec))
         return target
 
@@ -383,10 +390,10 @@ class Runtime:
             self.transport.send(target, (Msg.TASK, spec))
 
     def _on_done(self, task_id, seconds):
-        self._dispatch(self.scheduler.on_done(task_id, seconds))
+        self.scheduler.on_done(task_id, seconds)
 
     def _on_blocked(self, task_id):
-        self._dispatch(self.scheduler.on_blocked(task_id, True))
+        self.scheduler.on_blocked(task_id, True)
 
     def _on_unblocked(self, task_id):
         self.scheduler.on_blocked(task_id, False)
@@ -405,7 +412,7 @@ class Runtime:
         if record is not None:
             self._unpin(record.spec)
         if self.rank == 0:
-            self._dispatch(self.scheduler.on_done(task_id, seconds))
+            self.scheduler.on_done(task_id, seconds)
 
     def _unpin(self, spec):
         for object_id in spec.deps:
@@ -457,19 +464,51 @@ class Runtime:
         return object_id
 
     def get_objects(self, object_ids, timeout=None):
-        """Return the stored objects for ``object_ids``, waiting for them (bounded by timeout)."""
+        """Return the stored objects for ``object_ids``, waiting for them (bounded by timeout).
+
+        Objects this rank owns are read where they land (no callback per object: a get of
+        thousands of task results costs a scan, amortized O(1) per object as results arrive);
+        objects owned elsewhere are fetched once each.
+        """
         found = {}
+        rank = self.rank
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        remaining = deque()
         with self.lock:
-            for object_id in set(object_ids):
-                self.lookup(object_id, lambda obj, oid=object_id: found.__setitem__(oid, obj))
+            for object_id in object_ids:
+                if object_id >> OWNER_SHIFT == rank:
+                    obj = self.objects.get(object_id)
+                    if obj is not None:
+                        found[object_id] = obj
+                    elif object_id in self.pending:
+                        remaining.append(object_id)
+                    else:
+                        found[object_id] = _lost(object_id)
+                elif object_id not in found:
+                    obj = self.fetched.get(object_id)
+                    if obj is not None:
+                        found[object_id] = obj
+                    else:
+                        remaining.append(object_id)
+                        self.lookup(object_id, lambda obj, oid=object_id: found.__setitem__(oid, obj))
             self.transport.flush()
-        wanted = len(set(object_ids))
-        if len(found) < wanted:
-            if not self.wait_until(lambda: len(found) >= wanted, deadline):
-                raise GetTimeoutError(
-                    f"get timed out after {timeout} s: {wanted - len(found)} of {wanted} "
-                    f"objects not ready")
+        pending = self.pending
+
+        def done():
+            while remaining:
+                object_id = remaining[0]
+                if object_id in found:
+                    remaining.popleft()
+                elif object_id >> OWNER_SHIFT == rank and object_id not in pending:
+                    found[object_id] = self.objects.get(object_id) or _lost(object_id)
+                    remaining.popleft()
+                else:
+                    return False
+            return True
+        if remaining and not self.wait_until(done, deadline):
+            raise GetTimeoutError(
+                f"get timed out after {timeout} s: {len(set(remaining))} of "
+                f"{len(set(object_ids))} objects not ready")
         return [found[object_id] for object_id in object_ids]
 
     def _is_ready(self, object_id):
@@ -532,7 +571,9 @@ class Runtime:
         if spec.session != self.session:
             return
         if spec.via_head:
-            self.node.add(+1)                  # placed locally: the submitter counted it
+            self.node.add(+1)
+        else:
+            self.node.taken_in(spec.owner)     # placed by a rank of this node
         dep_objects = {}
         missing = [object_id for object_id in spec.deps if object_id not in self.objects]
         for object_id in spec.deps:

@@ -64,7 +64,8 @@ class GlobalScheduler:
         self.used = {rank: {} for rank in capacities}
         self.count = {rank: 0 for rank in capacities}
         self.assigned = {}                     # task_id -> (rank, request, blocked)
-        self._fitting = {}                     # request -> ranks whose capacity fits it
+        self._fitting = {}                     # request -> (ranks, set of ranks) it fits
+        self.freed = []                        # ranks that got a slot back since the last drain
         self.queue = deque()                   # specs waiting for room
 
     def _admits(self, rank, request):
@@ -91,13 +92,17 @@ class GlobalScheduler:
         self.queue.append(spec)
         return None
 
-    def _choose(self, request):
+    def _fitting_ranks(self, request):
         key = tuple(request.items())
         ranks = self._fitting.get(key)
         if ranks is None:
-            ranks = self._fitting[key] = [r for r, c in self.capacities.items() if fits(c, request)]
+            ranks = [r for r, c in self.capacities.items() if fits(c, request)]
+            ranks = self._fitting[key] = (ranks, set(ranks))
+        return ranks
+
+    def _choose(self, request):
         best, best_load = None, None
-        for rank in ranks:
+        for rank in self._fitting_ranks(request)[0]:
             if self._admits(rank, request):
                 load = self._load(rank)
                 if best is None or load < best_load:
@@ -130,12 +135,12 @@ class GlobalScheduler:
             self.depth = max(1 + self.prefetch, min(64, int(self.queue_seconds / max(mean, 1e-6))))
         entry = self.assigned.pop(task_id, None)
         if entry is None:
-            return []
+            return
         rank, request, blocked = entry
         if not blocked:
             self._charge(rank, request, -1)
             self.count[rank] -= 1
-        return self.drain()
+            self.freed.append(rank)
 
     def on_blocked(self, task_id, blocked):
         """A task waits in ``get``: its resources are lent to other tasks until it resumes."""
@@ -145,18 +150,35 @@ class GlobalScheduler:
         entry[2] = blocked
         self._charge(entry[0], entry[1], -1 if blocked else +1)
         self.count[entry[0]] += -1 if blocked else +1
-        return self.drain() if blocked else []
+        if blocked:
+            self.freed.append(entry[0])
 
     def drain(self):
+        """Place queued tasks that fit now; return ``[(rank, spec), ...]``.
+
+        Ranks that just freed a slot are tried first (no scan over all ranks): when results
+        stream in, each finished task is replaced on its rank in O(1).
+        """
         placed = []
-        while self.queue:
-            spec = self.queue[0]
-            rank = self._choose(spec.resources)
+        queue, freed = self.queue, self.freed
+        while queue:
+            spec = queue[0]
+            rank = None
+            fitting = self._fitting_ranks(spec.resources)[1]
+            while freed:
+                candidate = freed[-1]
+                if candidate in fitting and self._admits(candidate, spec.resources):
+                    rank = candidate
+                    break
+                freed.pop()
             if rank is None:
-                break
-            self.queue.popleft()
+                rank = self._choose(spec.resources)
+                if rank is None:
+                    break
+            queue.popleft()
             self._assign(spec, rank)
             placed.append((rank, spec))
+        freed.clear()
         return placed
 
     def cancel_queued(self, task_id):
@@ -176,57 +198,76 @@ class GlobalScheduler:
 
 
 class NodeLoad:
-    """Load counters of the ranks of one node, in a shared-memory window they all map.
+    """Load of the ranks of one node, in a shared-memory window they all map.
 
-    A counter holds the tasks queued or running on its rank, minus those blocked in ``get``.
-    Any rank of the node reads them all (plain loads, no message) to place a task it submits,
-    and bumps the chosen rank's counter at once, so a burst of submissions spreads instead of
-    piling onto a counter not yet updated. Updates are ``MPI_Accumulate`` (atomic among
-    themselves); reads may be a moment stale, which only makes a choice slightly less balanced.
+    Any rank of the node reads it (plain loads, no message, no MPI call) to place a task it
+    submits. Every cell has a single writer, so plain stores suffice, no atomics:
+
+    * ``own[r]``: tasks queued or running on rank ``r`` minus those blocked in ``get``
+      (written by ``r``);
+    * ``sent[s, t]``: tasks rank ``s`` has placed on rank ``t`` so far (written by ``s`` when
+      it sends, so a burst of submissions spreads instead of piling onto one rank);
+    * ``received[t, s]``: of those, how many ``t`` has taken in (written by ``t``).
+
+    The load of ``t`` is ``own[t] + sum_s sent[s, t] - sum_s received[t, s]``. Reads may be a
+    moment stale, which only makes a choice slightly less balanced.
     """
 
     def __init__(self, node_comm, global_ranks, executors):
         from mpi4py import MPI
-        self._MPI = MPI
         self.node_comm = node_comm
         self.local_rank = node_comm.Get_rank()
         self.global_ranks = global_ranks       # node-local index -> job rank
         self.index_of = {rank: index for index, rank in enumerate(global_ranks)}
+        ranks = node_comm.Get_size()
         itemsize = np.dtype(np.int64).itemsize
-        size = itemsize * node_comm.Get_size() if self.local_rank == 0 else 0
+        cells = ranks * (1 + 2 * ranks)
+        size = itemsize * cells if self.local_rank == 0 else 0
         self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)
         buffer, _ = self.window.Shared_query(0)
-        self.loads = np.ndarray(node_comm.Get_size(), dtype=np.int64, buffer=buffer)
+        table = np.ndarray(cells, dtype=np.int64, buffer=buffer)
         if self.local_rank == 0:
-            self.loads[:] = 0
+            table[:] = 0
         node_comm.Barrier()
-        self.window.Lock_all()
-        self._delta = np.zeros(1, dtype=np.int64)
+        self.own = table[:ranks]
+        self.sent = table[ranks:ranks + ranks * ranks].reshape(ranks, ranks)
+        self.received = table[ranks + ranks * ranks:].reshape(ranks, ranks)
         # Ranks of this node that execute tasks (the head only does when it is alone).
-        self.candidates = [i for i, r in enumerate(global_ranks) if r in executors]
+        self.candidates = np.array([i for i, r in enumerate(global_ranks) if r in executors],
+                                   dtype=np.intp)
 
-    def add(self, delta, rank=None):
-        """Change the load of ``rank`` (a job rank on this node; default: this rank)."""
-        index = self.local_rank if rank is None else self.index_of[rank]
-        self._delta[0] = delta
-        self.window.Accumulate([self._delta, 1, self._MPI.INT64_T], 0,
-                               target=(index, 1, self._MPI.INT64_T),
-                               op=self._MPI.SUM)
-        self.window.Flush(0)
+    def add(self, delta):
+        """Change this rank's own load (a task arrived from the head, finished, blocked...)."""
+        self.own[self.local_rank] += delta
+
+    def placed(self, rank):
+        """This rank sends a task to ``rank`` of its node: count it before it arrives."""
+        self.sent[self.local_rank, self.index_of[rank]] += 1
+
+    def taken_in(self, sender):
+        """A task ``sender`` placed here arrived: it now counts in this rank's own load."""
+        self.received[self.local_rank, self.index_of[sender]] += 1
+        self.own[self.local_rank] += 1
+
+    def loads(self):
+        return self.own + self.sent.sum(axis=0) - self.received.sum(axis=1)
 
     def pick(self, limit, capacities, request):
         """The least-loaded rank of this node with room for ``request``, or None."""
-        best, best_load = None, limit
-        loads = self.loads
-        for index in self.candidates:
-            load = loads[index]
-            if load < best_load and fits(capacities[self.global_ranks[index]], request):
-                best, best_load = index, load
-        return None if best is None else self.global_ranks[best]
+        candidates = self.candidates
+        if not len(candidates):
+            return None
+        loads = self.loads()[candidates]
+        for position in np.argsort(loads, kind="stable"):
+            if loads[position] >= limit:
+                return None
+            rank = self.global_ranks[candidates[position]]
+            if fits(capacities[rank], request):
+                return rank
+        return None
 
     def close(self):
         if self.window is not None:
-            self.loads = None
-            self.window.Unlock_all()
+            self.own = self.sent = self.received = None
             self.window.Free()
             self.window = None
