@@ -114,7 +114,8 @@ class Runtime:
         self.waiting = {}                      # task_id -> [spec, dep_objects, missing count]
         self.ready = deque()                   # (spec, dep_objects)
         self.functions = {}                    # func_id -> callable
-        self.executing = 0                     # depth of tasks running on the main thread
+        self.executing = 0                     # tasks running on this rank's threads
+        self.cancelled = set()                 # task ids cancelled before they arrived
 
         self.scheduler = GlobalScheduler(
             {r: capacities[r] for r in self.executors}, config.prefetch,
@@ -570,6 +571,13 @@ class Runtime:
     def _on_task(self, spec):
         if spec.session != self.session:
             return
+        if spec.task_id in self.cancelled:
+            self.cancelled.discard(spec.task_id)
+            if not spec.via_head:
+                self.node.taken_in(spec.owner)     # settle the submitter's count
+                self.node.add(-1)
+            self._send_cancelled(spec, via_head=spec.via_head)
+            return
         if spec.via_head:
             self.node.add(+1)
         else:
@@ -641,6 +649,7 @@ class Runtime:
                 self.node.add(-1)
                 self._send_cancelled(item[0], via_head=item[0].via_head)
                 return
+        self.cancelled.add(task_id)            # still on its way here: drop it on arrival
 
     def _send_cancelled(self, spec, via_head=False):
         error = (serialization.ERROR, serialization.dumps(TaskCancelledError(f"{spec.task_id:016x}")))

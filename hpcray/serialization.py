@@ -21,11 +21,19 @@ HOSTNAME = socket.gethostname()
 
 
 def dumps(value):
-    """Pickle ``value``; fall back to cloudpickle for what plain pickle cannot do."""
+    """Pickle ``value``; fall back to cloudpickle for what plain pickle cannot do.
+
+    Plain pickle refers to functions and classes by module and name; ``__main__`` on another
+    rank is not the user's script, so anything that names ``__main__`` goes by value through
+    cloudpickle instead (Dask's test, cheap because it only scans the bytes).
+    """
     try:
-        return pickle.dumps(value, protocol=5)
+        data = pickle.dumps(value, protocol=5)
     except Exception:
         return cloudpickle.dumps(value, protocol=5)
+    if b"__main__" in data:
+        return cloudpickle.dumps(value, protocol=5)
+    return data
 
 
 loads = pickle.loads

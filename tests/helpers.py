@@ -86,11 +86,18 @@ class JobResult:
 
     # -- presentation -------------------------------------------------------
     def describe(self) -> str:
+        # RESULT lines of failed checks carry whole tracebacks: shorten them here
+        # (value()/error() print the relevant one in full).
+        lines = []
+        for line in self.stdout.splitlines():
+            if line.startswith("RESULT ") and len(line) > 240:
+                line = line[:240] + " ...[cut]"
+            lines.append(line)
         return (
             f"command: {' '.join(map(str, self.cmd))}\n"
             f"returncode: {self.returncode}   duration: {self.duration:.2f}s\n"
             f"leftover processes: {self.leftover}\n"
-            f"----- stdout -----\n{_tail(self.stdout)}\n"
+            f"----- stdout -----\n{_tail(chr(10).join(lines))}\n"
             f"----- stderr -----\n{_tail(self.stderr)}\n"
         )
 
@@ -300,6 +307,8 @@ class Job:
         try:
             rc = self.proc.wait(timeout=max(0.1, timeout - (time.monotonic() - self.t0)))
         except subprocess.TimeoutExpired:
+            rc = None
+        if rc is None:
             self.dump_stacks()
             time.sleep(2.0)
             self.kill()

@@ -183,11 +183,12 @@ def test_idle_ranks_do_not_spin(start_job, tmp_path):
         except psutil.Error:
             pass
     res = job.wait(60)
-    res.assert_ok()
-    assert "DONE" in res.stdout
     busy = {pid: round(u, 3) for pid, u in usage.items() if u > 0.15}
     assert not busy, (f"ranks burn CPU while idle (fraction of a core over {wall:.1f}s): "
-                      f"{busy}; all: { {k: round(v, 3) for k, v in usage.items()} }")
+                      f"{busy}; all: { {k: round(v, 3) for k, v in usage.items()} }\n"
+                      + res.describe())
+    res.assert_ok()
+    assert "DONE" in res.stdout
 
 
 def test_sixteen_ranks_hundred_sleep_tasks(run_job):
@@ -201,7 +202,6 @@ def test_sixteen_ranks_hundred_sleep_tasks(run_job):
             time.sleep(0.1)
             return i
 
-        ranks = set()
         @ray.remote
         def where():
             return ray.get_runtime_context().get_rank()

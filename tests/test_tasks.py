@@ -99,6 +99,31 @@ def args_are_copies():
     n = ray.get(mutate.remote(v))
     return [n, v]
 
+from dataclasses import dataclass
+
+@dataclass
+class Point:                      # a class defined in the script (__main__)
+    x: int
+    y: int
+
+@ray.remote
+def move(p):
+    return Point(p.x + 1, p.y + 1)
+
+def shift(v):                     # a plain function defined in the script
+    return v + 1000
+
+@ray.remote
+def apply(fn, v):
+    return fn(v)
+
+@check
+def main_module_objects():
+    p = ray.get(move.remote(Point(1, 2)))
+    q = ray.get(move.remote(ray.put(Point(5, 5))))
+    return [type(p).__name__, p.x, p.y, isinstance(p, Point), q.x,
+            ray.get(apply.remote(shift, 1)), ray.get(apply.remote(lambda v: v * 2, 4))]
+
 @check
 def put_ref_as_arg():
     return ray.get(ident.remote(ray.put("from-put")))
@@ -259,6 +284,7 @@ def test_basics(run_job, n):
     assert res.value("get_empty_list") == []
     assert res.value("put_get") == {"a": [1, 2, 3]}
     assert res.value("put_ref_as_arg") == "from-put"
+    assert res.value("main_module_objects") == ["Point", 2, 3, True, 6, 1001, 8]
     assert res.value("put_copies_value") == [1]
     assert res.value("args_are_copies") == [3, [1, 2]]
     assert res.value("numpy_roundtrip") == [True, [1_000_000], "float64", True,
@@ -507,3 +533,41 @@ def test_nested_fib(run_job, n):
     assert res.value("fib10") == 55
     assert res.value("fib15") == 610
     res.assert_ok()
+
+
+def test_api_surface_without_init(run_job):
+    """``import hpcray as ray`` exposes Ray's core names; nothing starts on import."""
+    res = run_job(
+        """
+        import hpcray as ray
+        names = ["remote", "get", "put", "wait", "cancel", "init", "shutdown", "is_initialized",
+                 "get_runtime_context", "cluster_resources", "ObjectRef", "exceptions"]
+        record("missing", [n for n in names if not hasattr(ray, n)])
+        exc = ray.exceptions
+        enames = ["TaskError", "RayTaskError", "GetTimeoutError", "TaskCancelledError",
+                  "SerializationError"]
+        record("missing_exceptions", [n for n in enames if not hasattr(exc, n)])
+        record("subclassing", [issubclass(exc.GetTimeoutError, TimeoutError),
+                               issubclass(exc.SerializationError, TypeError),
+                               issubclass(exc.RayTaskError, exc.TaskError)
+                               or issubclass(exc.TaskError, exc.RayTaskError)])
+        record("initialized_after_import", ray.is_initialized())
+
+        @ray.remote
+        def f(x):
+            return x
+
+        @check
+        def direct_call_without_init():
+            f(1)
+        """,
+        embedded=True, timeout=60,
+    )
+    assert res.value("missing") == []
+    assert res.value("missing_exceptions") == []
+    assert res.value("subclassing") == [True, True, True]
+    assert res.value("initialized_after_import") is False
+    err = res.error("direct_call_without_init")
+    assert "TypeError" in err["mro"] and ".remote(" in err["msg"], err
+    res.assert_ok()
+    assert res.leftover == [], res.describe()
