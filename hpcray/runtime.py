@@ -116,6 +116,7 @@ class Runtime:
         self.functions = {}                    # func_id -> callable
         self.executing = 0                     # tasks running on this rank's threads
         self.cancelled = set()                 # task ids cancelled before they arrived
+        self.submitted = 0
 
         self.scheduler = GlobalScheduler(
             {r: capacities[r] for r in self.executors}, config.prefetch,
@@ -203,7 +204,7 @@ class Runtime:
                     next_check = time.monotonic() + 0.5
                     self._check_launcher()
                 # Polling matters only while user code holds every other thread of the rank.
-                time.sleep(interval if self.in_user_code else 0.02)
+                time.sleep(interval if self.in_user_code else 0.25)
                 if not self.in_user_code or self.fg_polling or self.stopping:
                     continue
                 with self.lock:
@@ -363,6 +364,13 @@ class Runtime:
                 self.pins[object_id] += 1
         self.tasks[spec.task_id] = record = TaskRecord(spec, None)
         record.where = self._place(spec)
+        self.submitted += 1
+        if self.submitted & 15 == 0 and (self.transport.queued or self.scheduler is not None
+                                         and self.scheduler.queue):
+            # A long burst of submissions: every 16 tasks, send what is queued and take in
+            # results, so executors are fed while the caller is still submitting.
+            self.progress()
+            self.transport.flush()
 
     def _place(self, spec):
         if self.rank == 0:
@@ -429,8 +437,8 @@ class Runtime:
         if callbacks:
             for callback in callbacks:
                 callback(obj)
-            if self.sleepers:
-                self._wake_sleepers()
+        if self.sleepers:
+            self._wake_sleepers()
 
     # ------------------------------------------------------------------ object access
     def lookup(self, object_id, callback):

@@ -571,3 +571,45 @@ def test_api_surface_without_init(run_job):
     assert "TypeError" in err["mro"] and ".remote(" in err["msg"], err
     res.assert_ok()
     assert res.leftover == [], res.describe()
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_nested_get_wakes_promptly(run_job, n):
+    """A task blocked in ``get`` on a child task must wake when the child's
+    result arrives, not on some polling timer: ten nested round trips and a
+    depth-8 chain take milliseconds each, so generous bounds (~50x) hold even
+    on a loaded 2-core machine."""
+    res = run_job(
+        """
+        import time
+        import hpcray as ray
+
+        @ray.remote
+        def leaf(x):
+            return x
+
+        @ray.remote
+        def mid(x):
+            return ray.get(leaf.remote(x)) + 1
+
+        @ray.remote
+        def chain(k):
+            return 0 if k == 0 else 1 + ray.get(chain.remote(k - 1))
+
+        ray.get(mid.remote(0))            # warm up (function export, first spawn)
+        t0 = time.monotonic()
+        vals = [ray.get(mid.remote(i)) for i in range(10)]
+        record("ten_nested", [vals == list(range(1, 11)), time.monotonic() - t0])
+        t0 = time.monotonic()
+        v = ray.get(chain.remote(8))
+        record("chain8", [v, time.monotonic() - t0])
+        """,
+        n=n, timeout=90,
+    )
+    ok, took = res.value("ten_nested")
+    assert ok is True
+    assert took < 3.0, f"10 sequential nested gets took {took:.2f}s\n" + res.describe()
+    v, took = res.value("chain8")
+    assert v == 8
+    assert took < 3.0, f"a depth-8 chain of nested gets took {took:.2f}s\n" + res.describe()
+    res.assert_ok()
