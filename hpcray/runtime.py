@@ -460,7 +460,8 @@ class Runtime:
             self.transport.send(owner, (Msg.GET_OBJECT, object_id, self.rank))
 
     def _on_get_object(self, object_id, requester):
-        self.escaped.add(object_id)      # another rank holds a ref: never free it here
+        # No need to mark it escaped: a rank learns an id either from a pickled ref (marked
+        # then) or as a task's argument (pinned until the task is done).
         self.lookup(object_id, lambda obj: self.transport.send(requester, (Msg.OBJECT, object_id, obj)))
 
     def _on_object(self, object_id, obj):

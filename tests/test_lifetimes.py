@@ -1,0 +1,38 @@
+"""Owners free what nobody references any more: results, puts, and task arguments."""
+import pytest
+
+LIFETIMES = """
+from hpcray import runtime
+import hpcray as ray
+
+@ray.remote
+def f(x):
+    return x
+
+@ray.remote
+def add(a, b):
+    return a + b
+
+for _ in range(10):
+    ray.get([f.remote(i) for i in range(500)])
+    assert ray.get(add.remote(f.remote(1), ray.put(2))) == 3
+kept = ray.put("kept")
+nested = ray.put([kept])                 # a ref pickled inside another object: kept for good
+rt = runtime._instance
+with rt.lock:
+    rt.progress()
+record("owned_after", len(rt.objects))
+record("bookkeeping", [len(rt.pending), len(rt.tasks), len(rt.pins), len(rt.refcounts)])
+record("kept", ray.get(kept))
+record("nested", ray.get(ray.get(nested)[0]))
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_dropped_refs_are_freed(run_job, n):
+    res = run_job(LIFETIMES, n=n, timeout=90)
+    res.assert_ok()
+    assert res.value("owned_after") == 2          # only `kept` and `nested` remain
+    assert res.value("bookkeeping") == [0, 0, 0, 2]
+    assert res.value("kept") == "kept"
+    assert res.value("nested") == "kept"
