@@ -1,0 +1,74 @@
+"""Launch under a real Slurm: `srun python -m hpcray` and `sbatch jobs/train.slurm`.
+
+Skipped when no Slurm cluster answers (CI starts one with slurm/local-cluster.sh)."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import PY_BIN_DIR, REPO_ROOT
+
+
+def _slurm_up():
+    if shutil.which("sinfo") is None or shutil.which("srun") is None:
+        return False
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(state in out.stdout for state in ("idle", "mixed", "allocated"))
+
+
+pytestmark = pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster (slurm/local-cluster.sh start)")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "SLURM_"))}
+    env["PATH"] = PY_BIN_DIR + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+SCRIPT = """
+import sys
+import hpcray as ray
+
+@ray.remote
+def rank():
+    return ray.get_runtime_context().get_rank()
+
+print("ARGV", sys.argv[1:])
+print("RANKS", sorted(set(ray.get([rank.remote() for _ in range(30)]))))
+if sys.argv[1] == "fail":
+    raise RuntimeError("boom on rank 0")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("mode, code", [("0", 0), ("3", 3), ("fail", 1)])
+def test_srun_launch(tmp_path, mode, code):
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run(["srun", "-n", "3", "--mpi=pmi2", sys.executable, "-m", "hpcray",
+                          str(script), mode], capture_output=True, text=True, timeout=120,
+                         env=_env(), cwd=tmp_path)
+    assert out.returncode == code, out.stdout + out.stderr
+    assert f"ARGV ['{mode}']" in out.stdout
+    assert "RANKS [1, 2]" in out.stdout
+    if mode == "fail":
+        assert "boom on rank 0" in out.stderr
+
+
+def test_sbatch_train_job(tmp_path):
+    """The batch script a user submits runs the quick start on its allocation."""
+    out = subprocess.run(["sbatch", "--parsable", "--wait", f"--output={tmp_path}/job-%j.out",
+                          str(REPO_ROOT / "jobs" / "train.slurm")],
+                         capture_output=True, text=True, timeout=300, env=_env(), cwd=REPO_ROOT)
+    logs = "".join(p.read_text() for p in tmp_path.glob("job-*.out"))
+    assert out.returncode == 0, out.stdout + out.stderr + logs
+    assert "quickstart OK" in logs
