@@ -181,14 +181,17 @@ def submit_task(function, args, kwargs):
     options = function._options
     num_returns = options.get("num_returns", 1)
     request = function._request
-    deps = [a.id for a in args if isinstance(a, ObjectRef)]
-    deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
     func_blob, func_id = function.exported()
-    runtime._pinned_ids.ids = deps
-    try:
-        args_blob = serialization.serialize_args(function._name, args, kwargs)
-    finally:
-        runtime._pinned_ids.ids = ()
+    if args or kwargs:
+        deps = [a.id for a in args if isinstance(a, ObjectRef)]
+        deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
+        runtime._pinned_ids.ids = deps
+        try:
+            args_blob = serialization.serialize_args(function._name, args, kwargs)
+        finally:
+            runtime._pinned_ids.ids = ()
+    else:
+        deps, args_blob = [], None
     count = max(num_returns, 1)
     with rt.lock:
         task_id = rt.new_id(count)

@@ -41,6 +41,17 @@ def validate_options(options, allowed, what):
     return options
 
 
+def _submit_task():
+    global _submit
+    if _submit is None:
+        from .api import submit_task      # api imports this module: resolve on first use
+        _submit = submit_task
+    return _submit
+
+
+_submit = None
+
+
 class _Export:
     """The pickled function and its id, computed once and shared by ``.options()`` copies."""
     __slots__ = ("blob", "func_id")
@@ -76,8 +87,7 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1."""
-        from .api import submit_task
-        return submit_task(self, args, kwargs)
+        return _submit_task()(self, args, kwargs)
 
     def exported(self):
         export = self._export

@@ -117,6 +117,7 @@ class Runtime:
         self.executing = 0                     # tasks running on this rank's threads
         self.cancelled = set()                 # task ids cancelled before they arrived
         self.submitted = 0
+        self.api_used = 0.0                    # when user code last submitted here
 
         self.scheduler = GlobalScheduler(
             {r: capacities[r] for r in self.executors}, config.prefetch,
@@ -207,6 +208,8 @@ class Runtime:
                 time.sleep(interval if self.in_user_code else 0.25)
                 if not self.in_user_code or self.fg_polling or self.stopping:
                     continue
+                if time.monotonic() - self.api_used < interval:
+                    continue                   # the caller is calling in: it polls itself
                 with self.lock:
                     if not self.stopping:
                         self.progress()
@@ -364,6 +367,7 @@ class Runtime:
                 self.pins[object_id] += 1
         self.tasks[spec.task_id] = record = TaskRecord(spec, None)
         record.where = self._place(spec)
+        self.api_used = time.monotonic()
         self.submitted += 1
         if self.submitted & 15 == 0 and (self.transport.queued or self.scheduler is not None
                                          and self.scheduler.queue):

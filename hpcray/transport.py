@@ -85,12 +85,20 @@ class Backoff:
     Latency of back-to-back work stays in microseconds, while a rank that has nothing to do
     sleeps (MPICH's blocking waits would spin a core at 100 %, fatal with 16 ranks on 2 cores).
     During the hot phase the rank yields the CPU between polls, so oversubscribed ranks share it.
-    """
-    __slots__ = ("spin", "ceiling", "_idle_since", "_sleep")
 
-    def __init__(self, spin, ceiling):
+    For the first ``settle`` seconds of a wait, sleeps stay short (``early_ceiling``): two
+    ranks that each back off while waiting for the other could otherwise lock into a rhythm
+    where every exchange waits out a long sleep on both sides (each sleep here costs at
+    least ~100 us, often more under load). Only a rank idle for longer sleeps up to the
+    full ``ceiling``, which bounds what an idle rank costs.
+    """
+    __slots__ = ("spin", "ceiling", "early_ceiling", "settle", "_idle_since", "_sleep")
+
+    def __init__(self, spin, ceiling, early_ceiling=0.0002, settle=0.05):
         self.spin = spin
         self.ceiling = ceiling
+        self.early_ceiling = min(early_ceiling, ceiling)
+        self.settle = settle
         self.reset()
 
     def reset(self):
@@ -98,8 +106,10 @@ class Backoff:
         self._sleep = 2e-5
 
     def pause(self):
-        if time.monotonic() - self._idle_since < self.spin:
+        idle = time.monotonic() - self._idle_since
+        if idle < self.spin:
             os.sched_yield()
             return
         time.sleep(self._sleep)
-        self._sleep = min(self._sleep * 2, self.ceiling)
+        ceiling = self.early_ceiling if idle < self.settle else self.ceiling
+        self._sleep = min(self._sleep * 2, ceiling)
