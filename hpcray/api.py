@@ -1,8 +1,6 @@
 """The public functions of hpcray, with Ray's names and semantics."""
 import inspect
-import os
 import sys
-import warnings
 
 from . import job, runtime, serialization
 from .config import Config

@@ -44,9 +44,6 @@ class RuntimeContext:
     def namespace(self):
         return _job.state.namespace
 
-    def get_accelerator_ids(self):
-        return {"GPU": []}
-
     def get(self):
         return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
                 "task_id": self.get_task_id(), "rank": self.get_rank()}

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from . import serialization, worker
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
-from .protocol import Msg, TaskSpec, make_id, owner_of, OWNER_SHIFT
+from .protocol import Msg, make_id, owner_of, OWNER_SHIFT
 from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 

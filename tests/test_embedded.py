@@ -1,10 +1,6 @@
 """Embedded mode: ``python script.py`` calling ``hpcray.init()`` spawns the
 workers with MPI spawn; shutdown/init cycles; clean exit without leftover
 processes."""
-import time
-
-import psutil
-import pytest
 
 
 def test_embedded_init_tasks_shutdown_reinit(run_job):
