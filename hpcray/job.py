@@ -169,6 +169,23 @@ def stop_embedded():
         comm.Abort(1)
     comm.Free()
     intercomm.Disconnect()
+    _wait_for_exit(rt.worker_pids)
+
+
+def _wait_for_exit(pids, timeout=5.0):
+    """Let spawned workers finish exiting: if the driver leaves first, MPICH's singleton
+    process manager goes with it and kills them mid-finalize, leaving their shared-memory
+    segment behind in /dev/shm."""
+    import psutil
+
+    def running(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE   # exited, not reaped
+        except psutil.NoSuchProcess:
+            return False
+    deadline = time.monotonic() + timeout
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def serve_spawned(driver_pid):

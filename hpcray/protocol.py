@@ -16,7 +16,7 @@ OBJECT                owner -> requester          object_id, object
 CANCEL                owner -> head/executor      task_id
 SHUTDOWN              head -> workers             session (``None``: leave the job)
 RESET                 head -> workers             new session number (after ``shutdown()``)
-BYE                   worker -> head              rank (acknowledges SHUTDOWN, then finalizes)
+BYE                   worker -> head              rank, pid (acknowledges SHUTDOWN, then finalizes)
 BATCH                 any                         [message, ...] (what one rank had queued
                                                   for another when it flushed its outbox)
 ====================  ==========================  ==========================================

@@ -128,6 +128,7 @@ class Runtime:
         self.stopping = False
         self.broken = None
         self.byes = set()
+        self.worker_pids = []                  # pids of the workers that said goodbye
         self.fg_polling = 0                    # threads polling in a loop right now
         self.serving = 1 if self.executes else 0   # threads able to pick up the next task
         self.sleepers = []                     # [done, event] of tasks blocked in get
@@ -725,8 +726,9 @@ class Runtime:
             self.transport.drain(1.0)
         return len(self.byes) == self.size - 1
 
-    def _on_bye(self, rank):
+    def _on_bye(self, rank, pid):
         self.byes.add(rank)
+        self.worker_pids.append(pid)
 
     def _on_shutdown(self):
         self.stopping = True
@@ -738,7 +740,7 @@ class Runtime:
         """Worker: say goodbye to the head and leave the job (finalizing MPI)."""
         with self.lock:
             self.stopping = True
-            self.transport.send(0, (Msg.BYE, self.rank))
+            self.transport.send(0, (Msg.BYE, self.rank, os.getpid()))
             self.transport.drain(2.0)
         if hard and self.on_exit is not None:
             sys.stdout.flush()

@@ -188,3 +188,29 @@ def test_embedded_uncaught_exception_while_task_sleeps(run_job):
     assert "embedded-driver-crash" in res.stderr, res.describe()
     assert res.duration < 15, res.describe()
     assert res.leftover == [], res.describe()
+
+
+def _shm():
+    import os
+    return {name for name in os.listdir("/dev/shm") if "mpich" in name or "hpcray" in name}
+
+
+def test_embedded_leaves_no_shared_memory_segments(run_job):
+    """Each spawn cycle's workers finish exiting before the driver goes on, so MPICH unlinks
+    their segments (a driver that left first took the workers down mid-finalize)."""
+    before = _shm()
+    res = run_job(
+        """
+        import hpcray as ray
+        for k in (2, 1, 2):
+            ray.init(num_cpus=k)
+            assert ray.get(ray.put(k)) == k
+            ray.shutdown()
+        ray.init(num_cpus=2)              # left to the exit handler
+        record("done", True)
+        """,
+        embedded=True, timeout=90,
+    )
+    res.assert_ok()
+    assert res.value("done") is True
+    assert _shm() - before == set(), _shm() - before
