@@ -178,6 +178,13 @@ def _session_procs(sid: int) -> list:
     return procs
 
 
+def _shm_names() -> list:
+    try:
+        return [n for n in os.listdir("/dev/shm") if n.startswith(("mpich", "hpcray"))]
+    except OSError:
+        return []
+
+
 class Job:
     """One MPI job (or embedded ``python script.py``) running in the background."""
 
@@ -218,6 +225,7 @@ class Job:
 
     # ------------------------------------------------------------------
     def start(self) -> "Job":
+        self.shm_before = set(_shm_names())
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.t0 = time.monotonic()
@@ -272,6 +280,24 @@ class Job:
             self.proc.kill()
         except OSError:
             pass
+        psutil.wait_procs(procs, timeout=5)
+        self._remove_orphaned_segments()
+
+    def _remove_orphaned_segments(self) -> None:
+        """A job killed with SIGKILL cannot unlink MPICH's shared-memory segments: remove
+        the ones that appeared while it ran and that no live process maps any more."""
+        mapped = set()
+        for maps in Path("/proc").glob("[0-9]*/maps"):
+            try:
+                mapped.update(line.rsplit("/", 1)[-1] for line in maps.read_text().splitlines()
+                              if "/dev/shm/" in line)
+            except OSError:
+                pass
+        for name in set(_shm_names()) - self.shm_before - mapped:
+            try:
+                os.unlink(os.path.join("/dev/shm", name))
+            except OSError:
+                pass
 
     def _read(self):
         for f in (self._out, self._err):
