@@ -5,7 +5,7 @@ import sys
 from . import job, runtime, serialization
 from .config import Config
 from .context import RuntimeContext
-from .exceptions import SerializationError
+from .exceptions import ObjectStoreFullError, SerializationError
 from .object_ref import ObjectRef
 from .protocol import TaskSpec
 from .remote_function import RemoteFunction
@@ -233,7 +233,7 @@ def get(object_refs, *, timeout=None):
     _check_refs(refs, "get")
     rt = _runtime()
     objects = rt.get_objects([ref.id for ref in refs], timeout)
-    values = [serialization.materialize(obj) for obj in objects]
+    values = [serialization.materialize(obj, rt.store) for obj in objects]
     return values[0] if single else values
 
 
@@ -247,13 +247,23 @@ def put(value):
     if isinstance(value, ObjectRef):
         raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself instead")
     rt = _runtime()
+    if rt.ref_events:
+        with rt.lock:                          # free what dropped refs released, first
+            rt.progress()
     try:
-        payload = serialization.dumps(value)
+        try:
+            obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
+        except ObjectStoreFullError:
+            with rt.lock:                      # frees may be waiting in messages: take them
+                rt.progress()
+            obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
+    except ObjectStoreFullError:
+        raise
     except Exception as error:
         raise SerializationError(f"could not serialize the value given to put(): "
                                  f"{type(error).__name__}: {error}") from error
     with rt.lock:
-        object_id = rt.put_object((serialization.VALUE, payload))
+        object_id = rt.put_object(obj)
         return ObjectRef(object_id)
 
 

@@ -22,6 +22,13 @@ HPCRAY_CPUS_PER_RANK         1           logical CPUs each worker rank advertise
                                          (``init(num_cpus=...)`` overrides it)
 HPCRAY_NUM_WORKERS           cores       workers the embedded default starts for ``python script.py``
                                          when ``init`` is given no ``num_cpus``
+HPCRAY_OBJECT_STORE_MEMORY   30 % RAM    bytes of each node's object store (``2G``, ``512M`` work too;
+                                         also ``--object-store-memory``, or ``init(
+                                         object_store_memory=...)`` for the embedded default). The
+                                         default is 30 % of RAM shared by the stores of a host, at
+                                         most 90 % of what /dev/shm has free
+HPCRAY_INLINE_LIMIT          256K        objects whose buffers total less travel inline in messages;
+                                         larger ones are written once into the node's store
 HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
                                          with its own node state (also ``--ranks-per-node K``)
 ===========================  ==========  ==========================================================
@@ -47,6 +54,22 @@ def _int(name, default):
     return int(value)
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(text, what="size"):
+    """``"2G"`` -> 2147483648; plain numbers are bytes."""
+    raw = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS and raw[-1:] else ""
+    try:
+        value = float(raw[:-1] if unit else raw) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{what}={text!r} is not a size (examples: 1073741824, 512M, 2G)") from None
+    if value < 0:
+        raise ValueError(f"{what}={text!r} must not be negative")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Config:
     prefetch: int
@@ -58,6 +81,8 @@ class Config:
     cpus_per_rank: float
     num_workers: int
     ranks_per_node: int
+    object_store_memory: int     # 0: the default
+    inline_limit: int
 
     @classmethod
     def from_env(cls):
@@ -71,4 +96,8 @@ class Config:
             cpus_per_rank=_float("HPCRAY_CPUS_PER_RANK", 1.0),
             num_workers=_int("HPCRAY_NUM_WORKERS", os.cpu_count() or 1),
             ranks_per_node=_int("HPCRAY_RANKS_PER_NODE", 0),
+            object_store_memory=parse_bytes(os.environ.get("HPCRAY_OBJECT_STORE_MEMORY") or "0",
+                                            "HPCRAY_OBJECT_STORE_MEMORY"),
+            inline_limit=parse_bytes(os.environ.get("HPCRAY_INLINE_LIMIT") or "256K",
+                                     "HPCRAY_INLINE_LIMIT"),
         )

@@ -3,7 +3,7 @@
 __all__ = [
     "HpcrayError", "RayError", "TaskError", "RayTaskError", "GetTimeoutError",
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
-    "RaySystemError", "ResourceError", "RemoteTraceback",
+    "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
 ]
 
 
@@ -100,6 +100,10 @@ class SerializationError(HpcrayError, TypeError):
 
 class ObjectLostError(HpcrayError):
     """The object is gone: its owner freed it, or it belongs to a runtime that was shut down."""
+
+
+class ObjectStoreFullError(HpcrayError):
+    """A node's object store has no room for an object, even after freeing what it could."""
 
 
 class ResourceError(HpcrayError, ValueError):

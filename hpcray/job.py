@@ -83,7 +83,27 @@ def rank_capacity(config, declared, executes, executors):
     return capacity
 
 
-def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
+def store_capacity(config, requested, stores_here):
+    """Bytes of this node's object store: asked for, or 30 % of RAM shared by the host's
+    stores, never more than /dev/shm can hold. Raises ValueError if what was asked cannot fit."""
+    import shutil
+    import psutil
+    shm_free = shutil.disk_usage("/dev/shm").free
+    requested = requested or config.object_store_memory
+    if requested:
+        if requested * stores_here > shm_free:
+            raise ValueError(
+                f"the object store asked for ({requested:,} bytes per node x {stores_here} "
+                f"node(s) on {socket.gethostname()}) does not fit in /dev/shm ({shm_free:,} "
+                f"bytes free); ask for less (--object-store-memory, HPCRAY_OBJECT_STORE_MEMORY) "
+                f"or make /dev/shm larger")
+        return requested
+    share = int(0.3 * psutil.virtual_memory().total) // stores_here
+    return max(min(share, int(0.9 * shm_free) // stores_here), 1 << 20)
+
+
+def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
+                  declared_memory=None):
     """Collective over ``comm``: build this rank's Runtime and make it the process's runtime.
 
     ``head_apart``: the head cannot share memory with the others (a singleton driver and the
@@ -111,9 +131,22 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False):
     leader = node_comm.bcast(comm.Get_rank(), root=0)
     placement = comm.allgather((leader, socket.gethostname()))
     leaders = sorted({lead for lead, _ in placement})
+    here = socket.gethostname()
+    stores_here = len({lead for lead, host in placement if host == here})
+    try:
+        capacity, problem = store_capacity(config, declared_memory, stores_here), None
+    except ValueError as error:
+        capacity, problem = 0, str(error)
+    problems = [p for p in comm.allgather(problem) if p]
+    if problems:                   # every rank learns it: nobody enters the collective alone
+        node_comm.Free()
+        raise ValueError(problems[0])
+    tag = comm.bcast(f"{os.getpid():x}-{os.urandom(4).hex()}" if comm.Get_rank() == 0 else None)
+    from .store import NodeStore
+    store = NodeStore(node_comm, capacity, tag, leaders.index(leader))
     watch_parent = not (head_apart and comm.Get_rank() == 0)   # an embedded driver has no launcher
     rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
-                         watch_parent)
+                         watch_parent, store)
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
     rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
     runtime._instance = rt
@@ -138,13 +171,13 @@ def declared_resources(num_cpus=None, num_gpus=None, resources=None):
 
 
 # ---------------------------------------------------------------- embedded default (spawn)
-def start_embedded(config, num_workers, declared):
+def start_embedded(config, num_workers, declared, memory=None):
     MPI = import_mpi()
     args = ["-m", "hpcray._spawned", str(os.getpid())]
     intercomm = MPI.COMM_SELF.Spawn(sys.executable, args=args, maxprocs=num_workers)
     comm = intercomm.Merge(high=False)
-    comm.bcast(declared, root=0)
-    rt = start_runtime(comm, config, declared, head_apart=True)
+    comm.bcast((declared, memory), root=0)
+    rt = start_runtime(comm, config, declared, head_apart=True, declared_memory=memory)
     state.spawned = (intercomm, comm)
     state.mode = "embedded"
     rt.in_user_code = True
@@ -194,14 +227,15 @@ def serve_spawned(driver_pid):
     from .config import Config
     parent = MPI.Comm.Get_parent()
     comm = parent.Merge(high=True)
-    declared = comm.bcast(None, root=0)
+    declared, memory = comm.bcast(None, root=0)
 
     def leave_now():
         comm.Free()
         parent.Disconnect()
         MPI.Finalize()
         exit_process(0)
-    rt = start_runtime(comm, Config.from_env(), declared, on_exit=leave_now, head_apart=True)
+    rt = start_runtime(comm, Config.from_env(), declared, on_exit=leave_now, head_apart=True,
+                       declared_memory=memory)
     _watch_driver(rt, driver_pid)
     serve(rt)
     rt.close()

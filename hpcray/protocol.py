@@ -17,6 +17,9 @@ CANCEL                owner -> head/executor      task_id
 SHUTDOWN              head -> workers             session (``None``: leave the job)
 RESET                 head -> workers             new session number (after ``shutdown()``)
 BYE                   worker -> head              rank, pid (acknowledges SHUTDOWN, then finalizes)
+FETCH                 any -> rank that stored it  start, size, requester, tag: send the bytes of a
+                                                  stored object (raw buffer on ``tag``)
+FREE                  owner -> rank that stored   start: the object is dead, release its pages
 BATCH                 any                         [message, ...] (what one rank had queued
                                                   for another when it flushed its outbox)
 ====================  ==========================  ==========================================
@@ -39,6 +42,13 @@ class Msg:
     RESET = 11
     BYE = 12
     BATCH = 13
+    FETCH = 14
+    FREE = 15
+
+
+# Object bytes between nodes travel as raw buffers, one tag per transfer, from this range.
+DATA_TAG_BASE = 100
+DATA_TAGS = 30000
 
 
 # Object ids are integers: the owner's rank in the high bits, a per-owner counter below.

@@ -34,7 +34,8 @@ from concurrent.futures import Future
 from . import serialization, worker
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
-from .protocol import Msg, make_id, owner_of, OWNER_SHIFT
+from .protocol import DATA_TAG_BASE, DATA_TAGS, Msg, make_id, owner_of, OWNER_SHIFT
+from .serialization import STORED
 from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 
@@ -78,7 +79,7 @@ class TaskRecord:
 
 class Runtime:
     def __init__(self, comm, config, node_comm, node_index, capacities, on_exit=None,
-                 watch_parent=True):
+                 watch_parent=True, store=None):
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
@@ -104,6 +105,14 @@ class Runtime:
         self.fetched = OrderedDict()           # object id -> copy of an object owned elsewhere
         self.fetched_bytes = 0
         self.arrivals = 0                      # objects delivered so far (wakes waiters)
+        self.store = store                     # this node's object store
+        self.copies = OrderedDict()            # object id -> local copy of a remote object
+        self.copies_bytes = 0
+        self.cache_limit = (store.capacity // 4) if store is not None else 0
+        self.localizing = {}                   # object id -> callbacks waiting for its copy
+        self.incoming = []                     # (Irecv, object id, local start, remote object)
+        self.outgoing = []                     # (Isend, pinned start or None)
+        self._tags = itertools.count()
         self.tasks = {}                        # task_id -> TaskRecord (owner side)
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.refcounts = defaultdict(int)
@@ -139,7 +148,7 @@ class Runtime:
             Msg.UNBLOCKED: self._on_unblocked, Msg.GET_OBJECT: self._on_get_object,
             Msg.OBJECT: self._on_object, Msg.CANCEL: self._on_cancel,
             Msg.SHUTDOWN: self._on_shutdown, Msg.RESET: self._on_reset, Msg.BYE: self._on_bye,
-            Msg.BATCH: self._on_batch,
+            Msg.BATCH: self._on_batch, Msg.FETCH: self._on_fetch, Msg.FREE: self._on_free,
         }
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
@@ -173,13 +182,30 @@ class Runtime:
         if (object_id not in self.escaped and not self.pins.get(object_id)
                 and not self.refcounts.get(object_id) and object_id not in self.pending
                 and not self.callbacks.get(object_id)):
-            self.objects.pop(object_id, None)
+            obj = self.objects.pop(object_id, None)
+            if obj is not None:
+                self._discard(obj)
+
+    def _discard(self, obj):
+        """An object nobody needs: release its primary copy in its node's store, if any."""
+        if obj[0] != STORED:
+            return
+        node, writer, start = obj[1][:3]
+        if node == self.node_index and self.store is not None:
+            self.store.free(start)
+        else:
+            self.transport.send(writer, (Msg.FREE, start))
+
+    def _on_free(self, start):
+        self.store.free(start)
 
     # ------------------------------------------------------------------ progress
     def progress(self):
         """Handle what has arrived (caller holds the lock); return the number of messages."""
         if self.ref_events:
             self._process_ref_events()
+        if self.incoming or self.outgoing:
+            self._progress_transfers()
         handled = self.transport.poll(self._handle)
         scheduler = self.scheduler
         if scheduler is not None and scheduler.freed:
@@ -422,6 +448,8 @@ class Runtime:
             if (self.refcounts.get(object_id) or object_id in self.escaped
                     or object_id in self.callbacks or object_id in self.pins):
                 self.objects[object_id] = obj
+            else:
+                self._discard(obj)             # every ref was dropped before it was done
             self._fire(object_id, obj)
         if record is not None:
             self._unpin(record.spec)
@@ -446,8 +474,14 @@ class Runtime:
             self._wake_sleepers()
 
     # ------------------------------------------------------------------ object access
-    def lookup(self, object_id, callback):
-        """Call ``callback(obj)`` once the object is available here (lock held)."""
+    def lookup(self, object_id, callback, local=True):
+        """Call ``callback(obj)`` once the object is available here (lock held).
+
+        With ``local``, an object stored on another node is first copied into this node's
+        store, so that the callback gets something it can read in place.
+        """
+        if local:
+            callback = self._localizing(object_id, callback)
         obj = self.objects.get(object_id) or self.fetched.get(object_id)
         if obj is not None:
             callback(obj)
@@ -467,11 +501,98 @@ class Runtime:
     def _on_get_object(self, object_id, requester):
         # No need to mark it escaped: a rank learns an id either from a pickled ref (marked
         # then) or as a task's argument (pinned until the task is done).
-        self.lookup(object_id, lambda obj: self.transport.send(requester, (Msg.OBJECT, object_id, obj)))
+        self.lookup(object_id, lambda obj: self.transport.send(requester, (Msg.OBJECT, object_id, obj)),
+                    local=False)
 
     def _on_object(self, object_id, obj):
         self.fetching.discard(object_id)
         self._fire(object_id, obj)
+
+    # ------------------------------------------------------------------ objects on other nodes
+    def _localizing(self, object_id, callback):
+        """Wrap ``callback`` so that it gets a copy in this node's store of a remote object."""
+        def deliver(obj):
+            if obj[0] != STORED or obj[1][0] == self.node_index:
+                callback(obj)
+                return
+            copy = self.copies.get(object_id)
+            if copy is not None:
+                self.copies.move_to_end(object_id)
+                callback(copy)
+                return
+            waiters = self.localizing.get(object_id)
+            if waiters is not None:
+                waiters.append(callback)
+                return
+            self.localizing[object_id] = [callback]
+            self._start_fetch(object_id, obj)
+        return deliver
+
+    def _start_fetch(self, object_id, obj):
+        """Copy a stored object from its node: post a receive straight into this node's store
+        and ask the rank that wrote it to send its bytes."""
+        from mpi4py import MPI
+        _, writer, start, size, header, parts = obj[1]
+        try:
+            local_start = self.store.allocate(size)
+        except Exception as error:
+            self._localized(object_id, (serialization.ERROR, serialization.dumps(error)))
+            return
+        tag = DATA_TAG_BASE + next(self._tags) % DATA_TAGS
+        request = self.comm.Irecv([self.store.writable(local_start, size), MPI.BYTE], writer, tag)
+        self.incoming.append((request, object_id, local_start, obj))
+        self.transport.send(writer, (Msg.FETCH, start, size, self.rank, tag))
+
+    def _on_fetch(self, start, size, requester, tag):
+        from mpi4py import MPI
+        if self.store.state[start] <= 0:       # already freed: an empty reply says "lost"
+            request = self.comm.Isend([self.store.writable(start, 0), MPI.BYTE], requester, tag)
+            self.outgoing.append((request, None))
+            return
+        self.store.pin(start)
+        request = self.comm.Isend([self.store.writable(start, size), MPI.BYTE], requester, tag)
+        self.outgoing.append((request, start))
+
+    def _progress_transfers(self):
+        from mpi4py import MPI
+        if self.outgoing:
+            still = []
+            for request, start in self.outgoing:
+                if request.Test():
+                    if start is not None:
+                        self.store.unpin(start)
+                else:
+                    still.append((request, start))
+            self.outgoing = still
+        if self.incoming:
+            still = []
+            status = MPI.Status()
+            for item in self.incoming:
+                request, object_id, local_start, obj = item
+                if not request.Test(status):
+                    still.append(item)
+                    continue
+                _, _, _, size, header, parts = obj[1]
+                if status.Get_count(MPI.BYTE) != size:
+                    self.store.free(local_start)
+                    self._localized(object_id, _lost(object_id))
+                    continue
+                copy = (STORED, (self.node_index, self.rank, local_start, size, header, parts))
+                self.copies[object_id] = copy
+                self.copies_bytes += size
+                while self.copies_bytes > self.cache_limit and len(self.copies) > 1:
+                    _, old = self.copies.popitem(last=False)
+                    self.copies_bytes -= old[1][3]
+                    self.store.free(old[1][2])
+                self._localized(object_id, copy)
+            self.incoming = still
+
+    def _localized(self, object_id, obj):
+        for callback in self.localizing.pop(object_id, ()):
+            callback(obj)
+        self.arrivals += 1
+        if self.sleepers:
+            self._wake_sleepers()
 
     def put_object(self, obj):
         object_id = self.new_id()
@@ -524,6 +645,18 @@ class Runtime:
             raise GetTimeoutError(
                 f"get timed out after {timeout} s: {len(set(remaining))} of "
                 f"{len(set(object_ids))} objects not ready")
+        foreign = [oid for oid, obj in found.items()
+                   if obj[0] == STORED and obj[1][0] != self.node_index]
+        if foreign:                            # stored on another node: copy here first
+            local = {}
+            with self.lock:
+                for oid in foreign:
+                    self._localizing(oid, lambda obj, oid=oid: local.__setitem__(oid, obj))(found[oid])
+                self.transport.flush()
+            if not self.wait_until(lambda: len(local) == len(foreign), deadline):
+                raise GetTimeoutError(f"get timed out after {timeout} s copying "
+                                      f"{len(foreign) - len(local)} objects from other nodes")
+            found.update(local)
         return [found[object_id] for object_id in object_ids]
 
     def _is_ready(self, object_id):
@@ -562,18 +695,20 @@ class Runtime:
     def _cache(self, object_id, obj):
         """Keep a fetched copy of an object owned elsewhere (bounded, least recent out)."""
         fetched = self.fetched
+        if object_id in fetched:
+            return
         fetched[object_id] = obj
-        self.fetched_bytes += len(obj[1])
-        while len(fetched) > 4096 or self.fetched_bytes > 256 << 20:
+        self.fetched_bytes += serialization.nbytes(obj)
+        while len(fetched) > 4096 or self.fetched_bytes > self.cache_limit:
             _, old = fetched.popitem(last=False)
-            self.fetched_bytes -= len(old[1])
+            self.fetched_bytes -= serialization.nbytes(old)
 
     def future_of(self, ref):
         future = Future()
 
         def complete(obj):
             try:
-                future.set_result(serialization.materialize(obj))
+                future.set_result(serialization.materialize(obj, self.store))
             except BaseException as error:
                 future.set_exception(error)
         with self.lock:
@@ -597,14 +732,11 @@ class Runtime:
         else:
             self.node.taken_in(spec.owner)     # placed by a rank of this node
         dep_objects = {}
-        missing = [object_id for object_id in spec.deps if object_id not in self.objects]
-        for object_id in spec.deps:
-            if object_id in self.objects:
-                dep_objects[object_id] = self.objects[object_id]
-        if not missing:
+        if not spec.deps:
             self.ready.append((spec, dep_objects))
             return
-        entry = self.waiting[spec.task_id] = [spec, dep_objects, len(set(missing))]
+        missing = set(spec.deps)
+        entry = self.waiting[spec.task_id] = [spec, dep_objects, len(missing)]
 
         def arrived(obj, object_id):
             if self.waiting.get(spec.task_id) is not entry:
@@ -614,7 +746,7 @@ class Runtime:
             if entry[2] == 0:
                 del self.waiting[spec.task_id]
                 self.ready.append((spec, dep_objects))
-        for object_id in set(missing):
+        for object_id in missing:
             self.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
 
     def finish_task(self, spec, results, seconds):
@@ -692,6 +824,11 @@ class Runtime:
 
     def _forget(self):
         failed = list(self.callbacks.items())
+        for obj in self.objects.values():
+            self._discard(obj)
+        for obj in self.copies.values():
+            self.store.free(obj[1][2])
+        self.copies.clear(); self.copies_bytes = 0
         self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
         self.fetched.clear(); self.fetched_bytes = 0
         self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
@@ -745,7 +882,7 @@ class Runtime:
         if hard and self.on_exit is not None:
             sys.stdout.flush()
             sys.stderr.flush()
-            self.node.close()                  # collective with the node's other ranks
+            self._close_windows()              # collective with the node's other ranks
             self.on_exit()
 
     def _fatal(self, reason):
@@ -757,6 +894,13 @@ class Runtime:
         self.stopping = True
         if self._background is not threading.current_thread():
             self._background.join(timeout=1.0)
+        self._close_windows()
+
+    def _close_windows(self):
+        """Free the node's shared windows: collective over the node's ranks, same order on all."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         self.node.close()
 
 

@@ -1,9 +1,17 @@
-"""Turning values into bytes and back.
+"""Turning values into objects and back.
 
 Plain ``pickle`` (protocol 5) first, because it is fast and exact; ``cloudpickle`` only when plain
 pickle refuses (functions and classes defined in ``__main__``, lambdas, closures), as Dask's
-``distributed.protocol.pickle`` does. Objects are stored and sent as ``(kind, payload)`` pairs:
-``VALUE`` holds the pickled value, ``ERROR`` a pickled :class:`TaskError`.
+``distributed.protocol.pickle`` does. Values are pickled with out-of-band buffers, so the
+bytes of numpy arrays and other buffer-protocol objects are never copied into the pickle.
+
+An object is a ``(kind, payload)`` pair:
+
+* ``VALUE``: the pickled value (no large buffers);
+* ``INLINE``: ``(header, [buffer bytes, ...])``, small out-of-band buffers carried along;
+* ``STORED``: ``(node, rank, start, size, header, [(offset, nbytes), ...])``, buffers written
+  into ``node``'s object store by ``rank`` at page ``start``; read there zero-copy;
+* ``ERROR``: a pickled :class:`TaskError` (or another error) that ``get`` raises.
 """
 import os
 import pickle
@@ -12,10 +20,12 @@ import traceback
 
 import cloudpickle
 
-from .exceptions import SerializationError, TaskError
+from .exceptions import ObjectStoreFullError, SerializationError, TaskError
 
 VALUE = 0
 ERROR = 1
+INLINE = 2
+STORED = 3
 
 HOSTNAME = socket.gethostname()
 
@@ -74,10 +84,51 @@ def _short_repr(value, limit=80):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def serialize_result(value, function_name, index):
-    """Pickle one return value; an unpicklable one becomes an error object for ``get``."""
+def encode(value, store=None, rank=0, inline_limit=1 << 18):
+    """Turn ``value`` into an object; large buffers go into ``store`` (this node's)."""
+    buffers = []
     try:
-        return (VALUE, dumps(value))
+        header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        if b"__main__" in header:
+            raise pickle.PicklingError("names __main__")
+    except Exception:
+        buffers = []
+        header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    if not buffers:
+        return (VALUE, header)
+    raws = [buffer.raw() for buffer in buffers]
+    total = sum(raw.nbytes for raw in raws)
+    if store is None or total < inline_limit:
+        return (INLINE, (header, [raw.tobytes() for raw in raws]))
+    from .store import layout
+    offsets, size = layout(raws)
+    start = store.allocate(size)
+    try:
+        for raw, offset in zip(raws, offsets):
+            store.write(start, offset, raw)
+    except BaseException:
+        store.free(start)
+        raise
+    return (STORED, (store.node_index, rank, start, size, header,
+                     [(offset, raw.nbytes) for raw, offset in zip(raws, offsets)]))
+
+
+def nbytes(obj):
+    """Roughly how many bytes an object holds (for cache bounds)."""
+    kind, payload = obj
+    if kind == STORED:
+        return payload[3]
+    if kind == INLINE:
+        return len(payload[0]) + sum(len(b) for b in payload[1])
+    return len(payload)
+
+
+def serialize_result(value, function_name, index, store=None, rank=0, inline_limit=1 << 18):
+    """Encode one return value; an unpicklable one becomes an error object for ``get``."""
+    try:
+        return encode(value, store, rank, inline_limit)
+    except ObjectStoreFullError as error:
+        return error_object(error, function_name, rank_label())
     except Exception as error:
         failure = SerializationError(
             f"could not serialize return value {index} ({_short_repr(value)}) of {function_name}: "
@@ -114,11 +165,20 @@ def _picklable_or_none(exc):
         return None
 
 
-def materialize(obj):
-    """Turn a stored ``(kind, payload)`` object into the value, or raise its error."""
+def materialize(obj, store=None):
+    """Turn an object into its value (zero-copy for STORED ones on this node), or raise."""
     kind, payload = obj
     if kind == VALUE:
         return loads(payload)
+    if kind == INLINE:
+        header, buffers = payload
+        return loads(header, buffers=buffers)
+    if kind == STORED:
+        node, _, start, _, header, parts = payload
+        if store is None or node != store.node_index:
+            raise RuntimeError("a stored object must be fetched to this node before reading")
+        store.pin(start, len(parts))
+        return loads(header, buffers=[store.view(start, offset, size) for offset, size in parts])
     raise_error(loads(payload))
 
 

@@ -8,7 +8,7 @@ import time
 from . import serialization
 from .exceptions import TaskError
 from .object_ref import ObjectRef
-from .serialization import ERROR, error_object, rank_label, serialize_result
+from .serialization import error_object, rank_label, serialize_result
 
 
 def run_task(runtime, spec, dep_objects):
@@ -47,8 +47,9 @@ def execute(runtime, spec, dep_objects):
         else:
             args, kwargs = serialization.loads(spec.args_blob)
             if spec.deps:
-                args = [_resolve(value, dep_objects) for value in args]
-                kwargs = {name: _resolve(value, dep_objects) for name, value in kwargs.items()}
+                store = runtime.store
+                args = [_resolve(value, dep_objects, store) for value in args]
+                kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
     except TaskError as upstream:              # an argument's task failed: fail the same way
         return _fail_all(spec, error_object(upstream, spec.name, rank_label()))
     except BaseException as error:
@@ -65,8 +66,9 @@ def execute(runtime, spec, dep_objects):
                 continue
             return _fail_all(spec, error_object(error, spec.name, rank_label(), error.__traceback__))
 
+    store, rank, limit = runtime.store, runtime.rank, runtime.config.inline_limit
     if spec.num_returns == 1:
-        return [(spec.task_id, serialize_result(value, spec.name, 0))]
+        return [(spec.task_id, serialize_result(value, spec.name, 0, store, rank, limit))]
     try:
         values = list(value)
         if len(values) != spec.num_returns:
@@ -74,16 +76,13 @@ def execute(runtime, spec, dep_objects):
                              f"but returned {len(values)} values")
     except Exception as error:
         return _fail_all(spec, error_object(error, spec.name, rank_label()))
-    return [(spec.task_id + index, serialize_result(item, spec.name, index))
+    return [(spec.task_id + index, serialize_result(item, spec.name, index, store, rank, limit))
             for index, item in enumerate(values)]
 
 
-def _resolve(value, dep_objects):
+def _resolve(value, dep_objects, store):
     if isinstance(value, ObjectRef) and value.id in dep_objects:
-        obj = dep_objects[value.id]
-        if obj[0] == ERROR:
-            serialization.raise_error(serialization.loads(obj[1]))
-        return serialization.loads(obj[1])
+        return serialization.materialize(dep_objects[value.id], store)
     return value
 
 
