@@ -206,6 +206,8 @@ class Runtime:
             self._process_ref_events()
         if self.incoming or self.outgoing:
             self._progress_transfers()
+        if self.store is not None and self.store.released:
+            self.store.settle()                # views that died since: unpin their runs
         handled = self.transport.poll(self._handle)
         scheduler = self.scheduler
         if scheduler is not None and scheduler.freed:

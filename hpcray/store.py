@@ -82,6 +82,11 @@ class NodeStore:
     def _locked(self):
         return _StoreLock(self)
 
+    def settle(self):
+        """Unpin the runs whose last view here died (called from the rank's progress loop)."""
+        with self._locked():
+            self._settle()
+
     def _settle(self):
         """Unpin runs whose views died (lock held)."""
         released = self.released

@@ -1,0 +1,205 @@
+"""The node object store: zero-copy reads, freeing, churn, a full store, objects crossing
+simulated nodes, configuration errors, and no files left behind."""
+import pytest
+
+ZERO_COPY = """
+import numpy as np
+import hpcray as ray
+from hpcray import runtime
+store = runtime._instance.store
+
+a = np.arange(4_000_000, dtype=np.float64)          # 32 MB: goes to the store
+ref = ray.put(a)
+b = ray.get(ref)
+record("shares_store", bool(np.shares_memory(b, store.data)))
+record("read_only", b.flags.writeable)
+record("equal", bool((a == b).all()))
+try:
+    b[0] = 1.0
+    record("write", "allowed")
+except ValueError:
+    record("write", "refused")
+
+@ray.remote
+def inspect(x):
+    from hpcray import runtime
+    s = runtime._instance.store
+    return [bool(np.shares_memory(x, s.data)), x.flags.writeable, float(x.sum())]
+record("task_view", ray.get(inspect.remote(ref)))
+
+@ray.remote
+def make(n):
+    return np.full(n, 2.0)
+c = ray.get(make.remote(2_000_000))
+record("result_shares_store", bool(np.shares_memory(c, store.data)))
+record("result_sum", float(c.sum()))
+small = ray.get(ray.put(np.arange(10)))
+record("small_inline", not np.shares_memory(small, store.data))
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_zero_copy_reads(run_job, n):
+    res = run_job(ZERO_COPY, n=n, timeout=90)
+    res.assert_ok()
+    assert res.value("shares_store") is True
+    assert res.value("read_only") is False
+    assert res.value("equal") is True
+    assert res.value("write") == "refused"
+    assert res.value("task_view") == [True, False, float(sum(range(4_000_000)))]
+    assert res.value("result_shares_store") is True
+    assert res.value("result_sum") == 4_000_000.0
+    assert res.value("small_inline") is True
+
+
+FREEING = """
+import time
+import numpy as np
+import hpcray as ray
+from hpcray import runtime
+rt = runtime._instance
+
+def settle():
+    for _ in range(50):
+        with rt.lock:
+            rt.progress()
+            rt.transport.flush()
+        time.sleep(0.01)
+
+base = rt.store.in_use()
+view = ray.get(ray.put(np.ones(1_000_000)))        # a view keeps its object alive...
+settle()
+record("view_kept", rt.store.in_use() > base)
+record("view_value", float(view.sum()))
+del view                                            # ...until it goes
+settle()
+record("after_view", rt.store.in_use() - base)
+
+@ray.remote
+def make(i):
+    return np.full(500_000, float(i))
+
+@ray.remote
+def total(x):
+    return float(x.sum())
+
+refs = [make.remote(i) for i in range(8)]
+record("sums", ray.get([total.remote(r) for r in refs]))
+del refs
+settle()
+record("after_results", rt.store.in_use() - base)
+
+# a store of 64 MB takes 10 times its size over time
+for i in range(20):
+    ref = ray.put(np.full(4_000_000, float(i)))     # 32 MB each
+    assert float(ray.get(ref)[0]) == float(i)
+    del ref
+record("churn", "ok")
+
+held = []
+try:
+    for i in range(10):
+        held.append(ray.put(np.zeros(3_000_000)))   # 24 MB each, all kept
+    record("full", "no error")
+except ray.exceptions.ObjectStoreFullError as error:
+    record("full", str(error))
+record("held", len(held))
+del held
+settle()
+record("after_full", rt.store.in_use() - base)
+record("still_works", float(ray.get(ray.put(np.ones(2_000_000))).sum()))
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_freeing_churn_and_full_store(run_job, n):
+    res = run_job(FREEING, n=n, timeout=120, env={"HPCRAY_OBJECT_STORE_MEMORY": "64M"})
+    res.assert_ok()
+    assert res.value("view_kept") is True
+    assert res.value("view_value") == 1_000_000.0
+    assert res.value("after_view") == 0
+    assert res.value("sums") == [500_000.0 * i for i in range(8)]
+    assert res.value("after_results") == 0
+    assert res.value("churn") == "ok"
+    message = res.value("full")
+    assert "is full" in message and "24,000,000" in message, message
+    assert res.value("held") == 2
+    assert res.value("after_full") == 0
+    assert res.value("still_works") == 2_000_000.0
+
+
+ACROSS_NODES = """
+import numpy as np
+import hpcray as ray
+
+nodes = {n["NodeID"]: n["Ranks"] for n in ray.nodes()}
+record("nodes", len(nodes))
+head_node = ray.get_runtime_context().get_node_id()
+
+@ray.remote
+def make(n, value):
+    return ray.get_runtime_context().get_node_id(), np.full(n, value)
+
+@ray.remote
+def total(x):
+    return ray.get_runtime_context().get_node_id(), float(x.sum())
+
+# results made on other nodes come to the head's node
+outs = ray.get([make.remote(3_000_000, float(i)) for i in range(6)])
+record("made_elsewhere", any(node != head_node for node, _ in outs))
+record("values", [float(arr[0]) for _, arr in outs])
+record("sizes", [arr.size for _, arr in outs])
+# a put on the head's node goes to tasks on other nodes
+big = ray.put(np.arange(3_000_000, dtype=np.float64))
+sums = ray.get([total.remote(big) for _ in range(6)])
+record("read_elsewhere", any(node != head_node for node, _ in sums))
+record("sums", sorted({s for _, s in sums}))
+# an object made on one node, consumed on another, never through the head
+@ray.remote
+def chain(n):
+    inner = make.remote(n, 3.0)
+    return ray.get(total.remote(ray.get(inner)[1]))[1]
+record("chain", ray.get(chain.remote(2_000_000)))
+"""
+
+
+def test_objects_cross_simulated_nodes(run_job):
+    res = run_job(ACROSS_NODES, n=4, timeout=120, env={"HPCRAY_RANKS_PER_NODE": 2})
+    res.assert_ok()
+    assert res.value("nodes") == 2
+    assert res.value("made_elsewhere") is True
+    assert res.value("values") == [float(i) for i in range(6)]
+    assert res.value("sizes") == [3_000_000] * 6
+    assert res.value("read_elsewhere") is True
+    assert res.value("sums") == [float(sum(range(3_000_000)))]
+    assert res.value("chain") == 6_000_000.0
+
+
+def test_embedded_driver_objects_reach_workers(run_job):
+    """The embedded driver is a node of its own: its big objects are copied to the workers."""
+    res = run_job("""
+        import numpy as np
+        import hpcray as ray
+        ray.init(num_cpus=2)
+        @ray.remote
+        def total(x):
+            return float(x.sum())
+        @ray.remote
+        def make(n):
+            return np.ones(n)
+        ref = ray.put(np.ones(3_000_000))
+        record("sums", ray.get([total.remote(ref) for _ in range(4)]))
+        record("back", float(ray.get(make.remote(3_000_000)).sum()))
+        ray.shutdown()
+        """, embedded=True, timeout=90)
+    res.assert_ok()
+    assert res.value("sums") == [3_000_000.0] * 4
+    assert res.value("back") == 3_000_000.0
+
+
+def test_store_larger_than_dev_shm_is_a_clear_error(run_job):
+    res = run_job("print('should not run')", n=2, timeout=60,
+                  env={"HPCRAY_OBJECT_STORE_MEMORY": "100T"})
+    assert res.returncode != 0
+    assert "should not run" not in res.stdout
+    assert "does not fit in /dev/shm" in res.stderr
