@@ -21,6 +21,9 @@ def parse_args(argv):
     parser.add_argument("--ranks-per-node", type=int, metavar="K",
                         help="split each host's ranks into simulated nodes of K ranks "
                              "(HPCRAY_RANKS_PER_NODE)")
+    parser.add_argument("--object-store-memory", metavar="BYTES",
+                        help="size of each node's object store, e.g. 4G "
+                             "(HPCRAY_OBJECT_STORE_MEMORY)")
     parser.add_argument("script", help="the Python script to run on rank 0 as __main__")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     return parser.parse_args(argv)
@@ -36,6 +39,14 @@ def main(argv=None):
             print("python -m hpcray: --ranks-per-node must be >= 1", file=sys.stderr)
             return 2
         os.environ["HPCRAY_RANKS_PER_NODE"] = str(options.ranks_per_node)
+    if options.object_store_memory is not None:
+        from .config import parse_bytes
+        try:
+            parse_bytes(options.object_store_memory, "--object-store-memory")
+        except ValueError as error:
+            print(f"python -m hpcray: {error}", file=sys.stderr)
+            return 2
+        os.environ["HPCRAY_OBJECT_STORE_MEMORY"] = options.object_store_memory
     from . import job
     from .config import Config
     MPI = job.import_mpi()

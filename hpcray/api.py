@@ -37,8 +37,10 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         num_gpus: logical GPUs of the job, divided evenly among the worker ranks.
         resources: custom logical resources ``{name: amount}``, job totals divided evenly
             among the worker ranks.
-        object_store_memory: bytes of each node's object store (the shared-memory store of a
-            later release; recorded now).
+        object_store_memory: bytes of each node's object store (an int, or "2G"). It sizes
+            the stores of the embedded default; a launched job's stores exist before the
+            script runs, so there use ``--object-store-memory`` or
+            ``HPCRAY_OBJECT_STORE_MEMORY`` (a different value here raises ValueError).
         ignore_reinit_error: do not raise if hpcray is already initialized.
         namespace: namespace for named actors.
         **kwargs: Ray's other ``init`` arguments (dashboard, logging, runtime_env, ...) are
@@ -76,8 +78,19 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
             workers = int(num_cpus) if num_cpus else config.num_workers
             if workers < 1:
                 raise ValueError("the embedded default needs at least one worker (num_cpus >= 1)")
-            job.start_embedded(config, workers, declared)
+            memory = None
+            if object_store_memory is not None:
+                from .config import parse_bytes
+                memory = parse_bytes(object_store_memory, "object_store_memory")
+            job.start_embedded(config, workers, declared, memory)
     elif job.state.mode == "launched":
+        if object_store_memory is not None and rt.store is not None:
+            from .config import parse_bytes
+            if parse_bytes(object_store_memory, "object_store_memory") != rt.store.capacity:
+                raise ValueError(
+                    f"object_store_memory={object_store_memory!r}: this job's stores already "
+                    f"exist ({rt.store.capacity:,} bytes per node); size them with "
+                    f"'python -m hpcray --object-store-memory ...' or HPCRAY_OBJECT_STORE_MEMORY")
         if declared:
             rt.reset_session(_capacities_with(rt, declared))
     job.state.initialized = True

@@ -149,6 +149,8 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
                          watch_parent, store)
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
     rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
+    if rt.scheduler is not None:
+        rt.scheduler.node_of = rt.node_of
     runtime._instance = rt
     install_stack_dumps()
     _precise_sleeps()

@@ -69,13 +69,14 @@ class TaskSpec:
     A task with ``num_returns = k`` owns object ids ``task_id .. task_id + k - 1``.
     ``deps`` lists the object ids of the top-level ``ObjectRef`` arguments, resolved to values
     before the call. ``via_head`` tells the executor to report completion to the head too.
+    ``node_hint`` names the node whose store holds most of the arguments' bytes, if any.
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session")
+                 "session", "node_hint")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
-                 resources, max_retries, retry_exceptions, via_head, session):
+                 resources, max_retries, retry_exceptions, via_head, session, node_hint=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -89,11 +90,13 @@ class TaskSpec:
         self.retry_exceptions = retry_exceptions
         self.via_head = via_head
         self.session = session
+        self.node_hint = node_hint             # node holding most of the argument bytes
 
     def __reduce__(self):
         return (TaskSpec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
                            self.args_blob, self.deps, self.num_returns, self.resources,
-                           self.max_retries, self.retry_exceptions, self.via_head, self.session))
+                           self.max_retries, self.retry_exceptions, self.via_head, self.session,
+                           self.node_hint))
 
     def return_ids(self):
         return range(self.task_id, self.task_id + self.num_returns)

@@ -405,14 +405,26 @@ class Runtime:
             self.progress()
             self.transport.flush()
 
+    def _node_hint(self, spec):
+        """The node whose store holds most of the bytes of the arguments this rank knows."""
+        weights = {}
+        for object_id in spec.deps:
+            obj = self.objects.get(object_id) or self.copies.get(object_id)
+            if obj is not None and obj[0] == STORED:
+                weights[obj[1][0]] = weights.get(obj[1][0], 0) + obj[1][3]
+        return max(weights, key=weights.get) if weights else None
+
     def _place(self, spec):
+        if spec.deps:
+            spec.node_hint = self._node_hint(spec)
         if self.rank == 0:
             spec.via_head = True
             target = self.scheduler.place(spec)
             if target is not None:
                 self.transport.send(target, (Msg.TASK, spec))
             return 0 if target is None else target
-        target = self.node.pick(self.queue_limit, self.capacities, spec.resources)
+        local = spec.node_hint is None or spec.node_hint == self.node_index
+        target = self.node.pick(self.queue_limit, self.capacities, spec.resources) if local else None
         if target is None:
             spec.via_head = True
             self.transport.send(0, (Msg.SPILL, spec))

@@ -66,6 +66,7 @@ class GlobalScheduler:
         self.assigned = {}                     # task_id -> (rank, request, blocked)
         self._fitting = {}                     # request -> (ranks, set of ranks) it fits
         self.freed = []                        # ranks that got a slot back since the last drain
+        self.node_of = None                    # rank -> node index (set once nodes are known)
         self.queue = deque()                   # specs waiting for room
 
     def _admits(self, rank, request):
@@ -85,7 +86,7 @@ class GlobalScheduler:
     def place(self, spec):
         """Return the rank to run ``spec`` on, or None after queueing it."""
         if not self.queue:
-            rank = self._choose(spec.resources)
+            rank = self._choose(spec.resources, spec.node_hint)
             if rank is not None:
                 self._assign(spec, rank)
                 return rank
@@ -100,9 +101,19 @@ class GlobalScheduler:
             ranks = self._fitting[key] = (ranks, set(ranks))
         return ranks
 
-    def _choose(self, request):
+    def _choose(self, request, node_hint=None):
+        """The least-loaded admissible rank; on ``node_hint``'s node if one has room there."""
+        ranks = self._fitting_ranks(request)[0]
+        if node_hint is not None and self.node_of is not None:
+            here = [rank for rank in ranks if self.node_of[rank] == node_hint]
+            rank = self._least_loaded(here, request)
+            if rank is not None:
+                return rank
+        return self._least_loaded(ranks, request)
+
+    def _least_loaded(self, ranks, request):
         best, best_load = None, None
-        for rank in self._fitting_ranks(request)[0]:
+        for rank in ranks:
             if self._admits(rank, request):
                 load = self._load(rank)
                 if best is None or load < best_load:
@@ -172,7 +183,7 @@ class GlobalScheduler:
                     break
                 freed.pop()
             if rank is None:
-                rank = self._choose(spec.resources)
+                rank = self._choose(spec.resources, spec.node_hint)
                 if rank is None:
                     break
             queue.popleft()
@@ -194,7 +205,9 @@ class GlobalScheduler:
         return None if entry is None else entry[0]
 
     def reset(self, capacities):
+        node_of = self.node_of
         self.__init__(capacities, self.prefetch, self.queue_seconds)
+        self.node_of = node_of
 
 
 class NodeLoad:

@@ -203,3 +203,32 @@ def test_store_larger_than_dev_shm_is_a_clear_error(run_job):
     assert res.returncode != 0
     assert "should not run" not in res.stdout
     assert "does not fit in /dev/shm" in res.stderr
+
+
+LOCALITY = """
+import numpy as np
+import hpcray as ray
+
+@ray.remote
+def make(n):
+    return ray.get_runtime_context().get_node_id(), np.ones(n)
+
+@ray.remote
+def where(pair):
+    return ray.get_runtime_context().get_node_id()
+
+head_node = ray.get_runtime_context().get_node_id()
+refs = [make.remote(2_000_000) for _ in range(8)]     # spread over the nodes
+made = [(ray.get(ref)[0], ref) for ref in refs]
+elsewhere = [(node, ref) for node, ref in made if node != head_node]
+record("some_elsewhere", len(elsewhere) > 0)
+hits = [ray.get(where.remote(ref)) == node for node, ref in elsewhere[:3]]
+record("ran_where_the_bytes_are", hits)
+"""
+
+
+def test_tasks_go_where_their_argument_bytes_are(run_job):
+    res = run_job(LOCALITY, n=5, timeout=120, env={"HPCRAY_RANKS_PER_NODE": 2})
+    res.assert_ok()
+    assert res.value("some_elsewhere") is True
+    assert all(res.value("ran_where_the_bytes_are")), res.value("ran_where_the_bytes_are")
