@@ -204,11 +204,15 @@ class Runtime:
         """Handle what has arrived (caller holds the lock); return the number of messages."""
         if self.ref_events:
             self._process_ref_events()
+        transfers = 0
         if self.incoming or self.outgoing:
+            # Large messages move in pieces that need both ends inside MPI: while a transfer
+            # is in flight, report activity so that the waiting loops keep polling hot.
             self._progress_transfers()
+            transfers = len(self.incoming) + len(self.outgoing)
         if self.store is not None and self.store.released:
             self.store.settle()                # views that died since: unpin their runs
-        handled = self.transport.poll(self._handle)
+        handled = self.transport.poll(self._handle) + transfers
         scheduler = self.scheduler
         if scheduler is not None and scheduler.freed:
             if scheduler.queue:
