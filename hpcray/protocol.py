@@ -17,9 +17,9 @@ CANCEL                owner -> head/executor      task_id
 SHUTDOWN              head -> workers             session (``None``: leave the job)
 RESET                 head -> workers             new session number (after ``shutdown()``)
 BYE                   worker -> head              rank, pid (acknowledges SHUTDOWN, then finalizes)
-FETCH                 any -> rank that stored it  start, size, requester, tag: send the bytes of a
+FETCH                 any -> rank that stored it  slot, size, requester, tag: send the bytes of a
                                                   stored object (raw buffer on ``tag``)
-FREE                  owner -> rank that stored   start: the object is dead, release its pages
+FREE                  owner -> rank that stored   slot: the object is dead, release its pages
 BATCH                 any                         [message, ...] (what one rank had queued
                                                   for another when it flushed its outbox)
 ====================  ==========================  ==========================================

@@ -190,14 +190,14 @@ class Runtime:
         """An object nobody needs: release its primary copy in its node's store, if any."""
         if obj[0] != STORED:
             return
-        node, writer, start = obj[1][:3]
+        node, writer, slot = obj[1][:3]
         if node == self.node_index and self.store is not None:
-            self.store.free(start)
+            self.store.free(slot)
         else:
-            self.transport.send(writer, (Msg.FREE, start))
+            self.transport.send(writer, (Msg.FREE, slot))
 
-    def _on_free(self, start):
-        self.store.free(start)
+    def _on_free(self, slot):
+        self.store.free(slot)
 
     # ------------------------------------------------------------------ progress
     def progress(self):
@@ -550,52 +550,56 @@ class Runtime:
         """Copy a stored object from its node: post a receive straight into this node's store
         and ask the rank that wrote it to send its bytes."""
         from mpi4py import MPI
-        _, writer, start, size, header, parts = obj[1]
+        from .store import START
+        _, writer, slot, size, header, parts = obj[1]
         try:
-            local_start = self.store.allocate(size)
+            local_slot = self.store.allocate(size)     # pinned until the bytes are in
         except Exception as error:
             self._localized(object_id, (serialization.ERROR, serialization.dumps(error)))
             return
+        start = int(self.store.slots[local_slot, START])
         tag = DATA_TAG_BASE + next(self._tags) % DATA_TAGS
-        request = self.comm.Irecv([self.store.writable(local_start, size), MPI.BYTE], writer, tag)
-        self.incoming.append((request, object_id, local_start, obj))
-        self.transport.send(writer, (Msg.FETCH, start, size, self.rank, tag))
+        request = self.comm.Irecv([self.store.writable(start, size), MPI.BYTE], writer, tag)
+        self.incoming.append((request, object_id, local_slot, obj))
+        self.transport.send(writer, (Msg.FETCH, slot, size, self.rank, tag))
 
-    def _on_fetch(self, start, size, requester, tag):
+    def _on_fetch(self, slot, size, requester, tag):
         from mpi4py import MPI
-        if self.store.state[start] <= 0:       # already freed: an empty reply says "lost"
-            request = self.comm.Isend([self.store.writable(start, 0), MPI.BYTE], requester, tag)
+        try:
+            start = self.store.pin(slot)       # restores it if it was spilled
+        except Exception:                      # freed meanwhile: an empty reply says "lost"
+            request = self.comm.Isend([self.store.writable(0, 0), MPI.BYTE], requester, tag)
             self.outgoing.append((request, None))
             return
-        self.store.pin(start)
         request = self.comm.Isend([self.store.writable(start, size), MPI.BYTE], requester, tag)
-        self.outgoing.append((request, start))
+        self.outgoing.append((request, slot))
 
     def _progress_transfers(self):
         from mpi4py import MPI
         if self.outgoing:
             still = []
-            for request, start in self.outgoing:
+            for request, slot in self.outgoing:
                 if request.Test():
-                    if start is not None:
-                        self.store.unpin(start)
+                    if slot is not None:
+                        self.store.unpin(slot)
                 else:
-                    still.append((request, start))
+                    still.append((request, slot))
             self.outgoing = still
         if self.incoming:
             still = []
             status = MPI.Status()
             for item in self.incoming:
-                request, object_id, local_start, obj = item
+                request, object_id, local_slot, obj = item
                 if not request.Test(status):
                     still.append(item)
                     continue
                 _, _, _, size, header, parts = obj[1]
+                self.store.unpin(local_slot)
                 if status.Get_count(MPI.BYTE) != size:
-                    self.store.free(local_start)
+                    self.store.free(local_slot)
                     self._localized(object_id, _lost(object_id))
                     continue
-                copy = (STORED, (self.node_index, self.rank, local_start, size, header, parts))
+                copy = (STORED, (self.node_index, self.rank, local_slot, size, header, parts))
                 self.copies[object_id] = copy
                 self.copies_bytes += size
                 while self.copies_bytes > self.cache_limit and len(self.copies) > 1:

@@ -9,8 +9,8 @@ An object is a ``(kind, payload)`` pair:
 
 * ``VALUE``: the pickled value (no large buffers);
 * ``INLINE``: ``(header, [buffer bytes, ...])``, small out-of-band buffers carried along;
-* ``STORED``: ``(node, rank, start, size, header, [(offset, nbytes), ...])``, buffers written
-  into ``node``'s object store by ``rank`` at page ``start``; read there zero-copy;
+* ``STORED``: ``(node, rank, slot, size, header, [(offset, nbytes), ...])``, buffers written
+  into ``node``'s object store by ``rank`` as object ``slot``; read there zero-copy;
 * ``ERROR``: a pickled :class:`TaskError` (or another error) that ``get`` raises.
 """
 import os
@@ -100,16 +100,16 @@ def encode(value, store=None, rank=0, inline_limit=1 << 18):
     total = sum(raw.nbytes for raw in raws)
     if store is None or total < inline_limit:
         return (INLINE, (header, [raw.tobytes() for raw in raws]))
-    from .store import layout
+    from .store import START, layout
     offsets, size = layout(raws)
-    start = store.allocate(size)
+    slot = store.allocate(size)                # pinned while we write
     try:
+        start = int(store.slots[slot, START])
         for raw, offset in zip(raws, offsets):
             store.write(start, offset, raw)
-    except BaseException:
-        store.free(start)
-        raise
-    return (STORED, (store.node_index, rank, start, size, header,
+    finally:
+        store.unpin(slot)
+    return (STORED, (store.node_index, rank, slot, size, header,
                      [(offset, raw.nbytes) for raw, offset in zip(raws, offsets)]))
 
 
@@ -174,11 +174,12 @@ def materialize(obj, store=None):
         header, buffers = payload
         return loads(header, buffers=buffers)
     if kind == STORED:
-        node, _, start, _, header, parts = payload
+        node, _, slot, _, header, parts = payload
         if store is None or node != store.node_index:
             raise RuntimeError("a stored object must be fetched to this node before reading")
-        store.pin(start, len(parts))
-        return loads(header, buffers=[store.view(start, offset, size) for offset, size in parts])
+        start = store.pin(slot, len(parts))    # one pin per view; restores it if spilled
+        return loads(header, buffers=[store.view(slot, start, offset, size)
+                                      for offset, size in parts])
     raise_error(loads(payload))
 
 

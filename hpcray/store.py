@@ -5,22 +5,31 @@ once into the window; every rank of the node then reads them in place, zero-copy
 read-only arrays. Small objects never come here: they travel inline in messages.
 
 Layout. The window is cut into pages (``PAGE`` bytes). A second, small window holds the
-allocation table shared by the node's ranks:
+tables the node's ranks share:
 
-* ``state[p]``: 0 if page ``p`` is free; ``L > 0`` at the first page of an allocated run of
-  ``L`` pages; ``-1`` on the run's other pages;
-* ``pins[p]``: at a run's first page, how many live views (on any rank of the node) read it;
-* ``doomed[p]``: the run was freed while pinned; the last unpin releases it.
+* ``page_slot[p]``: 0 if page ``p`` is free, else 1 + the slot of the object using it;
+* one row per *slot* (an object of this store): ``state`` (FREE, IN_STORE, SPILLED), first
+  page, size, pins (live views on any rank of the node, plus writers at work), ``doomed``
+  (freed while pinned: the last unpin releases it) and the time of its last use.
 
-Every change to the table happens under a node-wide lock: ``flock`` on a lock file private
+Objects are named by their slot, never by their pages, so an object nobody reads can be
+*spilled*: when an allocation finds no room, the least recently used unpinned objects are
+written to files under the spill directory and their pages reused; pinning a spilled object
+(any rank of the node, to read it) restores it first. Only when nothing more can be spilled
+does ``allocate`` raise ObjectStoreFullError.
+
+Every change to the tables happens under a node-wide lock: ``flock`` on a lock file private
 to the job (mode 0600), plus a thread lock, since ``flock`` does not exclude the threads of one
 process. Views are tracked by :class:`StoreBuffer` objects: numpy keeps one alive exactly as
-long as an array reads through it, and its finalizer unpins the run (deferred to the next
-store operation, as finalizers may run anywhere).
+long as an array reads through it, and its finalizer queues an unpin (applied by the rank's
+progress loop or its next store operation, as finalizers may run anywhere).
 """
 import fcntl
 import os
+import shutil
+import tempfile
 import threading
+import time
 from collections import deque
 
 import numpy as np
@@ -30,9 +39,12 @@ from .exceptions import ObjectStoreFullError
 PAGE = 1 << 16
 ALIGN = 64
 
+FREE, IN_STORE, SPILLED = 0, 1, 2
+STATE, START, SIZE, PINS, DOOMED, USED = range(6)     # columns of the slot table
+
 
 class StoreBuffer:
-    """Read-only bytes of one stored buffer; keeps its run pinned while anything reads it."""
+    """Read-only bytes of one stored buffer; keeps its object pinned while anything reads it."""
     __slots__ = ("__array_interface__", "_release", "__weakref__")
 
     def __init__(self, address, nbytes, release):
@@ -47,7 +59,7 @@ class StoreBuffer:
 
 
 class NodeStore:
-    def __init__(self, node_comm, capacity, tag, node_index):
+    def __init__(self, node_comm, capacity, tag, node_index, spill_dir=None):
         from mpi4py import MPI
         self.node_comm = node_comm
         self.node_index = node_index
@@ -57,65 +69,73 @@ class NodeStore:
         self.window = MPI.Win.Allocate_shared(self.capacity if self.leader else 0, 1,
                                               comm=node_comm)
         memory, _ = self.window.Shared_query(0)
-        self.memory = memory
         self.base = memory.address
         self.data = np.frombuffer(memory, dtype=np.uint8)
-        table_bytes = self.pages * 9
+        slots = self.pages
+        table_bytes = self.pages * 4 + slots * 6 * 8
         self.table_window = MPI.Win.Allocate_shared(table_bytes if self.leader else 0, 1,
                                                     comm=node_comm)
         table, _ = self.table_window.Shared_query(0)
         table = np.frombuffer(table, dtype=np.uint8)
-        self.state = table[:self.pages * 4].view(np.int32)
-        self.pins = table[self.pages * 4:self.pages * 8].view(np.int32)
-        self.doomed = table[self.pages * 8:]
+        self.page_slot = table[:self.pages * 4].view(np.int32)
+        self.slots = table[self.pages * 4:].view(np.int64).reshape(slots, 6)
         self.lock_path = f"/dev/shm/hpcray-{tag}-node{node_index}.lock"
+        base_dir = spill_dir or os.environ.get("HPCRAY_SPILL_DIR") or tempfile.gettempdir()
+        self.spill_dir = os.path.join(base_dir, f"hpcray-spill-{tag}-node{node_index}")
         if self.leader:
             table[:] = 0
-            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-            os.close(fd)
+            os.close(os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+            os.makedirs(self.spill_dir, mode=0o700, exist_ok=False)
         node_comm.Barrier()
         self.lock_fd = os.open(self.lock_path, os.O_RDWR)
         self.thread_lock = threading.RLock()
-        self.released = deque()        # runs whose last local view died (unpin pending)
+        self.released = deque()        # slots whose view here died (unpin pending)
+        self.spills = 0                # objects this rank spilled (statistics)
 
     # ------------------------------------------------------------------ locking
     def _locked(self):
         return _StoreLock(self)
 
     def settle(self):
-        """Unpin the runs whose last view here died (called from the rank's progress loop)."""
+        """Unpin the objects whose last view here died (called from the progress loop)."""
         with self._locked():
             self._settle()
 
     def _settle(self):
-        """Unpin runs whose views died (lock held)."""
         released = self.released
         while released:
             self._unpin(released.popleft())
 
     # ------------------------------------------------------------------ allocation
     def allocate(self, nbytes):
-        """Reserve ``nbytes``; return the first page of the run. Raises ObjectStoreFullError."""
+        """Reserve room for ``nbytes``; return the new object's slot, pinned once (the
+        caller writes, then unpins). Spills unread objects if needed; raises
+        ObjectStoreFullError when even that cannot make room."""
         count = max((nbytes + PAGE - 1) // PAGE, 1)
         with self._locked():
             self._settle()
+            if count > self.pages:
+                raise self._full(nbytes, count)
             start = self._find_run(count)
-            if start is None:
-                used = int(np.count_nonzero(self.state))
-                raise ObjectStoreFullError(
-                    f"object store of node {self.node_index} is full: an object of {nbytes:,} "
-                    f"bytes does not fit ({used * PAGE:,} of {self.capacity:,} bytes in use, no "
-                    f"free run of {count * PAGE:,} bytes); raise --object-store-memory / "
-                    f"HPCRAY_OBJECT_STORE_MEMORY or release references")
-            self.state[start] = count
-            if count > 1:
-                self.state[start + 1:start + count] = -1
-            self.pins[start] = 0
-            self.doomed[start] = 0
-        return start
+            while start is None:
+                if not self._spill_one():
+                    raise self._full(nbytes, count)
+                start = self._find_run(count)
+            slot = int(np.flatnonzero(self.slots[:, STATE] == FREE)[0])
+            self.slots[slot] = (IN_STORE, start, nbytes, 1, 0, time.monotonic_ns())
+            self.page_slot[start:start + count] = slot + 1
+        return slot
+
+    def _full(self, nbytes, count):
+        used = int(np.count_nonzero(self.page_slot)) * PAGE
+        return ObjectStoreFullError(
+            f"object store of node {self.node_index} is full: an object of {nbytes:,} bytes "
+            f"does not fit ({used:,} of {self.capacity:,} bytes hold objects being read or "
+            f"written, no free run of {count * PAGE:,} bytes); raise --object-store-memory / "
+            f"HPCRAY_OBJECT_STORE_MEMORY or release references")
 
     def _find_run(self, count):
-        free = self.state == 0
+        free = self.page_slot == 0
         if count == 1:
             hits = np.flatnonzero(free)
             return int(hits[0]) if len(hits) else None
@@ -125,47 +145,116 @@ class NodeStore:
         fitting = np.flatnonzero(ends - starts >= count)
         return int(starts[fitting[0]]) if len(fitting) else None
 
-    def free(self, start):
-        """Release a run; if views still read it, release it when the last one goes."""
+    def _spill_one(self):
+        """Write the least recently used unpinned object to disk and free its pages."""
+        slots = self.slots
+        candidates = np.flatnonzero((slots[:, STATE] == IN_STORE) & (slots[:, PINS] == 0))
+        if not len(candidates):
+            return False
+        slot = int(candidates[np.argmin(slots[candidates, USED])])
+        start, size = int(slots[slot, START]), int(slots[slot, SIZE])
+        path = self._spill_path(slot)
+        fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(fd, "wb", closefd=True) as file:
+                file.write(self.data[start * PAGE:start * PAGE + size])
+        except OSError as error:
+            raise ObjectStoreFullError(
+                f"object store of node {self.node_index} is full and spilling to "
+                f"{self.spill_dir} failed: {error}") from error
+        slots[slot, STATE] = SPILLED
+        self._free_pages(slot)
+        self.spills += 1
+        return True
+
+    def _restore(self, slot):
+        """Bring a spilled object back into the store (lock held)."""
+        size = int(self.slots[slot, SIZE])
+        count = max((size + PAGE - 1) // PAGE, 1)
+        start = self._find_run(count)
+        while start is None:
+            if not self._spill_one():
+                raise self._full(size, count)
+            start = self._find_run(count)
+        path = self._spill_path(slot)
+        with open(path, "rb") as file:
+            file.readinto(memoryview(self.data[start * PAGE:start * PAGE + size]))
+        os.unlink(path)
+        self.slots[slot, STATE] = IN_STORE
+        self.slots[slot, START] = start
+        self.page_slot[start:start + count] = slot + 1
+
+    def _spill_path(self, slot):
+        return os.path.join(self.spill_dir, f"slot{slot}")
+
+    def _free_pages(self, slot):
+        start, size = int(self.slots[slot, START]), int(self.slots[slot, SIZE])
+        count = max((size + PAGE - 1) // PAGE, 1)
+        self.page_slot[start:start + count] = 0
+
+    # ------------------------------------------------------------------ lifetime
+    def free(self, slot):
+        """The object is dead; if views still read it, it goes when the last one does."""
         with self._locked():
             self._settle()
-            if self.state[start] <= 0:
+            if self.slots[slot, STATE] == FREE:
                 return
-            if self.pins[start] > 0:
-                self.doomed[start] = 1
+            if self.slots[slot, PINS] > 0:
+                self.slots[slot, DOOMED] = 1
             else:
-                self._release(start)
+                self._release(slot)
 
-    def _release(self, start):
-        count = int(self.state[start])
-        self.state[start:start + count] = 0
-        self.pins[start] = 0
-        self.doomed[start] = 0
+    def _release(self, slot):
+        state = self.slots[slot, STATE]
+        if state == IN_STORE:
+            self._free_pages(slot)
+        elif state == SPILLED:
+            try:
+                os.unlink(self._spill_path(slot))
+            except OSError:
+                pass
+        self.slots[slot] = 0
 
-    def pin(self, start, count=1):
+    def pin(self, slot, count=1):
+        """Hold the object in memory (restoring it if spilled); return its first page."""
         with self._locked():
             self._settle()
-            self.pins[start] += count
+            row = self.slots[slot]
+            if row[STATE] == SPILLED:
+                self._restore(slot)
+            elif row[STATE] == FREE:
+                raise KeyError(f"slot {slot} of node {self.node_index}'s store holds no object")
+            row[PINS] += count
+            row[USED] = time.monotonic_ns()
+            return int(row[START])
 
-    def unpin(self, start):
+    def unpin(self, slot):
         with self._locked():
             self._settle()
-            self._unpin(start)
+            self._unpin(slot)
 
-    def _unpin(self, start):
-        self.pins[start] -= 1
-        if self.pins[start] <= 0 and self.doomed[start]:
-            self._release(start)
+    def _unpin(self, slot):
+        row = self.slots[slot]
+        row[PINS] -= 1
+        if row[PINS] <= 0 and row[DOOMED]:
+            self._release(slot)
+
+    def holds(self, slot):
+        return self.slots[slot, STATE] != FREE
 
     def in_use(self):
-        """Bytes of the node's store allocated right now (all ranks)."""
+        """Bytes of the node's store that hold objects right now (spilled ones excluded)."""
         with self._locked():
             self._settle()
-            return int(np.count_nonzero(self.state)) * PAGE
+            return int(np.count_nonzero(self.page_slot)) * PAGE
 
-    # ------------------------------------------------------------------ access
+    def spilled(self):
+        """How many objects of this node are on disk right now."""
+        return int(np.count_nonzero(self.slots[:, STATE] == SPILLED))
+
+    # ------------------------------------------------------------------ access (pinned)
     def write(self, start, offset, buffer):
-        """Copy ``buffer`` into the run starting at page ``start``, at byte ``offset``."""
+        """Copy ``buffer`` into an object whose first page is ``start``, at byte ``offset``."""
         source = np.frombuffer(buffer, dtype=np.uint8)
         position = start * PAGE + offset
         self.data[position:position + source.nbytes] = source
@@ -174,11 +263,11 @@ class NodeStore:
         position = start * PAGE
         return self.data[position:position + nbytes]
 
-    def view(self, start, offset, nbytes):
-        """A read-only view of stored bytes; the run stays pinned while the view lives."""
+    def view(self, slot, start, offset, nbytes):
+        """A read-only view of stored bytes; the caller pinned ``slot`` once for this view."""
         released = self.released
         buffer = StoreBuffer(self.base + start * PAGE + offset, nbytes,
-                             lambda: released.append(start))
+                             lambda: released.append(slot))
         return np.asarray(buffer)
 
     def close(self):
@@ -187,11 +276,13 @@ class NodeStore:
         os.close(self.lock_fd)
         self.node_comm.Barrier()
         if self.leader:
-            try:
-                os.unlink(self.lock_path)
-            except OSError:
-                pass
-        self.data = self.state = self.pins = self.doomed = self.memory = None
+            for path in (self.lock_path,):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+        self.data = self.page_slot = self.slots = None
         self.table_window.Free()
         self.window.Free()
 
@@ -212,7 +303,7 @@ class _StoreLock:
 
 
 def layout(buffers):
-    """Offsets of ``buffers`` packed into one run (each aligned); return (offsets, total)."""
+    """Offsets of ``buffers`` packed into one object (each aligned); return (offsets, total)."""
     offsets, total = [], 0
     for buffer in buffers:
         offsets.append(total)

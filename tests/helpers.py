@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,6 +186,12 @@ def _shm_names() -> list:
         return []
 
 
+def _spill_dirs() -> list:
+    import glob
+    import tempfile
+    return glob.glob(os.path.join(tempfile.gettempdir(), "hpcray-spill-*"))
+
+
 class Job:
     """One MPI job (or embedded ``python script.py``) running in the background."""
 
@@ -226,6 +233,7 @@ class Job:
     # ------------------------------------------------------------------
     def start(self) -> "Job":
         self.shm_before = set(_shm_names())
+        self.spill_before = set(_spill_dirs())
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.t0 = time.monotonic()
@@ -298,6 +306,8 @@ class Job:
                 os.unlink(os.path.join("/dev/shm", name))
             except OSError:
                 pass
+        for path in set(_spill_dirs()) - self.spill_before:   # spill directories, likewise
+            shutil.rmtree(path, ignore_errors=True)
 
     def _read(self):
         for f in (self._out, self._err):

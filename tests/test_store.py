@@ -96,23 +96,31 @@ for i in range(20):
     del ref
 record("churn", "ok")
 
-held = []
+held = [ray.put(np.full(3_000_000, float(i))) for i in range(10)]   # 240 MB in 64 MB
+record("spilled", rt.store.spilled() > 0)
+record("restored", [float(ray.get(r)[0]) for r in held])          # back from disk, in order
 try:
-    for i in range(10):
-        held.append(ray.put(np.zeros(3_000_000)))   # 24 MB each, all kept
-    record("full", "no error")
+    ray.put(np.zeros(10_000_000))                                  # 80 MB can never fit
+    record("too_big", "no error")
 except ray.exceptions.ObjectStoreFullError as error:
-    record("full", str(error))
-record("held", len(held))
-del held
+    record("too_big", str(error))
+views = [ray.get(held[0]), ray.get(held[1])]                       # 48 MB pinned by views
+try:
+    extra = [ray.put(np.zeros(3_000_000)) for _ in range(2)]       # the rest cannot make room
+    record("pinned_full", "no error")
+except ray.exceptions.ObjectStoreFullError as error:
+    record("pinned_full", str(error))
+record("views_intact", [float(v[0]) for v in views])
+del held, views
 settle()
 record("after_full", rt.store.in_use() - base)
+record("spill_files_left", rt.store.spilled())
 record("still_works", float(ray.get(ray.put(np.ones(2_000_000))).sum()))
 """
 
 
 @pytest.mark.parametrize("n", [1, 3])
-def test_freeing_churn_and_full_store(run_job, n):
+def test_freeing_churn_spilling_and_full_store(run_job, n):
     res = run_job(FREEING, n=n, timeout=120, env={"HPCRAY_OBJECT_STORE_MEMORY": "64M"})
     res.assert_ok()
     assert res.value("view_kept") is True
@@ -121,10 +129,15 @@ def test_freeing_churn_and_full_store(run_job, n):
     assert res.value("sums") == [500_000.0 * i for i in range(8)]
     assert res.value("after_results") == 0
     assert res.value("churn") == "ok"
-    message = res.value("full")
+    assert res.value("spilled") is True
+    assert res.value("restored") == [float(i) for i in range(10)]
+    message = res.value("too_big")
+    assert "is full" in message and "80,000,000" in message, message
+    message = res.value("pinned_full")
     assert "is full" in message and "24,000,000" in message, message
-    assert res.value("held") == 2
+    assert res.value("views_intact") == [0.0, 1.0]
     assert res.value("after_full") == 0
+    assert res.value("spill_files_left") == 0
     assert res.value("still_works") == 2_000_000.0
 
 
