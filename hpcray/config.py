@@ -27,6 +27,8 @@ HPCRAY_OBJECT_STORE_MEMORY   30 % RAM    bytes of each node's object store (``2G
                                          object_store_memory=...)`` for the embedded default). The
                                          default is 30 % of RAM shared by the stores of a host, at
                                          most 90 % of what /dev/shm has free
+HPCRAY_SPILL_DIR             $TMPDIR     where a full store spills objects nobody reads (a directory
+                                         per job and node, mode 0700, removed at the end)
 HPCRAY_INLINE_LIMIT          256K        objects whose buffers total less travel inline in messages;
                                          larger ones are written once into the node's store
 HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
