@@ -51,7 +51,14 @@ def main(argv=None):
     from .config import Config
     MPI = job.import_mpi()
     comm = MPI.COMM_WORLD.Dup()
-    rt = job.start_runtime(comm, Config.from_env(), on_exit=job.worker_exit_hard)
+    try:
+        rt = job.start_runtime(comm, Config.from_env(), on_exit=job.worker_exit_hard)
+    except ValueError as error:     # a setting every rank found wrong, together: stop cleanly
+        if comm.Get_rank() == 0:
+            print(f"python -m hpcray: {error}", file=sys.stderr)
+        comm.Free()
+        MPI.Finalize()
+        return 1
     job.state.mode = "launched"
     if rt.rank != 0:
         try:

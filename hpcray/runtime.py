@@ -36,6 +36,7 @@ from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
 from .protocol import DATA_TAG_BASE, DATA_TAGS, Msg, make_id, owner_of, OWNER_SHIFT
 from .serialization import STORED
+from .store import COPY_READY
 from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 
@@ -110,7 +111,9 @@ class Runtime:
         self.copies_bytes = 0
         self.cache_limit = (store.capacity // 4) if store is not None else 0
         self.localizing = {}                   # object id -> callbacks waiting for its copy
-        self.incoming = []                     # (Irecv, object id, local start, remote object)
+        self.incoming = []                     # (Irecv, object id, local slot, remote obj, shared)
+        self.awaiting_copies = {}              # object id -> copy another rank here is making
+        self.private_copies = set()            # copies not in the node's directory
         self.outgoing = []                     # (Isend, pinned start or None)
         self._tags = itertools.count()
         self.tasks = {}                        # task_id -> TaskRecord (owner side)
@@ -205,11 +208,11 @@ class Runtime:
         if self.ref_events:
             self._process_ref_events()
         transfers = 0
-        if self.incoming or self.outgoing:
+        if self.incoming or self.outgoing or self.awaiting_copies:
             # Large messages move in pieces that need both ends inside MPI: while a transfer
             # is in flight, report activity so that the waiting loops keep polling hot.
             self._progress_transfers()
-            transfers = len(self.incoming) + len(self.outgoing)
+            transfers = len(self.incoming) + len(self.outgoing) + len(self.awaiting_copies)
         if self.store is not None and self.store.released:
             self.store.settle()                # views that died since: unpin their runs
         handled = self.transport.poll(self._handle) + transfers
@@ -543,24 +546,39 @@ class Runtime:
                 waiters.append(callback)
                 return
             self.localizing[object_id] = [callback]
-            self._start_fetch(object_id, obj)
+            self._claim_copy(object_id, obj)
         return deliver
 
-    def _start_fetch(self, object_id, obj):
-        """Copy a stored object from its node: post a receive straight into this node's store
-        and ask the rank that wrote it to send its bytes."""
-        from mpi4py import MPI
-        from .store import START
+    def _claim_copy(self, object_id, obj):
+        """One copy per node: use the node's copy, wait for the rank making it, or make it."""
         _, writer, slot, size, header, parts = obj[1]
         try:
-            local_slot = self.store.allocate(size)     # pinned until the bytes are in
+            local_slot, state, mine = self.store.claim_copy(object_id, size)
+            shared = local_slot is not None
+            if not shared:                     # the node's copy directory is full
+                local_slot, mine = self.store.allocate(size), True
         except Exception as error:
             self._localized(object_id, (serialization.ERROR, serialization.dumps(error)))
             return
+        copy = (STORED, (self.node_index, self.rank, local_slot, size, header, parts))
+        if mine:
+            self._start_fetch(object_id, obj, local_slot, shared)
+        elif state == COPY_READY:
+            self._hold_copy(object_id, copy, shared=True)
+            self._localized(object_id, copy)
+        else:                                  # another rank of this node is copying it
+            self.awaiting_copies[object_id] = (copy, obj)
+
+    def _start_fetch(self, object_id, obj, local_slot, shared):
+        """Post a receive straight into this node's store (``local_slot``, pinned) and ask the
+        rank that wrote the object to send its bytes."""
+        from mpi4py import MPI
+        from .store import START
+        _, writer, slot, size, header, parts = obj[1]
         start = int(self.store.slots[local_slot, START])
         tag = DATA_TAG_BASE + next(self._tags) % DATA_TAGS
         request = self.comm.Irecv([self.store.writable(start, size), MPI.BYTE], writer, tag)
-        self.incoming.append((request, object_id, local_slot, obj))
+        self.incoming.append((request, object_id, local_slot, obj, shared))
         self.transport.send(writer, (Msg.FETCH, slot, size, self.rank, tag))
 
     def _on_fetch(self, slot, size, requester, tag):
@@ -589,25 +607,53 @@ class Runtime:
             still = []
             status = MPI.Status()
             for item in self.incoming:
-                request, object_id, local_slot, obj = item
+                request, object_id, local_slot, obj, shared = item
                 if not request.Test(status):
                     still.append(item)
                     continue
                 _, _, _, size, header, parts = obj[1]
-                self.store.unpin(local_slot)
-                if status.Get_count(MPI.BYTE) != size:
-                    self.store.free(local_slot)
+                ok = status.Get_count(MPI.BYTE) == size
+                if shared:
+                    self.store.copy_done(object_id, ok)
+                else:
+                    self.store.unpin(local_slot)
+                    if not ok:
+                        self.store.free(local_slot)
+                if not ok:
                     self._localized(object_id, _lost(object_id))
                     continue
                 copy = (STORED, (self.node_index, self.rank, local_slot, size, header, parts))
-                self.copies[object_id] = copy
-                self.copies_bytes += size
-                while self.copies_bytes > self.cache_limit and len(self.copies) > 1:
-                    _, old = self.copies.popitem(last=False)
-                    self.copies_bytes -= old[1][3]
-                    self.store.free(old[1][2])
+                self._hold_copy(object_id, copy, shared)
                 self._localized(object_id, copy)
             self.incoming = still
+        if self.awaiting_copies:
+            for object_id, (copy, obj) in list(self.awaiting_copies.items()):
+                state = self.store.copy_state(object_id)
+                if state == COPY_READY:
+                    del self.awaiting_copies[object_id]
+                    self._hold_copy(object_id, copy, shared=True)
+                    self._localized(object_id, copy)
+                elif state == 0:               # the rank copying it failed: try ourselves
+                    del self.awaiting_copies[object_id]
+                    self._claim_copy(object_id, obj)
+
+    def _hold_copy(self, object_id, copy, shared):
+        """Keep a copy (LRU, bounded by a quarter of the store) for this rank's later reads."""
+        self.copies[object_id] = copy
+        if not shared:
+            self.private_copies.add(object_id)
+        self.copies_bytes += copy[1][3]
+        while self.copies_bytes > self.cache_limit and len(self.copies) > 1:
+            old_id, old = self.copies.popitem(last=False)
+            self.copies_bytes -= old[1][3]
+            self._drop_copy(old_id, old)
+
+    def _drop_copy(self, object_id, copy):
+        if object_id in self.private_copies:
+            self.private_copies.discard(object_id)
+            self.store.free(copy[1][2])
+        else:
+            self.store.release_copy(object_id)
 
     def _localized(self, object_id, obj):
         for callback in self.localizing.pop(object_id, ()):
@@ -848,8 +894,8 @@ class Runtime:
         failed = list(self.callbacks.items())
         for obj in self.objects.values():
             self._discard(obj)
-        for obj in self.copies.values():
-            self.store.free(obj[1][2])
+        for object_id, copy in self.copies.items():
+            self._drop_copy(object_id, copy)
         self.copies.clear(); self.copies_bytes = 0
         self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
         self.fetched.clear(); self.fetched_bytes = 0

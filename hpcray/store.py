@@ -40,6 +40,8 @@ PAGE = 1 << 16
 ALIGN = 64
 
 FREE, IN_STORE, SPILLED = 0, 1, 2
+COPY_ROWS = 4096
+COPY_FETCHING, COPY_READY = 1, 2
 STATE, START, SIZE, PINS, DOOMED, USED = range(6)     # columns of the slot table
 
 
@@ -72,13 +74,17 @@ class NodeStore:
         self.base = memory.address
         self.data = np.frombuffer(memory, dtype=np.uint8)
         slots = self.pages
-        table_bytes = self.pages * 4 + slots * 6 * 8
+        table_bytes = self.pages * 4 + slots * 6 * 8 + COPY_ROWS * 4 * 8
         self.table_window = MPI.Win.Allocate_shared(table_bytes if self.leader else 0, 1,
                                                     comm=node_comm)
         table, _ = self.table_window.Shared_query(0)
         table = np.frombuffer(table, dtype=np.uint8)
         self.page_slot = table[:self.pages * 4].view(np.int32)
-        self.slots = table[self.pages * 4:].view(np.int64).reshape(slots, 6)
+        slot_end = self.pages * 4 + slots * 6 * 8
+        self.slots = table[self.pages * 4:slot_end].view(np.int64).reshape(slots, 6)
+        # Copies of other nodes' objects, shared by this node's ranks: one row per copy,
+        # (object id + 1, slot, COPY_* state, ranks holding it).
+        self.copy_rows = table[slot_end:].view(np.int64).reshape(COPY_ROWS, 4)
         self.lock_path = f"/dev/shm/hpcray-{tag}-node{node_index}.lock"
         base_dir = spill_dir or os.environ.get("HPCRAY_SPILL_DIR") or tempfile.gettempdir()
         self.spill_dir = os.path.join(base_dir, f"hpcray-spill-{tag}-node{node_index}")
@@ -251,6 +257,79 @@ class NodeStore:
     def spilled(self):
         """How many objects of this node are on disk right now."""
         return int(np.count_nonzero(self.slots[:, STATE] == SPILLED))
+
+    # ------------------------------------------------------------------ copies from other nodes
+    def claim_copy(self, object_id, nbytes):
+        """Find or start this node's copy of a remote object; count this rank as a holder.
+
+        Returns ``(slot, state, mine)``: READY (read it now), FETCHING (another rank of the
+        node is copying it: wait for READY), or ``mine=True`` with a new slot, pinned, that
+        the caller fills and then marks ready. ``slot`` is None if the directory is full
+        (the caller then makes a private copy)."""
+        key = object_id + 1
+        with self._locked():
+            self._settle()
+            rows = self.copy_rows
+            hit = np.flatnonzero(rows[:, 0] == key)
+            if len(hit):
+                row = rows[hit[0]]
+                row[3] += 1
+                return int(row[1]), int(row[2]), False
+            empty = np.flatnonzero(rows[:, 0] == 0)
+            if not len(empty):
+                return None, None, False
+        slot = self.allocate(nbytes)             # pinned; may spill
+        with self._locked():
+            rows = self.copy_rows
+            hit = np.flatnonzero(rows[:, 0] == key)
+            if len(hit):                          # another rank started it meanwhile
+                self._unpin(slot)
+                self._release(slot)
+                row = rows[hit[0]]
+                row[3] += 1
+                return int(row[1]), int(row[2]), False
+            empty = np.flatnonzero(rows[:, 0] == 0)
+            rows[empty[0]] = (key, slot, COPY_FETCHING, 1)
+        return slot, COPY_FETCHING, True
+
+    def copy_state(self, object_id):
+        """COPY_READY, COPY_FETCHING, or 0 if the node has no copy (any more)."""
+        hit = np.flatnonzero(self.copy_rows[:, 0] == object_id + 1)
+        return int(self.copy_rows[hit[0], 2]) if len(hit) else 0
+
+    def copy_done(self, object_id, ok):
+        """The rank filling a copy is done: mark it ready, or drop it (every holder retries)."""
+        with self._locked():
+            rows = self.copy_rows
+            hit = np.flatnonzero(rows[:, 0] == object_id + 1)
+            if not len(hit):
+                return
+            row = rows[hit[0]]
+            slot = int(row[1])
+            self._unpin(slot)
+            if ok:
+                row[2] = COPY_READY
+            else:
+                row[:] = 0
+                self._release(slot)
+
+    def release_copy(self, object_id):
+        """This rank no longer holds the copy; the last holder frees it."""
+        with self._locked():
+            self._settle()
+            rows = self.copy_rows
+            hit = np.flatnonzero(rows[:, 0] == object_id + 1)
+            if not len(hit):
+                return
+            row = rows[hit[0]]
+            row[3] -= 1
+            if row[3] <= 0:
+                slot = int(row[1])
+                row[:] = 0
+                if self.slots[slot, PINS] > 0:
+                    self.slots[slot, DOOMED] = 1
+                else:
+                    self._release(slot)
 
     # ------------------------------------------------------------------ access (pinned)
     def write(self, start, offset, buffer):

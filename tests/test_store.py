@@ -245,3 +245,43 @@ def test_tasks_go_where_their_argument_bytes_are(run_job):
     res.assert_ok()
     assert res.value("some_elsewhere") is True
     assert all(res.value("ran_where_the_bytes_are")), res.value("ran_where_the_bytes_are")
+
+
+ONE_COPY_PER_NODE = """
+import time
+import numpy as np
+import hpcray as ray
+
+@ray.remote
+def probe(box):
+    from hpcray import runtime
+    rt = runtime._instance
+    value = ray.get(box[0])
+    time.sleep(0.2)                                  # keep ranks busy: spread the probes
+    copy = rt.copies.get(box[0].id)
+    return (ray.get_runtime_context().get_node_id(), rt.rank,
+            None if copy is None else copy[1][2], float(value[0]))
+
+head_node = ray.get_runtime_context().get_node_id()
+ref = ray.put(np.full(2_000_000, 7.0))
+out = ray.get([probe.remote([ref]) for _ in range(12)])
+record("values", sorted({v for *_, v in out}))
+by_node = {}
+for node, rank, slot, _ in out:
+    if node != head_node:
+        by_node.setdefault(node, {"ranks": set(), "slots": set()})
+        by_node[node]["ranks"].add(rank)
+        by_node[node]["slots"].add(slot)
+record("nodes_with_many_readers",
+       sum(1 for d in by_node.values() if len(d["ranks"]) >= 2))
+record("copies_per_node", sorted(len(d["slots"]) for d in by_node.values()))
+"""
+
+
+def test_one_copy_per_node(run_job):
+    # nodes {0 head, 1, 2}, {3, 4, 5}, {6}
+    res = run_job(ONE_COPY_PER_NODE, n=7, timeout=120, env={"HPCRAY_RANKS_PER_NODE": 3})
+    res.assert_ok()
+    assert res.value("values") == [7.0]
+    assert res.value("nodes_with_many_readers") >= 1
+    assert set(res.value("copies_per_node")) == {1}, res.value("copies_per_node")
