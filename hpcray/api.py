@@ -198,18 +198,27 @@ def submit_task(function, args, kwargs):
         deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
         runtime._pinned_ids.ids = deps
         try:
-            args_blob = serialization.serialize_args(function._name, args, kwargs)
+            args_blob = serialization.serialize_args(function._name, args, kwargs, rt.store,
+                                                     rt.rank, rt.config.inline_limit)
         finally:
             runtime._pinned_ids.ids = ()
     else:
         deps, args_blob = [], None
+    args_ref = None
     count = max(num_returns, 1)
     with rt.lock:
+        if args_blob is not None and args_blob[0] == serialization.STORED:
+            # Large arguments went into the store, as a put would: the task reads them there
+            # (zero-copy on the node), and they are freed when the task is done.
+            args_ref = rt.put_object(args_blob)
+            args_blob = None
+            deps.append(args_ref)
         task_id = rt.new_id(count)
         refs = [ObjectRef(task_id + index) for index in range(count)]
         spec = TaskSpec(task_id, rt.rank, function._name, func_id, func_blob, args_blob,
                         tuple(deps), count, request, options.get("max_retries", 0),
-                        options.get("retry_exceptions", False), False, rt.session)
+                        options.get("retry_exceptions", False), False, rt.session,
+                        args_ref=args_ref)
         rt.submit(spec, deps)
     if num_returns == 0:
         return None

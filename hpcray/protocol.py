@@ -70,13 +70,16 @@ class TaskSpec:
     ``deps`` lists the object ids of the top-level ``ObjectRef`` arguments, resolved to values
     before the call. ``via_head`` tells the executor to report completion to the head too.
     ``node_hint`` names the node whose store holds most of the arguments' bytes, if any.
+    ``args_blob`` is the encoded ``(args, kwargs)``; when they hold large buffers they are
+    stored like a ``put`` instead, as the owned object ``args_ref`` (also one of ``deps``).
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session", "node_hint")
+                 "session", "node_hint", "args_ref")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
-                 resources, max_retries, retry_exceptions, via_head, session, node_hint=None):
+                 resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
+                 args_ref=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -91,12 +94,13 @@ class TaskSpec:
         self.via_head = via_head
         self.session = session
         self.node_hint = node_hint             # node holding most of the argument bytes
+        self.args_ref = args_ref               # object id of arguments too large to inline
 
     def __reduce__(self):
         return (TaskSpec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
                            self.args_blob, self.deps, self.num_returns, self.resources,
                            self.max_retries, self.retry_exceptions, self.via_head, self.session,
-                           self.node_hint))
+                           self.node_hint, self.args_ref))
 
     def return_ids(self):
         return range(self.task_id, self.task_id + self.num_returns)

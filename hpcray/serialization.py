@@ -54,12 +54,15 @@ def dumps_function(function):
     return cloudpickle.dumps(function, protocol=5)
 
 
-def serialize_args(function_name, args, kwargs):
-    """Pickle a task's arguments, or raise SerializationError naming the argument that failed."""
+def serialize_args(function_name, args, kwargs, store=None, rank=0, inline_limit=1 << 18):
+    """Encode a task's arguments as one object (large buffers into the store, as a put would),
+    or raise SerializationError naming the argument that failed."""
     if not args and not kwargs:
         return None
     try:
-        return dumps((args, kwargs))
+        return encode((args, kwargs), store, rank, inline_limit)
+    except ObjectStoreFullError:
+        raise
     except Exception:
         pass
     for position, value in enumerate(args):
@@ -170,9 +173,9 @@ def materialize(obj, store=None):
     kind, payload = obj
     if kind == VALUE:
         return loads(payload)
-    if kind == INLINE:
+    if kind == INLINE:                         # small: every reader gets its own writable copy
         header, buffers = payload
-        return loads(header, buffers=buffers)
+        return loads(header, buffers=[bytearray(buffer) for buffer in buffers])
     if kind == STORED:
         node, _, slot, _, header, parts = payload
         if store is None or node != store.node_index:

@@ -42,14 +42,16 @@ def execute(runtime, spec, dep_objects):
         if function is None:
             function = serialization.loads(spec.func_blob)
             runtime.functions[spec.func_id] = function
-        if spec.args_blob is None:
-            args, kwargs = (), {}
+        if spec.args_ref is not None:
+            args, kwargs = serialization.materialize(dep_objects[spec.args_ref], runtime.store)
+        elif spec.args_blob is not None:
+            args, kwargs = serialization.materialize(spec.args_blob, runtime.store)
         else:
-            args, kwargs = serialization.loads(spec.args_blob)
-            if spec.deps:
-                store = runtime.store
-                args = [_resolve(value, dep_objects, store) for value in args]
-                kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
+            args, kwargs = (), {}
+        if spec.deps:
+            store = runtime.store
+            args = [_resolve(value, dep_objects, store) for value in args]
+            kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
     except TaskError as upstream:              # an argument's task failed: fail the same way
         return _fail_all(spec, error_object(upstream, spec.name, rank_label()))
     except BaseException as error:

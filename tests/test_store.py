@@ -285,3 +285,37 @@ def test_one_copy_per_node(run_job):
     assert res.value("values") == [7.0]
     assert res.value("nodes_with_many_readers") >= 1
     assert set(res.value("copies_per_node")) == {1}, res.value("copies_per_node")
+
+
+LARGE_ARGS = """
+import time
+import numpy as np
+import hpcray as ray
+from hpcray import runtime
+rt = runtime._instance
+
+@ray.remote
+def total(x, scale=1.0):
+    return float(x.sum()) * scale, x.flags.writeable
+
+base = rt.store.in_use()
+arr = np.ones(3_000_000)                                   # 24 MB passed by value
+record("by_value", ray.get([total.remote(arr) for _ in range(3)]))
+record("kwarg", ray.get(total.remote(x=arr, scale=2.0)))
+record("small", ray.get(total.remote(np.ones(10))))
+for _ in range(50):
+    with rt.lock:
+        rt.progress()
+    time.sleep(0.01)
+record("freed", rt.store.in_use() - base)
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_large_arguments_travel_through_the_store(run_job, n):
+    res = run_job(LARGE_ARGS, n=n, timeout=90)
+    res.assert_ok()
+    assert res.value("by_value") == [[3_000_000.0, False]] * 3
+    assert res.value("kwarg") == [6_000_000.0, False]
+    assert res.value("small") == [10.0, True]
+    assert res.value("freed") == 0
