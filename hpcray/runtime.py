@@ -18,10 +18,12 @@ Data flow of one task (``docs/architecture.md`` draws it larger)::
 
 Every rank owns the objects it creates (``put``) or whose tasks it submits, and keeps them in
 ``objects`` until the last local ``ObjectRef`` is gone; other ranks ask the owner for them.
+Large objects live in the node's store (``store.py``); an owner's entry then only describes
+where, and ranks of other nodes copy them into their own node's store (``copies.py``).
 All state is guarded by one re-entrant lock that is also the MPI lock: message handlers run
-with it held, user code never does. Waits (``get``, ``wait``, the worker loop) poll MPI under
-the lock and, on executing ranks, run queued tasks between polls, so a task blocked in ``get``
-keeps its rank serving work and nested tasks cannot deadlock the pool.
+with it held, user code never does. Waits poll MPI under the lock; a task that waits in
+``get`` hands its rank's execution slot to a helper thread and sleeps until what it waits
+for arrives, so nested tasks cannot deadlock the pool, however deep.
 """
 import itertools
 import os
@@ -34,9 +36,9 @@ from concurrent.futures import Future
 from . import serialization, worker
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
-from .protocol import DATA_TAG_BASE, DATA_TAGS, Msg, make_id, owner_of, OWNER_SHIFT
+from .copies import NodeCopies
+from .protocol import Msg, make_id, owner_of, OWNER_SHIFT
 from .serialization import STORED
-from .store import COPY_READY
 from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 
@@ -107,15 +109,8 @@ class Runtime:
         self.fetched_bytes = 0
         self.arrivals = 0                      # objects delivered so far (wakes waiters)
         self.store = store                     # this node's object store
-        self.copies = OrderedDict()            # object id -> local copy of a remote object
-        self.copies_bytes = 0
         self.cache_limit = (store.capacity // 4) if store is not None else 0
-        self.localizing = {}                   # object id -> callbacks waiting for its copy
-        self.incoming = []                     # (Irecv, object id, local slot, remote obj, shared)
-        self.awaiting_copies = {}              # object id -> copy another rank here is making
-        self.private_copies = set()            # copies not in the node's directory
-        self.outgoing = []                     # (Isend, pinned start or None)
-        self._tags = itertools.count()
+        self.copies = NodeCopies(self)         # objects of other nodes, copied to this one
         self.tasks = {}                        # task_id -> TaskRecord (owner side)
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.refcounts = defaultdict(int)
@@ -151,7 +146,7 @@ class Runtime:
             Msg.UNBLOCKED: self._on_unblocked, Msg.GET_OBJECT: self._on_get_object,
             Msg.OBJECT: self._on_object, Msg.CANCEL: self._on_cancel,
             Msg.SHUTDOWN: self._on_shutdown, Msg.RESET: self._on_reset, Msg.BYE: self._on_bye,
-            Msg.BATCH: self._on_batch, Msg.FETCH: self._on_fetch, Msg.FREE: self._on_free,
+            Msg.BATCH: self._on_batch, Msg.FETCH: self.copies.on_fetch, Msg.FREE: self._on_free,
         }
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
@@ -207,12 +202,9 @@ class Runtime:
         """Handle what has arrived (caller holds the lock); return the number of messages."""
         if self.ref_events:
             self._process_ref_events()
-        transfers = 0
-        if self.incoming or self.outgoing or self.awaiting_copies:
-            # Large messages move in pieces that need both ends inside MPI: while a transfer
-            # is in flight, report activity so that the waiting loops keep polling hot.
-            self._progress_transfers()
-            transfers = len(self.incoming) + len(self.outgoing) + len(self.awaiting_copies)
+        # Large messages move in pieces that need both ends inside MPI: while a transfer is
+        # in flight it counts as activity, so that the waiting loops keep polling hot.
+        transfers = self.copies.progress() if self.copies.busy() else 0
         if self.store is not None and self.store.released:
             self.store.settle()                # views that died since: unpin their runs
         handled = self.transport.poll(self._handle) + transfers
@@ -416,7 +408,7 @@ class Runtime:
         """The node whose store holds most of the bytes of the arguments this rank knows."""
         weights = {}
         for object_id in spec.deps:
-            obj = self.objects.get(object_id) or self.copies.get(object_id)
+            obj = self.objects.get(object_id) or self.copies.held.get(object_id)
             if obj is not None and obj[0] == STORED:
                 weights[obj[1][0]] = weights.get(obj[1][0], 0) + obj[1][3]
         return max(weights, key=weights.get) if weights else None
@@ -502,7 +494,7 @@ class Runtime:
         store, so that the callback gets something it can read in place.
         """
         if local:
-            callback = self._localizing(object_id, callback)
+            callback = self.copies.localizing(object_id, callback)
         obj = self.objects.get(object_id) or self.fetched.get(object_id)
         if obj is not None:
             callback(obj)
@@ -512,7 +504,7 @@ class Runtime:
             if object_id in self.pending:
                 self.callbacks[object_id].append(callback)
             else:
-                callback(_lost(object_id))
+                callback(lost(object_id))
             return
         self.callbacks[object_id].append(callback)
         if object_id not in self.fetching:
@@ -529,135 +521,8 @@ class Runtime:
         self.fetching.discard(object_id)
         self._fire(object_id, obj)
 
-    # ------------------------------------------------------------------ objects on other nodes
-    def _localizing(self, object_id, callback):
-        """Wrap ``callback`` so that it gets a copy in this node's store of a remote object."""
-        def deliver(obj):
-            if obj[0] != STORED or obj[1][0] == self.node_index:
-                callback(obj)
-                return
-            copy = self.copies.get(object_id)
-            if copy is not None:
-                self.copies.move_to_end(object_id)
-                callback(copy)
-                return
-            waiters = self.localizing.get(object_id)
-            if waiters is not None:
-                waiters.append(callback)
-                return
-            self.localizing[object_id] = [callback]
-            self._claim_copy(object_id, obj)
-        return deliver
-
-    def _claim_copy(self, object_id, obj):
-        """One copy per node: use the node's copy, wait for the rank making it, or make it."""
-        _, writer, slot, size, header, parts = obj[1]
-        try:
-            local_slot, state, mine = self.store.claim_copy(object_id, size)
-            shared = local_slot is not None
-            if not shared:                     # the node's copy directory is full
-                local_slot, mine = self.store.allocate(size), True
-        except Exception as error:
-            self._localized(object_id, (serialization.ERROR, serialization.dumps(error)))
-            return
-        copy = (STORED, (self.node_index, self.rank, local_slot, size, header, parts))
-        if mine:
-            self._start_fetch(object_id, obj, local_slot, shared)
-        elif state == COPY_READY:
-            self._hold_copy(object_id, copy, shared=True)
-            self._localized(object_id, copy)
-        else:                                  # another rank of this node is copying it
-            self.awaiting_copies[object_id] = (copy, obj)
-
-    def _start_fetch(self, object_id, obj, local_slot, shared):
-        """Post a receive straight into this node's store (``local_slot``, pinned) and ask the
-        rank that wrote the object to send its bytes."""
-        from mpi4py import MPI
-        from .store import START
-        _, writer, slot, size, header, parts = obj[1]
-        start = int(self.store.slots[local_slot, START])
-        tag = DATA_TAG_BASE + next(self._tags) % DATA_TAGS
-        request = self.comm.Irecv([self.store.writable(start, size), MPI.BYTE], writer, tag)
-        self.incoming.append((request, object_id, local_slot, obj, shared))
-        self.transport.send(writer, (Msg.FETCH, slot, size, self.rank, tag))
-
-    def _on_fetch(self, slot, size, requester, tag):
-        from mpi4py import MPI
-        try:
-            start = self.store.pin(slot)       # restores it if it was spilled
-        except Exception:                      # freed meanwhile: an empty reply says "lost"
-            request = self.comm.Isend([self.store.writable(0, 0), MPI.BYTE], requester, tag)
-            self.outgoing.append((request, None))
-            return
-        request = self.comm.Isend([self.store.writable(start, size), MPI.BYTE], requester, tag)
-        self.outgoing.append((request, slot))
-
-    def _progress_transfers(self):
-        from mpi4py import MPI
-        if self.outgoing:
-            still = []
-            for request, slot in self.outgoing:
-                if request.Test():
-                    if slot is not None:
-                        self.store.unpin(slot)
-                else:
-                    still.append((request, slot))
-            self.outgoing = still
-        if self.incoming:
-            still = []
-            status = MPI.Status()
-            for item in self.incoming:
-                request, object_id, local_slot, obj, shared = item
-                if not request.Test(status):
-                    still.append(item)
-                    continue
-                _, _, _, size, header, parts = obj[1]
-                ok = status.Get_count(MPI.BYTE) == size
-                if shared:
-                    self.store.copy_done(object_id, ok)
-                else:
-                    self.store.unpin(local_slot)
-                    if not ok:
-                        self.store.free(local_slot)
-                if not ok:
-                    self._localized(object_id, _lost(object_id))
-                    continue
-                copy = (STORED, (self.node_index, self.rank, local_slot, size, header, parts))
-                self._hold_copy(object_id, copy, shared)
-                self._localized(object_id, copy)
-            self.incoming = still
-        if self.awaiting_copies:
-            for object_id, (copy, obj) in list(self.awaiting_copies.items()):
-                state = self.store.copy_state(object_id)
-                if state == COPY_READY:
-                    del self.awaiting_copies[object_id]
-                    self._hold_copy(object_id, copy, shared=True)
-                    self._localized(object_id, copy)
-                elif state == 0:               # the rank copying it failed: try ourselves
-                    del self.awaiting_copies[object_id]
-                    self._claim_copy(object_id, obj)
-
-    def _hold_copy(self, object_id, copy, shared):
-        """Keep a copy (LRU, bounded by a quarter of the store) for this rank's later reads."""
-        self.copies[object_id] = copy
-        if not shared:
-            self.private_copies.add(object_id)
-        self.copies_bytes += copy[1][3]
-        while self.copies_bytes > self.cache_limit and len(self.copies) > 1:
-            old_id, old = self.copies.popitem(last=False)
-            self.copies_bytes -= old[1][3]
-            self._drop_copy(old_id, old)
-
-    def _drop_copy(self, object_id, copy):
-        if object_id in self.private_copies:
-            self.private_copies.discard(object_id)
-            self.store.free(copy[1][2])
-        else:
-            self.store.release_copy(object_id)
-
     def _localized(self, object_id, obj):
-        for callback in self.localizing.pop(object_id, ()):
-            callback(obj)
+        """Objects arrived (a copy from another node): wake whoever waits (lock held)."""
         self.arrivals += 1
         if self.sleepers:
             self._wake_sleepers()
@@ -687,7 +552,7 @@ class Runtime:
                     elif object_id in self.pending:
                         remaining.append(object_id)
                     else:
-                        found[object_id] = _lost(object_id)
+                        found[object_id] = lost(object_id)
                 elif object_id not in found:
                     obj = self.fetched.get(object_id)
                     if obj is not None:
@@ -704,7 +569,7 @@ class Runtime:
                 if object_id in found:
                     remaining.popleft()
                 elif object_id >> OWNER_SHIFT == rank and object_id not in pending:
-                    found[object_id] = self.objects.get(object_id) or _lost(object_id)
+                    found[object_id] = self.objects.get(object_id) or lost(object_id)
                     remaining.popleft()
                 else:
                     return False
@@ -719,7 +584,7 @@ class Runtime:
             local = {}
             with self.lock:
                 for oid in foreign:
-                    self._localizing(oid, lambda obj, oid=oid: local.__setitem__(oid, obj))(found[oid])
+                    self.copies.localizing(oid, lambda obj, oid=oid: local.__setitem__(oid, obj))(found[oid])
                 self.transport.flush()
             if not self.wait_until(lambda: len(local) == len(foreign), deadline):
                 raise GetTimeoutError(f"get timed out after {timeout} s copying "
@@ -894,16 +759,14 @@ class Runtime:
         failed = list(self.callbacks.items())
         for obj in self.objects.values():
             self._discard(obj)
-        for object_id, copy in self.copies.items():
-            self._drop_copy(object_id, copy)
-        self.copies.clear(); self.copies_bytes = 0
+        self.copies.forget()
         self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
         self.fetched.clear(); self.fetched_bytes = 0
         self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
         self.ready.clear()
         for object_id, callbacks in failed:
             for callback in callbacks:
-                callback(_lost(object_id))
+                callback(lost(object_id))
 
     def _on_reset(self, session, capacities):
         self.session = session
@@ -972,7 +835,7 @@ class Runtime:
         self.node.close()
 
 
-def _lost(object_id):
+def lost(object_id):
     error = ObjectLostError(
         f"object {object_id:016x} is gone: it was freed, or belongs to a runtime that was shut down")
     return (serialization.ERROR, serialization.dumps(error))

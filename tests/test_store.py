@@ -258,7 +258,7 @@ def probe(box):
     rt = runtime._instance
     value = ray.get(box[0])
     time.sleep(0.2)                                  # keep ranks busy: spread the probes
-    copy = rt.copies.get(box[0].id)
+    copy = rt.copies.held.get(box[0].id)
     return (ray.get_runtime_context().get_node_id(), rt.rank,
             None if copy is None else copy[1][2], float(value[0]))
 
