@@ -693,6 +693,8 @@ class Runtime:
             self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, seconds))
         if spec.via_head and spec.owner != 0:
             self.transport.send(0, (Msg.DONE, spec.task_id, seconds))
+        if not self.ready:
+            self.transport.flush()             # nothing queued behind it: answer right away
 
     # ------------------------------------------------------------------ cancellation
     def cancel(self, object_id):
