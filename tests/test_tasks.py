@@ -613,3 +613,33 @@ def test_nested_get_wakes_promptly(run_job, n):
     assert v == 8
     assert took < 3.0, f"a depth-8 chain of nested gets took {took:.2f}s\n" + res.describe()
     res.assert_ok()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_api_from_many_threads(run_job, n):
+    """Driver threads submit, get and put at once (an executor of hpcray calls)."""
+    res = run_job("""
+        import numpy as np
+        from concurrent.futures import ThreadPoolExecutor
+        import hpcray as ray
+
+        @ray.remote
+        def double(x):
+            return x * 2
+
+        def work(i):
+            out = []
+            for j in range(100):
+                out.append(ray.get(double.remote(i * 1000 + j)))
+                if j % 25 == 0:
+                    ref = ray.put(np.full(100_000, float(i)))
+                    assert float(ray.get(ref)[0]) == float(i)
+            return out
+
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(work, range(6)))
+        record("ok", all(r == [2 * (i * 1000 + j) for j in range(100)]
+                         for i, r in enumerate(results)))
+        """, n=n, timeout=120)
+    res.assert_ok()
+    assert res.value("ok") is True
