@@ -2,8 +2,9 @@
 
 A rank that needs an object stored on another node claims it in the node's copy directory
 (``NodeStore.claim_copy``): the first rank of the node to need it allocates room in this
-node's store, posts an ``Irecv`` straight into it and sends ``FETCH`` to the rank that wrote
-the object, which answers with an ``Isend`` from its own store; the node's other ranks wait
+node's store, posts ``Irecv``s straight into it (the object cut in chunks of 32 MiB, all in
+flight at once, so the copy is pipelined) and sends ``FETCH`` to the rank that wrote the
+object, which answers with matching ``Isend``s from its own store; the node's other ranks wait
 for the copy to be ready and read the same pages. Each rank keeps the copies it used in an
 LRU cache (a quarter of the store); the last rank of the node to drop a copy frees it.
 
@@ -21,6 +22,16 @@ from .serialization import STORED
 from .store import COPY_READY
 
 
+CHUNK = 32 << 20      # bytes per message of a transfer: several in flight pipeline the copy
+MAX_CHUNKS = 64       # tags reserved per transfer (larger objects get larger chunks)
+
+
+def chunks(size):
+    """``[(begin, end), ...]`` cutting ``size`` bytes into at most MAX_CHUNKS messages."""
+    step = max(CHUNK, -(-size // MAX_CHUNKS))
+    return [(begin, min(begin + step, size)) for begin in range(0, size, step)] or [(0, 0)]
+
+
 class NodeCopies:
     """This rank's side of node-to-node copies (all methods run with the runtime lock held)."""
 
@@ -30,8 +41,8 @@ class NodeCopies:
         self.held_bytes = 0
         self.private = set()               # held copies outside the node's directory
         self.waiting = {}                  # object id -> callbacks waiting for its copy
-        self.incoming = []                 # (Irecv, object id, local slot, remote obj, shared)
-        self.outgoing = []                 # (Isend, pinned slot or None)
+        self.incoming = []                 # ([Irecv], object id, local slot, remote obj, shared)
+        self.outgoing = []                 # ([Isend], pinned slot or None)
         self.awaiting = {}                 # object id -> (copy, remote obj) another rank makes
         self._tags = itertools.count()
 
@@ -81,9 +92,11 @@ class NodeCopies:
         from .store import START
         _, writer, slot, size, header, parts = obj[1]
         start = int(self.rt.store.slots[local_slot, START])
-        tag = DATA_TAG_BASE + next(self._tags) % DATA_TAGS
-        request = self.rt.comm.Irecv([self.rt.store.writable(start, size), MPI.BYTE], writer, tag)
-        self.incoming.append((request, object_id, local_slot, obj, shared))
+        tag = DATA_TAG_BASE + (next(self._tags) * MAX_CHUNKS) % DATA_TAGS
+        target = self.rt.store.writable(start, size)
+        requests = [self.rt.comm.Irecv([target[begin:end], MPI.BYTE], writer, tag + index)
+                    for index, (begin, end) in enumerate(chunks(size))]
+        self.incoming.append((requests, object_id, local_slot, obj, shared))
         self.rt.transport.send(writer, (Msg.FETCH, slot, size, self.rt.rank, tag))
 
     def on_fetch(self, slot, size, requester, tag):
@@ -91,11 +104,15 @@ class NodeCopies:
         try:
             start = self.rt.store.pin(slot)       # restores it if it was spilled
         except Exception:                      # freed meanwhile: an empty reply says "lost"
-            request = self.rt.comm.Isend([self.rt.store.writable(0, 0), MPI.BYTE], requester, tag)
-            self.outgoing.append((request, None))
+            empty = self.rt.store.writable(0, 0)
+            requests = [self.rt.comm.Isend([empty, MPI.BYTE], requester, tag + index)
+                        for index in range(len(chunks(size)))]
+            self.outgoing.append((requests, None))
             return
-        request = self.rt.comm.Isend([self.rt.store.writable(start, size), MPI.BYTE], requester, tag)
-        self.outgoing.append((request, slot))
+        source = self.rt.store.writable(start, size)
+        requests = [self.rt.comm.Isend([source[begin:end], MPI.BYTE], requester, tag + index)
+                    for index, (begin, end) in enumerate(chunks(size))]
+        self.outgoing.append((requests, slot))
 
     def busy(self):
         return bool(self.incoming or self.outgoing or self.awaiting)
@@ -105,23 +122,23 @@ class NodeCopies:
         from mpi4py import MPI
         if self.outgoing:
             still = []
-            for request, slot in self.outgoing:
-                if request.Test():
+            for requests, slot in self.outgoing:
+                if MPI.Request.Testall(requests):
                     if slot is not None:
                         self.rt.store.unpin(slot)
                 else:
-                    still.append((request, slot))
+                    still.append((requests, slot))
             self.outgoing = still
         if self.incoming:
             still = []
-            status = MPI.Status()
             for item in self.incoming:
-                request, object_id, local_slot, obj, shared = item
-                if not request.Test(status):
+                requests, object_id, local_slot, obj, shared = item
+                statuses = [MPI.Status() for _ in requests]
+                if not MPI.Request.Testall(requests, statuses):
                     still.append(item)
                     continue
                 _, _, _, size, header, parts = obj[1]
-                ok = status.Get_count(MPI.BYTE) == size
+                ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == size
                 if shared:
                     self.rt.store.copy_done(object_id, ok)
                 else:

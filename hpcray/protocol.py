@@ -46,7 +46,8 @@ class Msg:
     FREE = 15
 
 
-# Object bytes between nodes travel as raw buffers, one tag per transfer, from this range.
+# Object bytes between nodes travel as raw buffers, a few tags per transfer (one per chunk),
+# from this range.
 DATA_TAG_BASE = 100
 DATA_TAGS = 30000
 
