@@ -19,7 +19,8 @@ written to files under the spill directory and their pages reused; pinning a spi
 does ``allocate`` raise ObjectStoreFullError.
 
 Every change to the tables happens under a node-wide lock: ``flock`` on a lock file private
-to the job (mode 0600), plus a thread lock, since ``flock`` does not exclude the threads of one
+to the job (mode 0600, unlinked as soon as every rank of the node has it open), plus a thread
+lock, since ``flock`` does not exclude the threads of one
 process. Views are tracked by :class:`StoreBuffer` objects: numpy keeps one alive exactly as
 long as an array reads through it, and its finalizer queues an unpin (applied by the rank's
 progress loop or its next store operation, as finalizers may run anywhere).
@@ -94,6 +95,9 @@ class NodeStore:
             os.makedirs(self.spill_dir, mode=0o700, exist_ok=False)
         node_comm.Barrier()
         self.lock_fd = os.open(self.lock_path, os.O_RDWR)
+        node_comm.Barrier()
+        if self.leader:      # every rank has it open: drop the name, so nothing can be left
+            os.unlink(self.lock_path)    # behind even by a job that is killed
         self.thread_lock = threading.RLock()
         self.released = deque()        # slots whose view here died (unpin pending)
         self.spills = 0                # objects this rank spilled (statistics)
@@ -355,11 +359,6 @@ class NodeStore:
         os.close(self.lock_fd)
         self.node_comm.Barrier()
         if self.leader:
-            for path in (self.lock_path,):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
             shutil.rmtree(self.spill_dir, ignore_errors=True)
         self.data = self.page_slot = self.slots = None
         self.table_window.Free()
