@@ -2,7 +2,7 @@
 import inspect
 import sys
 
-from . import job, runtime, serialization
+from . import job, refs, runtime, serialization
 from .config import Config
 from .context import RuntimeContext
 from .exceptions import ObjectStoreFullError, SerializationError
@@ -196,14 +196,11 @@ def submit_task(function, args, kwargs):
     if args or kwargs:
         deps = [a.id for a in args if isinstance(a, ObjectRef)]
         deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
-        runtime._pinned_ids.ids = deps
-        try:
+        with refs.capture("contained") as contained:
             args_blob = serialization.serialize_args(function._name, args, kwargs, rt.store,
                                                      rt.rank, rt.config.inline_limit)
-        finally:
-            runtime._pinned_ids.ids = ()
     else:
-        deps, args_blob = [], None
+        deps, args_blob, contained = [], None, []
     args_ref = None
     count = max(num_returns, 1)
     with rt.lock:
@@ -214,15 +211,18 @@ def submit_task(function, args, kwargs):
             args_blob = None
             deps.append(args_ref)
         task_id = rt.new_id(count)
-        refs = [ObjectRef(task_id + index) for index in range(count)]
+        returned = [ObjectRef(task_id + index) for index in range(count)]
         spec = TaskSpec(task_id, rt.rank, function._name, func_id, func_blob, args_blob,
                         tuple(deps), count, request, options.get("max_retries", 0),
                         options.get("retry_exceptions", False), False, rt.session,
                         args_ref=args_ref)
         rt.submit(spec, deps)
+        if contained:                          # refs inside the arguments: held until done
+            rt.refs.hold(contained)
+            rt.tasks[task_id].contained = contained
     if num_returns == 0:
         return None
-    return refs[0] if num_returns == 1 else refs
+    return returned[0] if num_returns == 1 else returned
 
 
 def _check_refs(refs, what):
@@ -248,14 +248,16 @@ def get(object_refs, *, timeout=None):
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
     single = isinstance(object_refs, ObjectRef)
-    refs = [object_refs] if single else object_refs
-    if not isinstance(refs, (list, tuple)):
+    object_refs_list = [object_refs] if single else object_refs
+    if not isinstance(object_refs_list, (list, tuple)):
         raise TypeError(f"get expects an ObjectRef or a list of ObjectRefs, got "
                         f"{type(object_refs).__name__}")
-    _check_refs(refs, "get")
+    _check_refs(object_refs_list, "get")
     rt = _runtime()
-    objects = rt.get_objects([ref.id for ref in refs], timeout)
-    values = [serialization.materialize(obj, rt.store) for obj in objects]
+    objects = rt.get_objects([ref.id for ref in object_refs_list], timeout)
+    with refs.capture("borrowed") as borrowed:
+        values = [serialization.materialize(obj, rt.store) for obj in objects]
+    rt.await_borrows(borrowed)                # refs inside the values: register first
     return values[0] if single else values
 
 
@@ -273,12 +275,14 @@ def put(value):
         with rt.lock:                          # free what dropped refs released, first
             rt.progress()
     try:
-        try:
-            obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
-        except ObjectStoreFullError:
-            with rt.lock:                      # frees may be waiting in messages: take them
-                rt.progress()
-            obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
+        with refs.capture("contained") as contained:
+            try:
+                obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
+            except ObjectStoreFullError:
+                with rt.lock:                  # frees may be waiting in messages: take them
+                    rt.progress()
+                del contained[:]
+                obj = serialization.encode(value, rt.store, rt.rank, rt.config.inline_limit)
     except ObjectStoreFullError:
         raise
     except Exception as error:
@@ -286,7 +290,9 @@ def put(value):
                                  f"{type(error).__name__}: {error}") from error
     with rt.lock:
         object_id = rt.put_object(obj)
-        return ObjectRef(object_id)
+        ref = ObjectRef(object_id)
+        rt.refs.contain(object_id, contained)  # the refs inside live as long as it does
+        return ref
 
 
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):

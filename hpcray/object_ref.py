@@ -1,6 +1,7 @@
 """``ObjectRef``: a handle to an object that exists, or will once its task finishes."""
 import asyncio
 
+from . import refs
 from . import runtime as _runtime
 
 
@@ -24,8 +25,9 @@ class ObjectRef:
             pass
 
     def __reduce__(self):
-        _runtime.note_escape(self.id)
-        return (ObjectRef, (self.id,))
+        if refs.pickled(self.id):              # outside a tracked path: keep it for good
+            _runtime.note_escape(self.id)
+        return (_rebuild, (self.id,))
 
     def __eq__(self, other):
         return isinstance(other, ObjectRef) and other.id == self.id
@@ -55,3 +57,10 @@ class ObjectRef:
     def as_future(self):
         """Return an ``asyncio.Future`` for this object (for use inside a running event loop)."""
         return asyncio.wrap_future(self.future())
+
+
+def _rebuild(object_id):
+    """Unpickling an ObjectRef: count it, and note it for borrower registration."""
+    ref = ObjectRef(object_id)
+    refs.unpickled(object_id)
+    return ref

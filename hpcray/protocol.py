@@ -8,7 +8,8 @@ kind                  direction                   fields
 ====================  ==========================  ==========================================
 TASK                  scheduler -> executor       TaskSpec
 SPILL                 busy worker -> head         TaskSpec (the head places it)
-RESULT                executor -> owner           task_id, [(object_id, object), ...], seconds
+RESULT                executor -> owner           task_id, [(object_id, object), ...], seconds,
+                                                  executor, {object_id: [ids its pickle holds]}
 DONE                  executor -> head            task_id, seconds (frees the head's slot)
 BLOCKED / UNBLOCKED   executor -> head            task_id (a task waits in ``get``)
 GET_OBJECT            any rank -> owner           object_id, requesting rank
@@ -20,6 +21,9 @@ BYE                   worker -> head              rank, pid (acknowledges SHUTDO
 FETCH                 any -> rank that stored it  slot, size, requester, tag: send the bytes of a
                                                   stored object (raw buffer on ``tag``)
 FREE                  owner -> rank that stored   slot: the object is dead, release its pages
+BORROW / ACK          borrower -> owner -> it     object_id, rank: register a borrower (refs.py)
+UNBORROW              borrower -> owner           object_id, rank: its last instance is gone
+HANDOFF               owner -> executor           task_id: the refs inside its results are held
 BATCH                 any                         [message, ...] (what one rank had queued
                                                   for another when it flushed its outbox)
 ====================  ==========================  ==========================================
@@ -44,6 +48,10 @@ class Msg:
     BATCH = 13
     FETCH = 14
     FREE = 15
+    BORROW = 16
+    ACK = 17
+    UNBORROW = 18
+    HANDOFF = 19
 
 
 # Object bytes between nodes travel as raw buffers, a few tags per transfer (one per chunk),

@@ -37,13 +37,14 @@ from . import serialization, worker
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
 from .copies import NodeCopies
+from .refs import RefTracker
+from .refs import capture as refs_capture
 from .protocol import Msg, make_id, owner_of, OWNER_SHIFT
 from .serialization import STORED
 from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 
 _instance = None          # this process's Runtime, once started
-_pinned_ids = threading.local()
 
 
 def get_runtime():
@@ -57,27 +58,27 @@ def current_rank():
 
 
 def note_ref(object_id, delta):
-    """Count ObjectRef instances of objects this rank owns (called from __init__/__del__)."""
+    """Count ObjectRef instances in this process (called from __init__/__del__)."""
     runtime = _instance
-    if runtime is not None and object_id >> OWNER_SHIFT == runtime.rank:
+    if runtime is not None:
         runtime.ref_events.append((object_id, delta))
 
 
 def note_escape(object_id):
-    """A ref to an owned object was pickled: others may hold it, so it is never freed here."""
+    """A ref was pickled outside the tracked paths: if owned here, never free it."""
     runtime = _instance
     if runtime is not None and object_id >> OWNER_SHIFT == runtime.rank:
-        if object_id not in getattr(_pinned_ids, "ids", ()):
-            runtime.ref_events.append((object_id, 0))
+        runtime.ref_events.append((object_id, 0))
 
 
 class TaskRecord:
     """What an owner remembers about a task it submitted until the results arrive."""
-    __slots__ = ("spec", "where")
+    __slots__ = ("spec", "where", "contained")
 
-    def __init__(self, spec, where):
+    def __init__(self, spec, where, contained=()):
         self.spec = spec
         self.where = where
+        self.contained = contained             # refs inside its arguments, held until done
 
 
 class Runtime:
@@ -111,6 +112,7 @@ class Runtime:
         self.store = store                     # this node's object store
         self.cache_limit = (store.capacity // 4) if store is not None else 0
         self.copies = NodeCopies(self)         # objects of other nodes, copied to this one
+        self.refs = RefTracker(self)           # borrowers and holds (distributed counting)
         self.tasks = {}                        # task_id -> TaskRecord (owner side)
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.refcounts = defaultdict(int)
@@ -147,6 +149,8 @@ class Runtime:
             Msg.OBJECT: self._on_object, Msg.CANCEL: self._on_cancel,
             Msg.SHUTDOWN: self._on_shutdown, Msg.RESET: self._on_reset, Msg.BYE: self._on_bye,
             Msg.BATCH: self._on_batch, Msg.FETCH: self.copies.on_fetch, Msg.FREE: self._on_free,
+            Msg.BORROW: self.refs.on_borrow, Msg.ACK: self.refs.on_ack,
+            Msg.UNBORROW: self.refs.on_unborrow, Msg.HANDOFF: self.refs.on_handoff,
         }
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
@@ -164,8 +168,12 @@ class Runtime:
     def _process_ref_events(self):
         events = self.ref_events
         refcounts = self.refcounts
+        rank = self.rank
         while events:
             object_id, delta = events.popleft()
+            if object_id >> OWNER_SHIFT != rank:
+                self.refs.count(object_id, delta)  # a borrowed ref
+                continue
             if delta == 0:
                 self.escaped.add(object_id)
                 continue
@@ -179,10 +187,11 @@ class Runtime:
     def _maybe_free(self, object_id):
         if (object_id not in self.escaped and not self.pins.get(object_id)
                 and not self.refcounts.get(object_id) and object_id not in self.pending
-                and not self.callbacks.get(object_id)):
+                and not self.callbacks.get(object_id) and not self.refs.keeps(object_id)):
             obj = self.objects.pop(object_id, None)
             if obj is not None:
                 self._discard(obj)
+                self.refs.freed(object_id)     # release the refs its pickle held
 
     def _discard(self, obj):
         """An object nobody needs: release its primary copy in its node's store, if any."""
@@ -451,21 +460,28 @@ class Runtime:
     def _on_unblocked(self, task_id):
         self.scheduler.on_blocked(task_id, False)
 
-    def _on_result(self, task_id, results, seconds=None):
+    def _on_result(self, task_id, results, seconds=None, executor=None, contained=None):
         if self.ref_events:                    # refs created since the last poll count too
             self._process_ref_events()
         record = self.tasks.pop(task_id, None)
+        unacked = set()
         for object_id, obj in results:
             if self.pending.pop(object_id, None) is None:
                 continue                       # stale (an old session) or already cancelled
             if (self.refcounts.get(object_id) or object_id in self.escaped
                     or object_id in self.callbacks or object_id in self.pins):
                 self.objects[object_id] = obj
+                if contained and object_id in contained:
+                    unacked |= self.refs.contain(object_id, contained[object_id])
             else:
                 self._discard(obj)             # every ref was dropped before it was done
             self._fire(object_id, obj)
+        if contained and executor is not None:
+            self.refs.took_over(task_id, executor, unacked)
         if record is not None:
             self._unpin(record.spec)
+            if record.contained:
+                self.refs.release(record.contained)
         if self.rank == 0:
             self.scheduler.on_done(task_id, seconds)
 
@@ -526,6 +542,18 @@ class Runtime:
         self.arrivals += 1
         if self.sleepers:
             self._wake_sleepers()
+
+    def await_borrows(self, ids):
+        """Register as borrower of the foreign refs among ``ids`` and wait for the owners'
+        ACKs (the value they came in may go away right after)."""
+        if not ids:
+            return
+        with self.lock:
+            pending = self.refs.register(ids)
+            self.transport.flush()
+        if pending:
+            unacked = self.refs.unacked
+            self.wait_until(lambda: not (pending & unacked))
 
     def put_object(self, obj):
         object_id = self.new_id()
@@ -641,7 +669,11 @@ class Runtime:
 
         def complete(obj):
             try:
-                future.set_result(serialization.materialize(obj, self.store))
+                with refs_capture("borrowed") as borrowed:
+                    value = serialization.materialize(obj, self.store)
+                if borrowed:
+                    self.refs.register(borrowed)   # in a handler: no wait for the ACK
+                future.set_result(value)
             except BaseException as error:
                 future.set_exception(error)
         with self.lock:
@@ -682,15 +714,21 @@ class Runtime:
         for object_id in missing:
             self.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
 
-    def finish_task(self, spec, results, seconds):
-        """Send a task's results to its owner and release its slot (lock held)."""
+    def finish_task(self, spec, results, seconds, contained=None):
+        """Send a task's results to its owner and release its slot (lock held).
+
+        ``contained``: ``{object id: [ids of refs its pickle holds]}``; this rank holds them
+        until the owner has taken them over (``HANDOFF``)."""
         self.node.add(-1)
         if spec.session != self.session:
             return
+        if contained:
+            self.refs.result_held(spec.task_id, [i for ids in contained.values() for i in ids])
         if spec.owner == self.rank:
-            self._on_result(spec.task_id, results, seconds)
+            self._on_result(spec.task_id, results, seconds, self.rank, contained)
         else:
-            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, seconds))
+            self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, seconds,
+                                             self.rank, contained))
         if spec.via_head and spec.owner != 0:
             self.transport.send(0, (Msg.DONE, spec.task_id, seconds))
         if not self.ready:
@@ -765,6 +803,7 @@ class Runtime:
         self.objects.clear(); self.pending.clear(); self.callbacks.clear(); self.fetching.clear()
         self.fetched.clear(); self.fetched_bytes = 0
         self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
+        self.refs.clear()
         self.ready.clear()
         for object_id, callbacks in failed:
             for callback in callbacks:

@@ -5,7 +5,7 @@ does the running. User code always runs without the runtime lock held.
 """
 import time
 
-from . import serialization
+from . import refs, serialization
 from .exceptions import TaskError
 from .object_ref import ObjectRef
 from .serialization import error_object, rank_label, serialize_result
@@ -20,7 +20,7 @@ def run_task(runtime, spec, dep_objects):
     stack.append(spec)
     started = time.perf_counter()
     try:
-        results = execute(runtime, spec, dep_objects)
+        results, contained = execute(runtime, spec, dep_objects)
     finally:
         stack.pop()
         seconds = time.perf_counter() - started
@@ -28,7 +28,7 @@ def run_task(runtime, spec, dep_objects):
             runtime.executing -= 1
             if runtime.executing == 0 and runtime.rank != 0:
                 runtime.in_user_code = False
-            runtime.finish_task(spec, results, seconds)
+            runtime.finish_task(spec, results, seconds, contained)
 
 
 def _fail_all(spec, obj):
@@ -36,26 +36,20 @@ def _fail_all(spec, obj):
 
 
 def execute(runtime, spec, dep_objects):
-    """Run ``spec``; return ``[(object_id, object), ...]`` for each of its return values."""
+    """Run ``spec``; return ``([(object_id, object), ...], contained)``: an object for each
+    return value, and ``{object_id: [ids of the refs inside it]}`` (or None)."""
     try:
         function = runtime.functions.get(spec.func_id)
         if function is None:
             function = serialization.loads(spec.func_blob)
             runtime.functions[spec.func_id] = function
-        if spec.args_ref is not None:
-            args, kwargs = serialization.materialize(dep_objects[spec.args_ref], runtime.store)
-        elif spec.args_blob is not None:
-            args, kwargs = serialization.materialize(spec.args_blob, runtime.store)
-        else:
-            args, kwargs = (), {}
-        if spec.deps:
-            store = runtime.store
-            args = [_resolve(value, dep_objects, store) for value in args]
-            kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
+        with refs.capture("borrowed") as borrowed:
+            args, kwargs = _arguments(runtime, spec, dep_objects)
+        runtime.await_borrows(borrowed)        # refs inside the arguments: register first
     except TaskError as upstream:              # an argument's task failed: fail the same way
-        return _fail_all(spec, error_object(upstream, spec.name, rank_label()))
+        return _fail_all(spec, error_object(upstream, spec.name, rank_label())), None
     except BaseException as error:
-        return _fail_all(spec, error_object(error, spec.name, rank_label()))
+        return _fail_all(spec, error_object(error, spec.name, rank_label())), None
 
     attempts = 0
     while True:
@@ -66,20 +60,43 @@ def execute(runtime, spec, dep_objects):
             if _should_retry(spec, error, attempts):
                 attempts += 1
                 continue
-            return _fail_all(spec, error_object(error, spec.name, rank_label(), error.__traceback__))
+            return _fail_all(spec, error_object(error, spec.name, rank_label(),
+                                                error.__traceback__)), None
 
     store, rank, limit = runtime.store, runtime.rank, runtime.config.inline_limit
     if spec.num_returns == 1:
-        return [(spec.task_id, serialize_result(value, spec.name, 0, store, rank, limit))]
-    try:
-        values = list(value)
-        if len(values) != spec.num_returns:
-            raise ValueError(f"{spec.name} declared num_returns={spec.num_returns} "
-                             f"but returned {len(values)} values")
-    except Exception as error:
-        return _fail_all(spec, error_object(error, spec.name, rank_label()))
-    return [(spec.task_id + index, serialize_result(item, spec.name, index, store, rank, limit))
-            for index, item in enumerate(values)]
+        values = [value]
+    else:
+        try:
+            values = list(value)
+            if len(values) != spec.num_returns:
+                raise ValueError(f"{spec.name} declared num_returns={spec.num_returns} "
+                                 f"but returned {len(values)} values")
+        except Exception as error:
+            return _fail_all(spec, error_object(error, spec.name, rank_label())), None
+    results, contained = [], {}
+    for index, item in enumerate(values):
+        with refs.capture("contained") as ids:
+            results.append((spec.task_id + index,
+                            serialize_result(item, spec.name, index, store, rank, limit)))
+        if ids:
+            contained[spec.task_id + index] = ids
+    return results, contained
+
+
+def _arguments(runtime, spec, dep_objects):
+    """The task's positional and keyword arguments, top-level refs resolved to values."""
+    if spec.args_ref is not None:
+        args, kwargs = serialization.materialize(dep_objects[spec.args_ref], runtime.store)
+    elif spec.args_blob is not None:
+        args, kwargs = serialization.materialize(spec.args_blob, runtime.store)
+    else:
+        args, kwargs = (), {}
+    if spec.deps:
+        store = runtime.store
+        args = [_resolve(value, dep_objects, store) for value in args]
+        kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
+    return args, kwargs
 
 
 def _resolve(value, dep_objects, store):

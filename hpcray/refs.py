@@ -1,0 +1,185 @@
+"""Distributed reference counting: who may still use an object, anywhere in the job.
+
+An owner frees an object when no local ``ObjectRef`` instance, no task pin, no *hold* and no
+*borrower* is left:
+
+* every rank counts its instances of every id (``ObjectRef.__init__``/``__del__``);
+* a rank that gets instances of an id it does not own (unpickled from a value it read, from a
+  task's arguments) is a borrower: it sends ``BORROW`` to the owner and waits for the ``ACK``
+  before the value they came in can go away (before ``get`` returns, before the task runs);
+  when its last instance goes, it sends ``UNBORROW``;
+* an object whose pickle contains refs *holds* them while it lives (as owner, a local count;
+  as borrower, one more reason to stay registered); a task holds the refs inside its
+  arguments until its result is back;
+* a task result that contains refs: the executor holds them until the result's owner,
+  registered as borrower where needed, sends ``HANDOFF``.
+
+MPI keeps the messages between two ranks in order, and each release happens only after the
+registrations it depends on were acknowledged, so no owner frees what someone still reads.
+Refs pickled outside these paths (the user's own ``pickle.dumps``) make the object *escaped*:
+it is kept until the session ends.
+"""
+import threading
+from collections import defaultdict
+
+from .protocol import Msg, OWNER_SHIFT
+
+_capture = threading.local()
+
+
+class capture:
+    """Collect the ids of refs pickled (``"contained"``) or unpickled (``"borrowed"``) by this
+    thread inside the ``with`` block."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __enter__(self):
+        self.previous = getattr(_capture, self.kind, None)
+        self.ids = []
+        setattr(_capture, self.kind, self.ids)
+        return self.ids
+
+    def __exit__(self, *exc):
+        setattr(_capture, self.kind, self.previous)
+
+
+def pickled(object_id):
+    """An ObjectRef is being pickled: a tracked path collects it, otherwise it escapes."""
+    ids = getattr(_capture, "contained", None)
+    if ids is not None:
+        ids.append(object_id)
+        return False
+    return True
+
+
+def unpickled(object_id):
+    ids = getattr(_capture, "borrowed", None)
+    if ids is not None:
+        ids.append(object_id)
+
+
+class RefTracker:
+    """The runtime's side of the protocol (all methods run with the runtime lock held)."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.borrowed = defaultdict(int)     # foreign id -> instances here + holds here
+        self.registered = set()              # foreign ids this rank is a borrower of
+        self.unacked = set()                 # BORROWs sent, ACK not back yet
+        self.borrowers = defaultdict(set)    # owned id -> ranks borrowing it
+        self.holds = defaultdict(int)        # owned id -> holds by containers and tasks
+        self.contains = {}                   # owned object id -> ids its pickle contains
+        self.result_holds = {}               # task id -> ids held until the owner's HANDOFF
+        self.handoffs = {}                   # task id -> [executor rank, ids awaiting ACK]
+
+    # ------------------------------------------------------------------ counting
+    def count(self, object_id, delta):
+        """A change of this rank's instances (or holds) of a foreign id."""
+        count = self.borrowed[object_id] + delta
+        if count > 0:
+            self.borrowed[object_id] = count
+            return
+        del self.borrowed[object_id]
+        if object_id in self.registered:
+            self.registered.discard(object_id)
+            self.rt.transport.send(object_id >> OWNER_SHIFT,
+                                   (Msg.UNBORROW, object_id, self.rt.rank))
+
+    def keeps(self, object_id):
+        """Whether an owned object is still held or borrowed somewhere."""
+        return bool(self.holds.get(object_id) or self.borrowers.get(object_id))
+
+    # ------------------------------------------------------------------ borrowing
+    def register(self, ids):
+        """Become a borrower of the foreign ids among ``ids`` that still have instances here;
+        return those whose ACK is still to come."""
+        self.rt._process_ref_events()
+        rank = self.rt.rank
+        for object_id in set(ids):
+            owner = object_id >> OWNER_SHIFT
+            if owner == rank or object_id in self.registered or not self.borrowed.get(object_id):
+                continue
+            self.registered.add(object_id)
+            self.unacked.add(object_id)
+            self.rt.transport.send(owner, (Msg.BORROW, object_id, rank))
+        return {object_id for object_id in ids if object_id in self.unacked}
+
+    def on_borrow(self, object_id, rank):
+        self.borrowers[object_id].add(rank)
+        self.rt.transport.send(rank, (Msg.ACK, object_id))
+
+    def on_ack(self, object_id):
+        self.unacked.discard(object_id)
+        for task_id, entry in list(self.handoffs.items()):
+            entry[1].discard(object_id)
+            if not entry[1]:
+                del self.handoffs[task_id]
+                self.rt.transport.send(entry[0], (Msg.HANDOFF, task_id))
+        self.rt._localized(object_id, None)   # wakes waiters
+
+    def on_unborrow(self, object_id, rank):
+        borrowers = self.borrowers.get(object_id)
+        if borrowers is not None:
+            borrowers.discard(rank)
+            if not borrowers:
+                del self.borrowers[object_id]
+                self.rt._maybe_free(object_id)
+
+    # ------------------------------------------------------------------ holds
+    def hold(self, ids):
+        """Hold ``ids`` (a container or a task needs them); return foreign ones not yet ACKed."""
+        rank = self.rt.rank
+        for object_id in ids:
+            if object_id >> OWNER_SHIFT == rank:
+                self.holds[object_id] += 1
+            else:
+                self.borrowed[object_id] += 1
+        return self.register(ids)
+
+    def release(self, ids):
+        rank = self.rt.rank
+        for object_id in ids:
+            if object_id >> OWNER_SHIFT == rank:
+                count = self.holds[object_id] - 1
+                if count > 0:
+                    self.holds[object_id] = count
+                else:
+                    self.holds.pop(object_id, None)
+                    self.rt._maybe_free(object_id)
+            else:
+                self.count(object_id, -1)
+
+    def contain(self, object_id, ids):
+        """An owned object's pickle contains ``ids``: hold them while it lives."""
+        if ids:
+            self.contains[object_id] = ids
+            return self.hold(ids)
+        return set()
+
+    def freed(self, object_id):
+        ids = self.contains.pop(object_id, None)
+        if ids:
+            self.release(ids)
+
+    # ------------------------------------------------------------------ task results
+    def result_held(self, task_id, ids):
+        """Executor: keep the refs inside a task's results until the owner takes over."""
+        if ids:
+            self.result_holds[task_id] = ids
+            self.hold(ids)
+
+    def took_over(self, task_id, executor, pending):
+        """Owner: tell the executor it may let go, once our own registrations are ACKed."""
+        if pending:
+            self.handoffs[task_id] = [executor, set(pending)]
+        else:
+            self.rt.transport.send(executor, (Msg.HANDOFF, task_id))
+
+    def on_handoff(self, task_id):
+        ids = self.result_holds.pop(task_id, None)
+        if ids:
+            self.release(ids)
+
+    def clear(self):
+        self.__init__(self.rt)
