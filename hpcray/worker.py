@@ -43,9 +43,12 @@ def execute(runtime, spec, dep_objects):
         if function is None:
             function = serialization.loads(spec.func_blob)
             runtime.functions[spec.func_id] = function
-        with refs.capture("borrowed") as borrowed:
-            args, kwargs = _arguments(runtime, spec, dep_objects)
-        runtime.await_borrows(borrowed)        # refs inside the arguments: register first
+        if spec.args_blob is None and spec.args_ref is None:
+            args, kwargs = (), {}
+        else:
+            with refs.capture("borrowed") as borrowed:
+                args, kwargs = _arguments(runtime, spec, dep_objects)
+            runtime.await_borrows(borrowed)    # refs inside the arguments: register first
     except TaskError as upstream:              # an argument's task failed: fail the same way
         return _fail_all(spec, error_object(upstream, spec.name, rank_label())), None
     except BaseException as error:
