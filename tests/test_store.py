@@ -319,3 +319,68 @@ def test_large_arguments_travel_through_the_store(run_job, n):
     assert res.value("kwarg") == [6_000_000.0, False]
     assert res.value("small") == [10.0, True]
     assert res.value("freed") == 0
+
+
+STORE_JOB = """
+import sys, time
+import numpy as np
+import hpcray as ray
+
+@ray.remote
+def make(n):
+    return np.full(n, 1.0)
+
+@ray.remote
+def slow():
+    time.sleep(60)
+
+refs = [make.remote(1_000_000) for _ in range(4)]
+ray.get(refs)
+ray.put(np.ones(2_000_000))
+if sys.argv[1] == "fail":
+    slow.remote()
+    time.sleep(0.5)
+    raise RuntimeError("the script fails while a task runs")
+print("DONE", sys.argv[1])
+"""
+
+
+def _leftovers():
+    import glob
+    import os
+    import tempfile
+    shm = {n for n in os.listdir("/dev/shm") if n.startswith(("hpcray", "mpich"))}
+    spill = set(glob.glob(os.path.join(tempfile.gettempdir(), "hpcray-spill-*")))
+    return shm | spill
+
+
+@pytest.mark.parametrize("mode", ["ok", "fail"])
+def test_no_files_left_after_a_job(start_job, mode):
+    before = _leftovers()
+    job = start_job(STORE_JOB, n=3, args=(mode,), env={"HPCRAY_OBJECT_STORE_MEMORY": "64M"})
+    res = job.wait(60)
+    if mode == "ok":
+        res.assert_ok()
+    else:
+        assert res.returncode != 0 and "the script fails" in res.stderr
+    assert _leftovers() - before == set()
+
+
+def test_two_jobs_at_once_do_not_collide(start_job):
+    """Two jobs of the same user on one node: separate stores, lock files and spill dirs."""
+    script = """
+        import numpy as np
+        import hpcray as ray
+        @ray.remote
+        def total(x):
+            return float(x.sum())
+        value = float(ray.get(ray.put(np.full(1_000_000, VALUE))).sum())
+        refs = [ray.put(np.full(1_000_000, VALUE)) for _ in range(12)]   # spills in 32 MB
+        record("sums", sorted({ray.get(total.remote(r)) for r in refs} | {value}))
+        """
+    jobs = [start_job(script.replace("VALUE", str(v)), n=2, name=f"job{v}",
+                      env={"HPCRAY_OBJECT_STORE_MEMORY": "32M"}) for v in (1.0, 2.0)]
+    results = [job.wait(90) for job in jobs]
+    for value, res in zip((1.0, 2.0), results):
+        res.assert_ok()
+        assert res.value("sums") == [value * 1_000_000]
