@@ -31,6 +31,9 @@ HPCRAY_SPILL_DIR             $TMPDIR     where a full store spills objects nobod
                                          per job and node, mode 0700, removed at the end)
 HPCRAY_INLINE_LIMIT          256K        objects whose buffers total less travel inline in messages;
                                          larger ones are written once into the node's store
+HPCRAY_TRANSFER              p2p         how objects move between nodes: ``p2p`` (matched Isend/Irecv
+                                         straight into the stores, 32 MiB chunks) or ``rma``
+                                         (MPI_Rget from the node's store window; slower on MPICH)
 HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
                                          with its own node state (also ``--ranks-per-node K``)
 ===========================  ==========  ==========================================================
@@ -47,6 +50,13 @@ def _float(name, default):
         return float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+def _choice(name, default, choices):
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+    return value
 
 
 def _int(name, default):
@@ -85,6 +95,7 @@ class Config:
     ranks_per_node: int
     object_store_memory: int     # 0: the default
     inline_limit: int
+    transfer: str
 
     @classmethod
     def from_env(cls):
@@ -102,4 +113,5 @@ class Config:
                                             "HPCRAY_OBJECT_STORE_MEMORY"),
             inline_limit=parse_bytes(os.environ.get("HPCRAY_INLINE_LIMIT") or "256K",
                                      "HPCRAY_INLINE_LIMIT"),
+            transfer=_choice("HPCRAY_TRANSFER", "p2p", ("p2p", "rma")),
         )

@@ -1,17 +1,21 @@
-"""Objects of other nodes, copied into this node's store: one copy per node, two-sided MPI.
+"""Objects of other nodes, copied into this node's store: one copy per node.
 
 A rank that needs an object stored on another node claims it in the node's copy directory
 (``NodeStore.claim_copy``): the first rank of the node to need it allocates room in this
-node's store, posts ``Irecv``s straight into it (the object cut in chunks of 32 MiB, all in
-flight at once, so the copy is pipelined) and sends ``FETCH`` to the rank that wrote the
-object, which answers with matching ``Isend``s from its own store; the node's other ranks wait
-for the copy to be ready and read the same pages. Each rank keeps the copies it used in an
-LRU cache (a quarter of the store); the last rank of the node to drop a copy frees it.
+node's store and brings the bytes in; the node's other ranks wait for the copy to be ready and
+read the same pages. Each rank keeps the copies it used in an LRU cache (a quarter of the
+store); the last rank of the node to drop a copy frees it.
 
-Two-sided rather than one-sided: MPICH's RMA here works by active messages, so a ``Get``
-progresses only while the target spins in MPI (measured: 2.6-3.7 GB/s for 200 MB then, near
-zero while the target sleeps between polls, as idle ranks do); the target would have to be
-told to poll anyway, and the matched send/receive pair moves 200 MB at 4-6 GB/s.
+Two ways to move the bytes (``HPCRAY_TRANSFER``):
+
+* ``p2p`` (default): ``FETCH`` to the rank that wrote the object, which answers with
+  ``Isend``s from its store matched by ``Irecv``s posted straight into ours, in chunks of
+  32 MiB all in flight at once. 3.4-4.2 GB/s for 200 MB here.
+* ``rma``: every node's store is exposed in one RMA window over the job (passive target,
+  ``Lock_all`` for the job's life); ``RMA_OPEN`` asks the node's first rank to hold the object
+  in place and to poll MPI hot (MPICH's RMA here works by active messages: a Get progresses
+  only while the target is inside MPI), then ``MPI_Rget`` reads it straight into our store and
+  ``RMA_CLOSE`` releases it. 1.5-1.8 GB/s for 200 MB here, hence not the default.
 """
 import itertools
 from collections import OrderedDict
@@ -24,11 +28,12 @@ from .store import COPY_READY
 
 CHUNK = 32 << 20      # bytes per message of a transfer: several in flight pipeline the copy
 MAX_CHUNKS = 64       # tags reserved per transfer (larger objects get larger chunks)
+RMA_CHUNK = 1 << 30   # Gets: one per GiB (smaller ones measured slower here)
 
 
-def chunks(size):
+def chunks(size, chunk=CHUNK):
     """``[(begin, end), ...]`` cutting ``size`` bytes into at most MAX_CHUNKS messages."""
-    step = max(CHUNK, -(-size // MAX_CHUNKS))
+    step = max(chunk, -(-size // MAX_CHUNKS))
     return [(begin, min(begin + step, size)) for begin in range(0, size, step)] or [(0, 0)]
 
 
@@ -44,6 +49,9 @@ class NodeCopies:
         self.incoming = []                 # ([Irecv], object id, local slot, remote obj, shared)
         self.outgoing = []                 # ([Isend], pinned slot or None)
         self.awaiting = {}                 # object id -> (copy, remote obj) another rank makes
+        self.opening = {}                  # object id -> (local slot, remote obj, shared)
+        self.serving = 0                   # Gets other ranks are making from this node's store
+        self.window = None                 # the job's RMA window over the node stores
         self._tags = itertools.count()
 
     def localizing(self, object_id, callback):
@@ -85,9 +93,64 @@ class NodeCopies:
         else:                                  # another rank of this node is copying it
             self.awaiting[object_id] = (copy, obj)
 
+    # ------------------------------------------------------------------ one-sided (RMA)
+    def open_window(self):
+        """Collective over the job: expose every node's store (its first rank's memory) in one
+        RMA window, in a passive-target epoch to all ranks for the whole job."""
+        from mpi4py import MPI
+        store = self.rt.store
+        self.window = MPI.Win.Create(store.data if store.leader else None, 1, comm=self.rt.comm)
+        self.window.Lock_all()
+
+    def close_window(self):
+        if self.window is not None:
+            self.window.Unlock_all()
+            self.window.Free()
+            self.window = None
+
+    def _start_get(self, object_id, obj, local_slot, shared):
+        """Ask the object's node to hold it in place (and to keep polling MPI, which a passive
+        target must do for a Get to progress here), then read it with MPI_Rget."""
+        node, _, slot = obj[1][:3]
+        self.opening[object_id] = (local_slot, obj, shared)
+        self.rt.transport.send(self.rt.node_leaders[node], (Msg.RMA_OPEN, object_id, slot,
+                                                             self.rt.rank))
+
+    def on_rma_open(self, object_id, slot, requester):
+        try:
+            start = self.rt.store.pin(slot)    # restores it if it was spilled
+        except Exception:
+            start = None
+        else:
+            self.serving += 1                  # poll hot until the reader is done
+        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start))
+
+    def on_rma_ready(self, object_id, start):
+        from mpi4py import MPI
+        from .store import PAGE, START
+        local_slot, obj, shared = self.opening.pop(object_id)
+        node, _, slot, size = obj[1][:4]
+        leader = self.rt.node_leaders[node]
+        if start is None:
+            self._finish(object_id, local_slot, obj, shared, ok=False)
+            return
+        target = self.rt.store.writable(int(self.rt.store.slots[local_slot, START]), size)
+        requests = [self.window.Rget([target[begin:end], MPI.BYTE], leader,
+                                     target=(start * PAGE + begin, end - begin, MPI.BYTE))
+                    for begin, end in chunks(size, RMA_CHUNK) if end > begin]
+        self.incoming.append((requests, object_id, local_slot, obj, shared, (leader, slot)))
+
+    def on_rma_close(self, slot):
+        self.rt.store.unpin(slot)
+        self.serving -= 1
+
+    # ------------------------------------------------------------------ two-sided
     def _start_fetch(self, object_id, obj, local_slot, shared):
         """Post a receive straight into this node's store (``local_slot``, pinned) and ask the
         rank that wrote the object to send its bytes."""
+        if self.window is not None:
+            self._start_get(object_id, obj, local_slot, shared)
+            return
         from mpi4py import MPI
         from .store import START
         _, writer, slot, size, header, parts = obj[1]
@@ -96,7 +159,7 @@ class NodeCopies:
         target = self.rt.store.writable(start, size)
         requests = [self.rt.comm.Irecv([target[begin:end], MPI.BYTE], writer, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
-        self.incoming.append((requests, object_id, local_slot, obj, shared))
+        self.incoming.append((requests, object_id, local_slot, obj, shared, None))
         self.rt.transport.send(writer, (Msg.FETCH, slot, size, self.rt.rank, tag))
 
     def on_fetch(self, slot, size, requester, tag):
@@ -115,7 +178,8 @@ class NodeCopies:
         self.outgoing.append((requests, slot))
 
     def busy(self):
-        return bool(self.incoming or self.outgoing or self.awaiting)
+        return bool(self.incoming or self.outgoing or self.awaiting or self.opening
+                    or self.serving)
 
     def progress(self):
         """Advance transfers (lock held); return how many are still in flight."""
@@ -132,25 +196,18 @@ class NodeCopies:
         if self.incoming:
             still = []
             for item in self.incoming:
-                requests, object_id, local_slot, obj, shared = item
+                requests, object_id, local_slot, obj, shared, rma = item
                 statuses = [MPI.Status() for _ in requests]
                 if not MPI.Request.Testall(requests, statuses):
                     still.append(item)
                     continue
-                _, _, _, size, header, parts = obj[1]
-                ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == size
-                if shared:
-                    self.rt.store.copy_done(object_id, ok)
+                size = obj[1][3]
+                if rma is not None:            # a Get: the data is here; release the source
+                    self.rt.transport.send(rma[0], (Msg.RMA_CLOSE, rma[1]))
+                    ok = True
                 else:
-                    self.rt.store.unpin(local_slot)
-                    if not ok:
-                        self.rt.store.free(local_slot)
-                if not ok:
-                    self._deliver(object_id, lost(object_id))
-                    continue
-                copy = (STORED, (self.rt.node_index, self.rt.rank, local_slot, size, header, parts))
-                self._hold(object_id, copy, shared)
-                self._deliver(object_id, copy)
+                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == size
+                self._finish(object_id, local_slot, obj, shared, ok)
             self.incoming = still
         if self.awaiting:
             for object_id, (copy, obj) in list(self.awaiting.items()):
@@ -162,7 +219,24 @@ class NodeCopies:
                 elif state == 0:               # the rank copying it failed: try ourselves
                     del self.awaiting[object_id]
                     self._claim(object_id, obj)
-        return len(self.incoming) + len(self.outgoing) + len(self.awaiting)
+        return (len(self.incoming) + len(self.outgoing) + len(self.awaiting)
+                + len(self.opening) + self.serving)
+
+    def _finish(self, object_id, local_slot, obj, shared, ok):
+        """The bytes of a copy are in (or not): publish it to the node, or report it lost."""
+        if shared:
+            self.rt.store.copy_done(object_id, ok)
+        else:
+            self.rt.store.unpin(local_slot)
+            if not ok:
+                self.rt.store.free(local_slot)
+        if not ok:
+            self._deliver(object_id, lost(object_id))
+            return
+        _, _, _, size, header, parts = obj[1]
+        copy = (STORED, (self.rt.node_index, self.rt.rank, local_slot, size, header, parts))
+        self._hold(object_id, copy, shared)
+        self._deliver(object_id, copy)
 
     def _deliver(self, object_id, obj):
         for callback in self.waiting.pop(object_id, ()):

@@ -148,6 +148,9 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
     rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
                          watch_parent, store)
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
+    rt.node_leaders = leaders                                       # node index -> its first rank
+    if config.transfer == "rma":
+        rt.copies.open_window()
     rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
     if rt.scheduler is not None:
         rt.scheduler.node_of = rt.node_of

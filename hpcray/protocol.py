@@ -21,6 +21,9 @@ BYE                   worker -> head              rank, pid (acknowledges SHUTDO
 FETCH                 any -> rank that stored it  slot, size, requester, tag: send the bytes of a
                                                   stored object (raw buffer on ``tag``)
 FREE                  owner -> rank that stored   slot: the object is dead, release its pages
+RMA_OPEN / RMA_READY  reader -> node's first rank object_id, slot, rank / object_id, first page:
+                      -> reader                   hold the object in place for an MPI_Rget
+RMA_CLOSE             reader -> node's first rank slot: the Get is done, release it
 BORROW / ACK          borrower -> owner -> it     object_id, rank: register a borrower (refs.py)
 UNBORROW              borrower -> owner           object_id, rank: its last instance is gone
 HANDOFF               owner -> executor           task_id: the refs inside its results are held
@@ -52,6 +55,9 @@ class Msg:
     ACK = 17
     UNBORROW = 18
     HANDOFF = 19
+    RMA_OPEN = 20
+    RMA_READY = 21
+    RMA_CLOSE = 22
 
 
 # Object bytes between nodes travel as raw buffers, a few tags per transfer (one per chunk),

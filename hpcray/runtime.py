@@ -151,6 +151,8 @@ class Runtime:
             Msg.BATCH: self._on_batch, Msg.FETCH: self.copies.on_fetch, Msg.FREE: self._on_free,
             Msg.BORROW: self.refs.on_borrow, Msg.ACK: self.refs.on_ack,
             Msg.UNBORROW: self.refs.on_unborrow, Msg.HANDOFF: self.refs.on_handoff,
+            Msg.RMA_OPEN: self.copies.on_rma_open, Msg.RMA_READY: self.copies.on_rma_ready,
+            Msg.RMA_CLOSE: self.copies.on_rma_close,
         }
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
@@ -869,7 +871,8 @@ class Runtime:
         self._close_windows()
 
     def _close_windows(self):
-        """Free the node's shared windows: collective over the node's ranks, same order on all."""
+        """Free the windows: collective (the job's, then the node's), same order on all ranks."""
+        self.copies.close_window()
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -176,8 +176,10 @@ record("chain", ray.get(chain.remote(2_000_000)))
 """
 
 
-def test_objects_cross_simulated_nodes(run_job):
-    res = run_job(ACROSS_NODES, n=4, timeout=120, env={"HPCRAY_RANKS_PER_NODE": 2})
+@pytest.mark.parametrize("transfer", ["p2p", "rma"])
+def test_objects_cross_simulated_nodes(run_job, transfer):
+    res = run_job(ACROSS_NODES, n=4, timeout=120,
+                  env={"HPCRAY_RANKS_PER_NODE": 2, "HPCRAY_TRANSFER": transfer})
     res.assert_ok()
     assert res.value("nodes") == 2
     assert res.value("made_elsewhere") is True
@@ -278,9 +280,11 @@ record("copies_per_node", sorted(len(d["slots"]) for d in by_node.values()))
 """
 
 
-def test_one_copy_per_node(run_job):
+@pytest.mark.parametrize("transfer", ["p2p", "rma"])
+def test_one_copy_per_node(run_job, transfer):
     # nodes {0 head, 1, 2}, {3, 4, 5}, {6}
-    res = run_job(ONE_COPY_PER_NODE, n=7, timeout=120, env={"HPCRAY_RANKS_PER_NODE": 3})
+    res = run_job(ONE_COPY_PER_NODE, n=7, timeout=120,
+                  env={"HPCRAY_RANKS_PER_NODE": 3, "HPCRAY_TRANSFER": transfer})
     res.assert_ok()
     assert res.value("values") == [7.0]
     assert res.value("nodes_with_many_readers") >= 1
