@@ -65,6 +65,16 @@ def check(fn_or_name):
     if callable(fn_or_name):
         return _run(fn_or_name, fn_or_name.__name__)
     return lambda fn: _run(fn, fn_or_name)
+def settle(rounds=60):
+    """Let the runtime take in what is in flight (frees, unpins) for about rounds x 10 ms."""
+    import time as _t
+    from hpcray import runtime as _rt
+    rt = _rt._instance
+    for _ in range(rounds):
+        with rt.lock:
+            rt.progress()
+            rt.transport.flush()
+        _t.sleep(0.01)
 # ---- end of prelude ----
 '''
 

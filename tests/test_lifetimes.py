@@ -45,13 +45,6 @@ import hpcray as ray
 from hpcray import runtime
 rt = runtime._instance
 
-def settle():
-    for _ in range(60):
-        with rt.lock:
-            rt.progress()
-            rt.transport.flush()
-        time.sleep(0.01)
-
 def in_use():
     settle()
     return rt.store.in_use()

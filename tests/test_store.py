@@ -59,13 +59,6 @@ import hpcray as ray
 from hpcray import runtime
 rt = runtime._instance
 
-def settle():
-    for _ in range(50):
-        with rt.lock:
-            rt.progress()
-            rt.transport.flush()
-        time.sleep(0.01)
-
 base = rt.store.in_use()
 view = ray.get(ray.put(np.ones(1_000_000)))        # a view keeps its object alive...
 settle()
