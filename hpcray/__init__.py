@@ -4,15 +4,17 @@
 ``mpirun -n 16 python -m hpcray script.py`` (or plain ``python script.py``).
 """
 from . import exceptions
-from .api import (available_resources, cancel, cluster_resources, get, get_runtime_context,
-                  init, is_initialized, nodes, put, remote, shutdown, wait)
+from .actor import ActorClass, ActorHandle, method
+from .api import (available_resources, cancel, cluster_resources, get, get_actor,
+                  get_runtime_context, init, is_initialized, kill, nodes, put, remote, shutdown,
+                  wait)
 from .object_ref import ObjectRef
 from .remote_function import RemoteFunction
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources",
-    "exceptions", "get", "get_runtime_context", "init", "is_initialized", "nodes", "put",
-    "remote", "shutdown", "wait",
+    "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "available_resources",
+    "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_runtime_context",
+    "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "wait",
 ]

@@ -7,8 +7,10 @@ from .config import Config
 from .context import RuntimeContext
 from .exceptions import ObjectStoreFullError, SerializationError
 from .object_ref import ObjectRef
-from .protocol import TaskSpec
+from .actor import ActorClass, ActorHandle
+from .protocol import ActorSpec, TaskSpec
 from .remote_function import RemoteFunction
+from .scheduler import check_feasible
 
 # Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
 _IGNORED_INIT_ARGS = {
@@ -163,11 +165,12 @@ def _runtime():
 
 
 def remote(*args, **options):
-    """Turn a function into a remote function (``@remote`` or ``@remote(num_returns=2, ...)``).
+    """Turn a function into a remote function, or a class into an actor class
+    (``@remote`` or ``@remote(num_returns=2, ...)``, ``@remote(num_cpus=1, max_concurrency=4)``).
 
     Returns:
-        A :class:`RemoteFunction` whose ``.remote(...)`` submits a task; classes become actors
-        in a later release.
+        A :class:`RemoteFunction` whose ``.remote(...)`` submits a task, or an
+        :class:`ActorClass` whose ``.remote(...)`` creates an actor.
     """
     if len(args) == 1 and not options and callable(args[0]):
         return _make_remote(args[0], {})
@@ -181,10 +184,33 @@ def remote(*args, **options):
 
 def _make_remote(target, options):
     if inspect.isclass(target):
-        raise NotImplementedError("actors (@remote on a class) are not supported yet")
+        return ActorClass(target, options)
     if not callable(target):
         raise TypeError(f"@remote needs a function, got {target!r}")
     return RemoteFunction(target, options)
+
+
+def _encode_arguments(rt, name, args, kwargs):
+    """``(deps, args_blob, contained)``: the top-level refs, the encoded arguments, and the
+    ids of refs pickled inside them."""
+    if not (args or kwargs):
+        return [], None, []
+    deps = [a.id for a in args if isinstance(a, ObjectRef)]
+    deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
+    with refs.capture("contained") as contained:
+        args_blob = serialization.serialize_args(name, args, kwargs, rt.store, rt.rank,
+                                                 rt.config.inline_limit)
+    return deps, args_blob, contained
+
+
+def _store_large_arguments(rt, deps, args_blob):
+    """Large arguments went into the store, as a put would: the task reads them there
+    (zero-copy on the node), and they are freed when it is done. Returns (args_blob, ref)."""
+    if args_blob is not None and args_blob[0] == serialization.STORED:
+        args_ref = rt.put_object(args_blob)
+        deps.append(args_ref)
+        return None, args_ref
+    return args_blob, None
 
 
 def submit_task(function, args, kwargs):
@@ -193,23 +219,10 @@ def submit_task(function, args, kwargs):
     num_returns = options.get("num_returns", 1)
     request = function._request
     func_blob, func_id = function.exported()
-    if args or kwargs:
-        deps = [a.id for a in args if isinstance(a, ObjectRef)]
-        deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
-        with refs.capture("contained") as contained:
-            args_blob = serialization.serialize_args(function._name, args, kwargs, rt.store,
-                                                     rt.rank, rt.config.inline_limit)
-    else:
-        deps, args_blob, contained = [], None, []
-    args_ref = None
+    deps, args_blob, contained = _encode_arguments(rt, function._name, args, kwargs)
     count = max(num_returns, 1)
     with rt.lock:
-        if args_blob is not None and args_blob[0] == serialization.STORED:
-            # Large arguments went into the store, as a put would: the task reads them there
-            # (zero-copy on the node), and they are freed when the task is done.
-            args_ref = rt.put_object(args_blob)
-            args_blob = None
-            deps.append(args_ref)
+        args_blob, args_ref = _store_large_arguments(rt, deps, args_blob)
         task_id = rt.new_id(count)
         returned = [ObjectRef(task_id + index) for index in range(count)]
         spec = TaskSpec(task_id, rt.rank, function._name, func_id, func_blob, args_blob,
@@ -223,6 +236,107 @@ def submit_task(function, args, kwargs):
     if num_returns == 0:
         return None
     return returned[0] if num_returns == 1 else returned
+
+
+def create_actor(actor_class, args, kwargs):
+    """``ActorClass.remote(...)``: send the actor to the head for placement; return its handle
+    at once (a named actor waits for the head to accept the name)."""
+    rt = _runtime()
+    options = actor_class._options
+    request = actor_class._request
+    check_feasible({rank: rt.capacities[rank] for rank in rt.executors}, request,
+                   f"actor {actor_class._name}")
+    blob, class_id = actor_class.exported()
+    name = options.get("name")
+    detached = options.get("lifetime") == "detached"
+    deps, args_blob, contained = _encode_arguments(rt, f"{actor_class._name}.__init__", args,
+                                                   kwargs)
+    with rt.lock:
+        args_blob, args_ref = _store_large_arguments(rt, deps, args_blob)
+        actor_id = rt.new_id()
+        spec = ActorSpec(actor_id, rt.rank, actor_class._name, class_id, blob, args_blob,
+                         tuple(deps), args_ref, request, actor_class.concurrency(),
+                         actor_class._is_async, name, options.get("namespace"), detached,
+                         rt.session, actor_class._methods)
+        token = ObjectRef(actor_id)
+        rt.submit_actor(spec, deps)
+        if contained:
+            rt.refs.hold(contained)
+            rt.tasks[actor_id].contained = contained
+        if detached:
+            rt.escaped.add(actor_id)           # no count of handles ends it
+        if name is None:
+            rt.actor_client.create(spec)
+    if name is not None:
+        try:
+            status, info = rt.ask_head("create_named", spec, bool(options.get("get_if_exists")))
+        except BaseException:
+            with rt.lock:
+                rt.abandon_actor(spec)
+            raise
+        if status == "exists":
+            with rt.lock:
+                rt.abandon_actor(spec)
+            return _handle_of(rt, info)
+    return ActorHandle(token, actor_class._name, actor_class._methods, actor_class._is_async)
+
+
+def _handle_of(rt, info):
+    """A handle to an actor described by the head: its token is borrowed like a received ref."""
+    from .object_ref import _rebuild
+    actor_id, class_name, methods, is_async = info
+    with refs.capture("borrowed") as borrowed:
+        token = _rebuild(actor_id)
+    rt.await_borrows(borrowed)
+    return ActorHandle(token, class_name, methods, is_async)
+
+
+def call_actor(handle, method_name, num_returns, args, kwargs):
+    """``handle.method.remote(...)``: submit a call; return its ObjectRef(s)."""
+    rt = _runtime()
+    name = f"{handle._class_name}.{method_name}"
+    deps, args_blob, contained = _encode_arguments(rt, name, args, kwargs)
+    count = max(num_returns, 1)
+    stack = getattr(rt.tls, "stack", None)
+    caller = (rt.rank, stack[-1].task_id if stack else 0)
+    with rt.lock:
+        args_blob, args_ref = _store_large_arguments(rt, deps, args_blob)
+        task_id = rt.new_id(count)
+        returned = [ObjectRef(task_id + index) for index in range(count)]
+        spec = TaskSpec(task_id, rt.rank, name, method_name, None, args_blob, tuple(deps),
+                        count, {}, 0, False, False, rt.session, args_ref=args_ref,
+                        actor_id=handle._token.id, caller=caller)
+        rt.submit_call(spec, deps)
+        if contained:
+            rt.refs.hold(contained)
+            rt.tasks[task_id].contained = contained
+        if rt.submitted & 15 == 0 and rt.transport.queued:
+            rt.progress()
+            rt.transport.flush()
+        rt.submitted += 1
+    if num_returns == 0:
+        return None
+    return returned[0] if num_returns == 1 else returned
+
+
+def kill(actor, *, no_restart=True):
+    """End an actor now: its waiting and running calls, and any later ones, raise
+    ActorDiedError. (``no_restart`` is accepted: hpcray never restarts actors.)"""
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill expects an actor handle, got {type(actor).__name__}")
+    rt = _runtime()
+    with rt.lock:
+        rt.actor_client.kill(actor._actor_id, "it was killed by hpcray.kill()")
+        rt.transport.flush()
+
+
+def get_actor(name, namespace=None):
+    """The handle of the live actor registered under ``name`` (in ``namespace``, by default
+    the job's). Raises ValueError if there is none."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"get_actor needs a non-empty name, got {name!r}")
+    rt = _runtime()
+    return _handle_of(rt, rt.ask_head("get_actor", name, namespace))
 
 
 def _check_refs(refs, what):

@@ -31,9 +31,9 @@ HPCRAY_SPILL_DIR             $TMPDIR     where a full store spills objects nobod
                                          per job and node, mode 0700, removed at the end)
 HPCRAY_INLINE_LIMIT          256K        objects whose buffers total less travel inline in messages;
                                          larger ones are written once into the node's store
-HPCRAY_TRANSFER              p2p         how objects move between nodes: ``p2p`` (matched Isend/Irecv
-                                         straight into the stores, 32 MiB chunks) or ``rma``
-                                         (MPI_Rget from the node's store window; slower on MPICH)
+HPCRAY_TRANSFER              rma         how objects move between nodes: ``rma`` (one-sided MPI_Rget
+                                         from the node's store window) or ``p2p`` (matched
+                                         Isend/Irecv straight into the stores, 32 MiB chunks)
 HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
                                          with its own node state (also ``--ranks-per-node K``)
 ===========================  ==========  ==========================================================
@@ -113,5 +113,5 @@ class Config:
                                             "HPCRAY_OBJECT_STORE_MEMORY"),
             inline_limit=parse_bytes(os.environ.get("HPCRAY_INLINE_LIMIT") or "256K",
                                      "HPCRAY_INLINE_LIMIT"),
-            transfer=_choice("HPCRAY_TRANSFER", "p2p", ("p2p", "rma")),
+            transfer=_choice("HPCRAY_TRANSFER", "rma", ("rma", "p2p")),
         )

@@ -4,6 +4,7 @@ __all__ = [
     "HpcrayError", "RayError", "TaskError", "RayTaskError", "GetTimeoutError",
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
+    "ActorError", "RayActorError", "ActorDiedError",
 ]
 
 
@@ -114,5 +115,35 @@ class RuntimeBrokenError(HpcrayError):
     """The runtime is shut down or broken; later calls fail fast with this error."""
 
 
+class ActorError(HpcrayError):
+    """Base class of errors about an actor rather than one of its calls (Ray's RayActorError)."""
+
+
+class ActorDiedError(ActorError):
+    """The actor is gone, or never came to be: killed, all its handles dropped, or its
+    ``__init__`` raised. Then ``cause`` is the original exception and ``remote_traceback``
+    its traceback."""
+
+    def __init__(self, actor_name=None, actor_id=None, reason="", cause=None,
+                 remote_traceback=None):
+        super().__init__(actor_name, actor_id, reason)
+        self.actor_name = actor_name
+        self.actor_id = actor_id
+        self.reason = reason
+        self.cause = cause
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self):
+        return (ActorDiedError, (self.actor_name, self.actor_id, self.reason, self.cause,
+                                 self.remote_traceback))
+
+    def __str__(self):
+        text = f"actor {self.actor_name} ({self.actor_id}) is dead: {self.reason}"
+        if self.remote_traceback:
+            text += f"\n\n{self.remote_traceback}"
+        return text
+
+
 RayError = HpcrayError
 RaySystemError = RuntimeBrokenError
+RayActorError = ActorError

@@ -149,7 +149,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
                          watch_parent, store)
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
     rt.node_leaders = leaders                                       # node index -> its first rank
-    if config.transfer == "rma":
+    if config.transfer == "rma" and len(leaders) > 1:
         rt.copies.open_window()
     rt.host_of = [hostname for _, hostname in placement]            # rank -> host name
     if rt.scheduler is not None:

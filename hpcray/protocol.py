@@ -27,6 +27,20 @@ RMA_CLOSE             reader -> node's first rank slot: the Get is done, release
 BORROW / ACK          borrower -> owner -> it     object_id, rank: register a borrower (refs.py)
 UNBORROW              borrower -> owner           object_id, rank: its last instance is gone
 HANDOFF               owner -> executor           task_id: the refs inside its results are held
+ACTOR_CREATE          creator -> head             ActorSpec (the head places the actor)
+ACTOR_START           head -> host rank           ActorSpec (construct it there)
+ACTOR_PLACED          head -> caller              actor_id, rank, error: where calls go (or why
+                                                  none can)
+ACTOR_LOOKUP          caller -> head              actor_id, rank: where is it? (answered by
+                                                  ACTOR_PLACED once known)
+ACTOR_CALL            caller -> host rank         TaskSpec with ``actor_id`` (a method call)
+ACTOR_RELEASE         owner -> host rank          actor_id: every handle is gone; end it once
+                                                  its queued calls are done
+ACTOR_KILL            any -> host rank (or head)  actor_id, reason: end it now (``kill``)
+ACTOR_GONE            host rank -> head           actor_id, reason: it ended (frees its name
+                                                  and resources)
+QUERY / REPLY         any -> head -> it           token, kind, payload, rank / token, answer
+                                                  (named actors, ``get_actor``, ``list_actors``)
 BATCH                 any                         [message, ...] (what one rank had queued
                                                   for another when it flushed its outbox)
 ====================  ==========================  ==========================================
@@ -58,6 +72,16 @@ class Msg:
     RMA_OPEN = 20
     RMA_READY = 21
     RMA_CLOSE = 22
+    ACTOR_CREATE = 23
+    ACTOR_START = 24
+    ACTOR_PLACED = 25
+    ACTOR_LOOKUP = 26
+    ACTOR_CALL = 27
+    ACTOR_RELEASE = 28
+    ACTOR_KILL = 29
+    ACTOR_GONE = 30
+    QUERY = 31
+    REPLY = 32
 
 
 # Object bytes between nodes travel as raw buffers, a few tags per transfer (one per chunk),
@@ -87,14 +111,18 @@ class TaskSpec:
     ``node_hint`` names the node whose store holds most of the arguments' bytes, if any.
     ``args_blob`` is the encoded ``(args, kwargs)``; when they hold large buffers they are
     stored like a ``put`` instead, as the owned object ``args_ref`` (also one of ``deps``).
+
+    A method call on an actor is a TaskSpec too: ``actor_id`` names the actor, ``func_id``
+    the method, and ``caller`` the submitting thread of work (calls from one caller run in
+    the order they were submitted).
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session", "node_hint", "args_ref")
+                 "session", "node_hint", "args_ref", "actor_id", "caller")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
                  resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
-                 args_ref=None):
+                 args_ref=None, actor_id=None, caller=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -110,12 +138,49 @@ class TaskSpec:
         self.session = session
         self.node_hint = node_hint             # node holding most of the argument bytes
         self.args_ref = args_ref               # object id of arguments too large to inline
+        self.actor_id = actor_id               # a method call: the actor it goes to
+        self.caller = caller                   # a method call: who submitted it (ordering)
 
     def __reduce__(self):
         return (TaskSpec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
                            self.args_blob, self.deps, self.num_returns, self.resources,
                            self.max_retries, self.retry_exceptions, self.via_head, self.session,
-                           self.node_hint, self.args_ref))
+                           self.node_hint, self.args_ref, self.actor_id, self.caller))
 
     def return_ids(self):
         return range(self.task_id, self.task_id + self.num_returns)
+
+
+class ActorSpec:
+    """Everything a rank needs to construct an actor, and the head to place it.
+
+    ``actor_id`` is also the id of the actor's *token*, an object owned by the creator that
+    every handle holds a ref to: when the last ref anywhere is gone, the actor is released.
+    Construction reports to the owner as a task whose one result is that token.
+    """
+    __slots__ = ("actor_id", "owner", "class_name", "class_id", "class_blob", "args_blob",
+                 "deps", "args_ref", "resources", "max_concurrency", "is_async", "name",
+                 "namespace", "detached", "session", "methods")
+
+    def __init__(self, actor_id, owner, class_name, class_id, class_blob, args_blob, deps,
+                 args_ref, resources, max_concurrency, is_async, name, namespace, detached,
+                 session, methods):
+        self.actor_id = actor_id
+        self.owner = owner
+        self.class_name = class_name
+        self.class_id = class_id
+        self.class_blob = class_blob
+        self.args_blob = args_blob
+        self.deps = deps
+        self.args_ref = args_ref
+        self.resources = resources
+        self.max_concurrency = max_concurrency
+        self.is_async = is_async
+        self.name = name                       # registered name, or None
+        self.namespace = namespace
+        self.detached = detached
+        self.session = session
+        self.methods = methods                 # {method name: num_returns}
+
+    def __reduce__(self):
+        return (ActorSpec, tuple(getattr(self, name) for name in self.__slots__))

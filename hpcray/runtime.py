@@ -34,6 +34,9 @@ from collections import OrderedDict, defaultdict, deque
 from concurrent.futures import Future
 
 from . import serialization, worker
+from .actor_client import ActorClient
+from .actor_directory import ActorDirectory
+from .actor_host import ActorHost
 from .exceptions import (GetTimeoutError, ObjectLostError, RuntimeBrokenError,
                          TaskCancelledError)
 from .copies import NodeCopies
@@ -122,6 +125,7 @@ class Runtime:
         # Execution: tasks that arrived here.
         self.waiting = {}                      # task_id -> [spec, dep_objects, missing count]
         self.ready = deque()                   # (spec, dep_objects)
+        self.actor_ready = deque()             # actor work for the serving threads (callables)
         self.functions = {}                    # func_id -> callable
         self.executing = 0                     # tasks running on this rank's threads
         self.cancelled = set()                 # task ids cancelled before they arrived
@@ -133,6 +137,9 @@ class Runtime:
             config.queue_seconds) if self.rank == 0 else None
         self.node = NodeLoad(node_comm, node_comm.allgather(self.rank), set(self.executors))
         self.queue_limit = 1 + config.prefetch
+        self.actor_client = ActorClient(self)  # calls to actors, actors created here
+        self.actor_host = ActorHost(self)      # actors living on this rank
+        self.actor_directory = ActorDirectory(self) if self.rank == 0 else None
 
         self.stopping = False
         self.broken = None
@@ -153,7 +160,15 @@ class Runtime:
             Msg.UNBORROW: self.refs.on_unborrow, Msg.HANDOFF: self.refs.on_handoff,
             Msg.RMA_OPEN: self.copies.on_rma_open, Msg.RMA_READY: self.copies.on_rma_ready,
             Msg.RMA_CLOSE: self.copies.on_rma_close,
+            Msg.ACTOR_CALL: self.actor_host.on_call, Msg.ACTOR_START: self.actor_host.on_start,
+            Msg.ACTOR_PLACED: self.actor_client.on_placed, Msg.REPLY: self.actor_client.on_reply,
+            Msg.ACTOR_RELEASE: self._on_actor_release, Msg.ACTOR_KILL: self._on_actor_kill,
         }
+        if self.actor_directory is not None:
+            directory = self.actor_directory
+            self.handlers.update({
+                Msg.ACTOR_CREATE: directory.on_create, Msg.ACTOR_LOOKUP: directory.on_lookup,
+                Msg.ACTOR_GONE: directory.on_gone, Msg.QUERY: directory.on_query})
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
         self._background.start()
@@ -194,6 +209,8 @@ class Runtime:
             if obj is not None:
                 self._discard(obj)
                 self.refs.freed(object_id)     # release the refs its pickle held
+            if object_id in self.actor_client.owned:   # an actor's token: no handle is left
+                self.actor_client.release(object_id)
 
     def _discard(self, obj):
         """An object nobody needs: release its primary copy in its node's store, if any."""
@@ -300,6 +317,9 @@ class Runtime:
                 self.fg_polling -= 1
 
     def _wait_in_task(self, spec, done, deadline):
+        # A serving thread lends its rank's slot while it waits; other threads running
+        # user code (a threaded actor's) just sleep: the serving threads keep polling.
+        lend = getattr(self.tls, "serving", False)
         with self.lock:
             self.progress()
             if done():
@@ -308,9 +328,10 @@ class Runtime:
             self.transport.flush()
             sleeper = [done, threading.Event()]
             self.sleepers.append(sleeper)
-            self.serving -= 1
-            if self.serving == 0:
-                self._start_server()
+            if lend:
+                self.serving -= 1
+                if self.serving == 0:
+                    self._start_server()
         try:
             while True:
                 # Each blocked task sleeps on its own event, set by whoever delivers what it
@@ -329,7 +350,8 @@ class Runtime:
         finally:
             with self.lock:
                 self.sleepers.remove(sleeper)
-                self.serving += 1
+                if lend:
+                    self.serving += 1
                 self._note_unblocked(spec)
 
     def _wake_sleepers(self):
@@ -350,6 +372,7 @@ class Runtime:
         and finishes, surplus helpers retire, so one thread serves when nothing is blocked.
         """
         backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
+        self.tls.serving = True
         with self.lock:
             self.fg_polling += 1
         try:
@@ -360,15 +383,21 @@ class Runtime:
                         self.serving -= 1
                         return
                     activity = self.progress()
-                    if self.ready:
+                    if self.actor_ready:       # actor work first: calls are latency-bound
+                        item = self.actor_ready.popleft()
+                        self.fg_polling -= 1
+                    elif self.ready:
                         item = self.ready.popleft()
                         self.fg_polling -= 1
                     # Results of a burst of short tasks leave together, unless they pile up.
-                    if not self.ready or self.transport.queued >= 64:
+                    if not (self.ready or self.actor_ready) or self.transport.queued >= 64:
                         self.transport.flush()
                 if item is not None:
                     try:
-                        worker.run_task(self, *item)
+                        if callable(item):
+                            item()
+                        else:
+                            worker.run_task(self, *item)
                     finally:
                         with self.lock:
                             self.fg_polling += 1
@@ -383,11 +412,15 @@ class Runtime:
 
     def _note_blocked(self, spec):
         """The running task waits: lend its slot to other work (lock held)."""
+        if spec.actor_id is not None:          # actor calls are not counted as load
+            return
         self.node.add(-1)
         if spec.via_head:
             self.transport.send(0, (Msg.BLOCKED, spec.task_id))
 
     def _note_unblocked(self, spec):
+        if spec.actor_id is not None:
+            return
         self.node.add(+1)
         if spec.via_head:
             self.transport.send(0, (Msg.UNBLOCKED, spec.task_id))
@@ -477,6 +510,8 @@ class Runtime:
                     unacked |= self.refs.contain(object_id, contained[object_id])
             else:
                 self._discard(obj)             # every ref was dropped before it was done
+                if object_id in self.actor_client.owned:
+                    self.actor_client.release(object_id)
             self._fire(object_id, obj)
         if contained and executor is not None:
             self.refs.took_over(task_id, executor, unacked)
@@ -724,6 +759,16 @@ class Runtime:
         self.node.add(-1)
         if spec.session != self.session:
             return
+        self.send_results(spec, results, seconds, contained)
+        if spec.via_head and spec.owner != 0:
+            self.transport.send(0, (Msg.DONE, spec.task_id, seconds))
+        if not self.ready:
+            self.transport.flush()             # nothing queued behind it: answer right away
+
+    def send_results(self, spec, results, seconds, contained):
+        """Hand results to the owner of ``spec`` (lock held)."""
+        if spec.session != self.session:
+            return
         if contained:
             self.refs.result_held(spec.task_id, [i for ids in contained.values() for i in ids])
         if spec.owner == self.rank:
@@ -731,10 +776,69 @@ class Runtime:
         else:
             self.transport.send(spec.owner, (Msg.RESULT, spec.task_id, results, seconds,
                                              self.rank, contained))
-        if spec.via_head and spec.owner != 0:
-            self.transport.send(0, (Msg.DONE, spec.task_id, seconds))
-        if not self.ready:
-            self.transport.flush()             # nothing queued behind it: answer right away
+
+    # ------------------------------------------------------------------ actors
+    def submit_call(self, spec, dep_ids):
+        """Register a method call as owned here and send it to its actor (lock held)."""
+        for object_id in spec.return_ids():
+            self.pending[object_id] = spec.task_id
+        for object_id in dep_ids:
+            if owner_of(object_id) == self.rank:
+                self.pins[object_id] += 1
+        record = self.tasks[spec.task_id] = TaskRecord(spec, None)
+        record.where = self.actor_client.route(spec)
+        self.api_used = time.monotonic()
+
+    def submit_actor(self, spec, dep_ids):
+        """Register a new actor's construction (its token pending) and send it to the head."""
+        from .actor_host import construction_task
+        task = construction_task(spec)
+        self.pending[spec.actor_id] = spec.actor_id
+        for object_id in dep_ids:
+            if owner_of(object_id) == self.rank:
+                self.pins[object_id] += 1
+        self.tasks[spec.actor_id] = TaskRecord(task, 0)
+        self.actor_client.owned[spec.actor_id] = spec
+        self.api_used = time.monotonic()
+
+    def abandon_actor(self, spec):
+        """Undo :meth:`submit_actor` (a named actor that already existed)."""
+        self.actor_client.owned.pop(spec.actor_id, None)
+        self.pending.pop(spec.actor_id, None)
+        record = self.tasks.pop(spec.actor_id, None)
+        if record is not None:
+            self._unpin(record.spec)
+            if record.contained:
+                self.refs.release(record.contained)
+
+    def _on_actor_release(self, actor_id):
+        if actor_id in self.actor_host.actors or self.actor_directory is None:
+            self.actor_host.on_release(actor_id)
+        else:                                  # sent to the head: it knows where it went
+            self.actor_directory.on_release(actor_id)
+
+    def _on_actor_kill(self, actor_id, reason):
+        if actor_id in self.actor_host.actors or self.actor_directory is None:
+            self.actor_host.on_kill(actor_id, reason)
+        else:
+            self.actor_directory.on_kill(actor_id, reason)
+
+    def ask_head(self, kind, *payload):
+        """Ask the head's actor directory a question and wait for the answer (lock not held)."""
+        with self.lock:
+            token = self.actor_client.new_token()
+            if self.actor_directory is not None:
+                self.actor_directory.on_query(token, kind, payload, self.rank)
+            else:
+                self.transport.send(0, (Msg.QUERY, token, kind, payload, self.rank))
+                self.transport.flush()
+        replies = self.actor_client.replies
+        self.wait_until(lambda: token in replies)
+        with self.lock:
+            status, answer = replies.pop(token)
+        if status == "error":
+            raise answer
+        return answer
 
     # ------------------------------------------------------------------ cancellation
     def cancel(self, object_id):
@@ -807,6 +911,11 @@ class Runtime:
         self.tasks.clear(); self.pins.clear(); self.escaped.clear(); self.waiting.clear()
         self.refs.clear()
         self.ready.clear()
+        self.actor_ready.clear()
+        self.actor_host.forget()
+        self.actor_client.forget()
+        if self.actor_directory is not None:
+            self.actor_directory.forget()
         for object_id, callbacks in failed:
             for callback in callbacks:
                 callback(lost(object_id))

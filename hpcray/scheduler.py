@@ -62,6 +62,7 @@ class GlobalScheduler:
         self.depth = 1 + prefetch              # tasks a rank may hold per CPU it has
         self.mean_seconds = None               # moving average of task durations
         self.used = {rank: {} for rank in capacities}
+        self.held = {}                         # rank -> resources its actors hold
         self.count = {rank: 0 for rank in capacities}
         self.assigned = {}                     # task_id -> (rank, request, blocked)
         self._fitting = {}                     # request -> (ranks, set of ranks) it fits
@@ -70,14 +71,25 @@ class GlobalScheduler:
         self.queue = deque()                   # specs waiting for room
 
     def _admits(self, rank, request):
-        capacity, used = self.capacities[rank], self.used[rank]
+        capacity, used, held = self.capacities[rank], self.used[rank], self.held.get(rank)
         limit = self.depth
-        if self.count[rank] >= max(capacity.get("CPU", 0.0), 1.0) * limit:
+        cpus = capacity.get("CPU", 0.0) - (held.get("CPU", 0.0) if held else 0.0)
+        if self.count[rank] >= max(cpus, 1.0) * limit:
             return False
         for name, amount in request.items():
-            if amount and used.get(name, 0.0) + amount > capacity.get(name, 0.0) * limit:
-                return False
+            if amount:
+                free = capacity.get(name, 0.0) - (held.get(name, 0.0) if held else 0.0)
+                if used.get(name, 0.0) + amount > free * limit:
+                    return False
         return True
+
+    def hold(self, rank, request, sign):
+        """An actor on ``rank`` holds ``request`` for its life (+1) or released it (-1)."""
+        held = self.held.setdefault(rank, {})
+        for name, amount in request.items():
+            held[name] = held.get(name, 0.0) + sign * amount
+        if sign < 0:
+            self.freed.append(rank)
 
     def _load(self, rank):
         cpus = self.capacities[rank].get("CPU", 0.0) or 1.0

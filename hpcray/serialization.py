@@ -187,8 +187,10 @@ def materialize(obj, store=None):
 
 
 def raise_error(error):
-    from .exceptions import RemoteTraceback
+    from .exceptions import ActorDiedError, RemoteTraceback
     if isinstance(error, TaskError):
         dual = error.as_instanceof_cause()
         raise dual from RemoteTraceback(error.remote_traceback)
+    if isinstance(error, ActorDiedError) and error.cause is not None:
+        raise error from error.cause
     raise error

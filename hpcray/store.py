@@ -38,6 +38,7 @@ import numpy as np
 from .exceptions import ObjectStoreFullError
 
 PAGE = 1 << 16
+OS_PAGE = 4096
 ALIGN = 64
 
 FREE, IN_STORE, SPILLED = 0, 1, 2
@@ -69,11 +70,14 @@ class NodeStore:
         self.leader = node_comm.Get_rank() == 0
         self.pages = max(int(capacity) // PAGE, 1)
         self.capacity = self.pages * PAGE
-        self.window = MPI.Win.Allocate_shared(self.capacity if self.leader else 0, 1,
+        # MPICH's segment starts a few bytes past a page boundary: start the pages on one, so
+        # that stored arrays are aligned and every page of ours is whole pages of the OS's.
+        self.window = MPI.Win.Allocate_shared(self.capacity + OS_PAGE if self.leader else 0, 1,
                                               comm=node_comm)
         memory, _ = self.window.Shared_query(0)
-        self.base = memory.address
-        self.data = np.frombuffer(memory, dtype=np.uint8)
+        skip = -memory.address % OS_PAGE
+        self.base = memory.address + skip
+        self.data = np.frombuffer(memory, dtype=np.uint8)[skip:skip + self.capacity]
         slots = self.pages
         table_bytes = self.pages * 4 + slots * 6 * 8 + COPY_ROWS * 4 * 8
         self.table_window = MPI.Win.Allocate_shared(table_bytes if self.leader else 0, 1,

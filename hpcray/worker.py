@@ -35,25 +35,15 @@ def _fail_all(spec, obj):
     return [(object_id, obj) for object_id in spec.return_ids()]
 
 
-def execute(runtime, spec, dep_objects):
+def execute(runtime, spec, dep_objects, function=None):
     """Run ``spec``; return ``([(object_id, object), ...], contained)``: an object for each
-    return value, and ``{object_id: [ids of the refs inside it]}`` (or None)."""
-    try:
-        function = runtime.functions.get(spec.func_id)
-        if function is None:
-            function = serialization.loads(spec.func_blob)
-            runtime.functions[spec.func_id] = function
-        if spec.args_blob is None and spec.args_ref is None:
-            args, kwargs = (), {}
-        else:
-            with refs.capture("borrowed") as borrowed:
-                args, kwargs = _arguments(runtime, spec, dep_objects)
-            runtime.await_borrows(borrowed)    # refs inside the arguments: register first
-    except TaskError as upstream:              # an argument's task failed: fail the same way
-        return _fail_all(spec, error_object(upstream, spec.name, rank_label())), None
-    except BaseException as error:
-        return _fail_all(spec, error_object(error, spec.name, rank_label())), None
+    return value, and ``{object_id: [ids of the refs inside it]}`` (or None).
 
+    ``function`` is what to call (an actor's bound method); by default the task's function."""
+    prepared = prepare(runtime, spec, dep_objects, function)
+    if prepared[0] is None:
+        return prepared[1], None
+    function, args, kwargs = prepared
     attempts = 0
     while True:
         try:
@@ -63,9 +53,39 @@ def execute(runtime, spec, dep_objects):
             if _should_retry(spec, error, attempts):
                 attempts += 1
                 continue
-            return _fail_all(spec, error_object(error, spec.name, rank_label(),
-                                                error.__traceback__)), None
+            return failed(spec, error), None
+    return package(runtime, spec, value)
 
+
+def prepare(runtime, spec, dep_objects, function=None):
+    """``(function, args, kwargs)`` ready to call, or ``(None, results)`` when the task fails
+    before its call (an argument's task failed, its arguments cannot be read)."""
+    try:
+        if function is None:
+            function = runtime.functions.get(spec.func_id)
+            if function is None:
+                function = serialization.loads(spec.func_blob)
+                runtime.functions[spec.func_id] = function
+        if spec.args_blob is None and spec.args_ref is None:
+            args, kwargs = (), {}
+        else:
+            with refs.capture("borrowed") as borrowed:
+                args, kwargs = _arguments(runtime, spec, dep_objects)
+            runtime.await_borrows(borrowed)    # refs inside the arguments: register first
+    except TaskError as upstream:              # an argument's task failed: fail the same way
+        return None, _fail_all(spec, error_object(upstream, spec.name, rank_label()))
+    except BaseException as error:
+        return None, _fail_all(spec, error_object(error, spec.name, rank_label()))
+    return function, args, kwargs
+
+
+def failed(spec, error):
+    """The results of a call that raised ``error``: an error object for each return."""
+    return _fail_all(spec, error_object(error, spec.name, rank_label(), error.__traceback__))
+
+
+def package(runtime, spec, value):
+    """Encode a call's return value(s): ``(results, contained)`` as :func:`execute` returns."""
     store, rank, limit = runtime.store, runtime.rank, runtime.config.inline_limit
     if spec.num_returns == 1:
         values = [value]
