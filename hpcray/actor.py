@@ -71,7 +71,7 @@ class ActorClass:
                                          f"actor class {cls.__qualname__}")
         _check_actor_options(self._options)
         self._export = _export or _Export()
-        self._name = cls.__qualname__
+        self._name = cls.__name__
         self._methods = _method_table(cls)
         self._is_async = _is_async(cls)
         # Actors hold what they ask for as long as they live; by default nothing (as in
@@ -143,11 +143,12 @@ class ActorHandle:
     same actor.
     """
 
-    def __init__(self, token, class_name, methods, is_async=False):
+    def __init__(self, token, class_name, methods, is_async=False, session=None):
         self._token = token                    # ObjectRef to the actor's token object
         self._class_name = class_name
         self._methods = methods
         self._is_async = is_async
+        self._session = session                # hpcray.shutdown() ends the session's actors
 
     @property
     def _actor_id(self):
@@ -161,7 +162,8 @@ class ActorHandle:
                              f"{name!r}")
 
     def __reduce__(self):
-        return (ActorHandle, (self._token, self._class_name, self._methods, self._is_async))
+        return (ActorHandle, (self._token, self._class_name, self._methods, self._is_async,
+                              self._session))
 
     def __eq__(self, other):
         return isinstance(other, ActorHandle) and other._token.id == self._token.id

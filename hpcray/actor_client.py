@@ -9,7 +9,7 @@ made. All methods run with the runtime lock held.
 from collections import defaultdict
 
 from . import serialization
-from .exceptions import ActorDiedError
+from .exceptions import ActorDiedError, TaskCancelledError
 from .protocol import Msg
 
 
@@ -36,8 +36,12 @@ class ActorClient:
                 self._fail(spec, error)
             return
         self.locations[actor_id] = rank
+        tasks = self.rt.tasks
         for spec in self.backlog.pop(actor_id, ()):
             self.rt.transport.send(rank, (Msg.ACTOR_CALL, spec))
+            record = tasks.get(spec.task_id)
+            if record is not None:
+                record.where = rank
 
     # ------------------------------------------------------------------ calls
     def route(self, spec):
@@ -59,6 +63,13 @@ class ActorClient:
         if actor_id not in self.asked:
             self.asked.add(actor_id)
             self.rt.transport.send(0, (Msg.ACTOR_LOOKUP, actor_id, self.rt.rank))
+
+    def cancel_waiting(self, spec):
+        """Cancel a call still waiting here for its actor's location."""
+        waiting = self.backlog.get(spec.actor_id)
+        if waiting and spec in waiting:
+            waiting.remove(spec)
+            self._fail(spec, cancelled(spec))
 
     def _fail(self, spec, error):
         results = [(object_id, error) for object_id in spec.return_ids()]
@@ -98,4 +109,10 @@ class ActorClient:
 def died(actor_name, actor_id, reason, cause=None, remote_traceback=None):
     """The error object that calls to a dead actor get."""
     error = ActorDiedError(actor_name, f"{actor_id:016x}", reason, cause, remote_traceback)
+    return (serialization.ERROR, serialization.dumps(error))
+
+
+def cancelled(spec):
+    """The error object of a cancelled call."""
+    error = TaskCancelledError(f"{spec.task_id:016x}")
     return (serialization.ERROR, serialization.dumps(error))

@@ -21,7 +21,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 from . import serialization, worker
-from .actor_client import died
+from .actor_client import cancelled, died
 from .exceptions import TaskError
 from .protocol import Msg, TaskSpec
 from .serialization import rank_label
@@ -245,6 +245,23 @@ class ActorHost:
     def _answer(self, call, error):
         self.rt.send_results(call, [(object_id, error) for object_id in call.return_ids()],
                              None, None)
+
+    def cancel(self, task_id):
+        """Drop a call that has not started yet; return whether one was found."""
+        for actor in self.actors.values():
+            for queue in actor.callers.values():
+                for entry in queue:
+                    if entry[0].task_id == task_id:
+                        queue.remove(entry)
+                        self._answer(entry[0], cancelled(entry[0]))
+                        self._advance(actor, entry[0].caller)
+                        return True
+            for item in actor.runnable:
+                if item[0].task_id == task_id:
+                    actor.runnable.remove(item)
+                    self._answer(item[0], cancelled(item[0]))
+                    return True
+        return False
 
     def _event_loop(self):
         if self.loop is None:

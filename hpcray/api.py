@@ -5,7 +5,7 @@ import sys
 from . import job, refs, runtime, serialization
 from .config import Config
 from .context import RuntimeContext
-from .exceptions import ObjectStoreFullError, SerializationError
+from .exceptions import ActorDiedError, ObjectStoreFullError, SerializationError
 from .object_ref import ObjectRef
 from .actor import ActorClass, ActorHandle
 from .protocol import ActorSpec, TaskSpec
@@ -278,7 +278,8 @@ def create_actor(actor_class, args, kwargs):
             with rt.lock:
                 rt.abandon_actor(spec)
             return _handle_of(rt, info)
-    return ActorHandle(token, actor_class._name, actor_class._methods, actor_class._is_async)
+    return ActorHandle(token, actor_class._name, actor_class._methods, actor_class._is_async,
+                       (rt.job_tag, rt.session))
 
 
 def _handle_of(rt, info):
@@ -288,13 +289,16 @@ def _handle_of(rt, info):
     with refs.capture("borrowed") as borrowed:
         token = _rebuild(actor_id)
     rt.await_borrows(borrowed)
-    return ActorHandle(token, class_name, methods, is_async)
+    return ActorHandle(token, class_name, methods, is_async, (rt.job_tag, rt.session))
 
 
 def call_actor(handle, method_name, num_returns, args, kwargs):
     """``handle.method.remote(...)``: submit a call; return its ObjectRef(s)."""
     rt = _runtime()
     name = f"{handle._class_name}.{method_name}"
+    if handle._session != (rt.job_tag, rt.session):
+        raise ActorDiedError(handle._class_name, f"{handle._actor_id:016x}",
+                             "it belonged to an earlier session, ended by hpcray.shutdown()")
     deps, args_blob, contained = _encode_arguments(rt, name, args, kwargs)
     count = max(num_returns, 1)
     stack = getattr(rt.tls, "stack", None)
@@ -453,6 +457,7 @@ def cancel(object_ref, *, force=False, recursive=True):
     rt = _runtime()
     with rt.lock:
         rt.cancel(object_ref.id)
+        rt.transport.flush()
 
 
 def get_runtime_context():

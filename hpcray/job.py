@@ -147,6 +147,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
     watch_parent = not (head_apart and comm.Get_rank() == 0)   # an embedded driver has no launcher
     rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
                          watch_parent, store)
+    rt.job_tag = tag                                                # same on every rank
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
     rt.node_leaders = leaders                                       # node index -> its first rank
     if config.transfer == "rma" and len(leaders) > 1:

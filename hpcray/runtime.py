@@ -94,6 +94,7 @@ class Runtime:
         self.lock = threading.RLock()
         self.transport = Transport(comm)
         self.session = 0
+        self.job_tag = None                    # unique to this runtime, same on every rank
         self.node_index = node_index
         self.on_exit = on_exit                 # how this rank leaves the job (hard path)
         self.parent_pid = os.getppid() if watch_parent else None
@@ -504,7 +505,8 @@ class Runtime:
             if self.pending.pop(object_id, None) is None:
                 continue                       # stale (an old session) or already cancelled
             if (self.refcounts.get(object_id) or object_id in self.escaped
-                    or object_id in self.callbacks or object_id in self.pins):
+                    or object_id in self.callbacks or object_id in self.pins
+                    or self.refs.keeps(object_id)):
                 self.objects[object_id] = obj
                 if contained and object_id in contained:
                     unacked |= self.refs.contain(object_id, contained[object_id])
@@ -848,6 +850,14 @@ class Runtime:
         record = self.tasks.get(task_id)
         if record is None:
             return
+        if record.spec.actor_id is not None:   # a method call: its actor's rank drops it
+            if record.where is None:
+                self.actor_client.cancel_waiting(record.spec)
+            elif record.where == self.rank:
+                self._on_cancel(task_id)
+            else:
+                self.transport.send(record.where, (Msg.CANCEL, task_id))
+            return
         if self.rank == 0:
             self._on_cancel(task_id)
         else:
@@ -874,6 +884,8 @@ class Runtime:
                 self.node.add(-1)
                 self._send_cancelled(item[0], via_head=item[0].via_head)
                 return
+        if self.actor_host.cancel(task_id):    # a method call waiting in a mailbox here
+            return
         self.cancelled.add(task_id)            # still on its way here: drop it on arrival
 
     def _send_cancelled(self, spec, via_head=False):

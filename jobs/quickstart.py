@@ -1,4 +1,4 @@
-"""hpcray quick start: tasks, a DAG of ObjectRefs, put, wait and nested tasks.
+"""hpcray quick start: tasks, a DAG of ObjectRefs, put, wait, nested tasks, and actors.
 
 Run it inside an MPI job (rank 0 runs this script, the other ranks run the tasks)::
 
@@ -49,6 +49,27 @@ def fan_out(n):
     return sum(ray.get([add.remote(i, i) for i in range(n)])), rank()
 
 
+@ray.remote
+class Accumulator:
+    """An actor: state that lives on one rank, changed by method calls in order."""
+
+    def __init__(self):
+        self.total = 0.0
+
+    def add(self, value):
+        self.total += value
+        return self.total
+
+    def where(self):
+        return rank()
+
+
+@ray.remote
+def contribute(accumulator, values):
+    # A handle passed to a task: the task calls the same actor.
+    return ray.get([accumulator.add.remote(v) for v in values])[-1]
+
+
 def main():
     ray.init()
     print("driver on rank", rank())
@@ -86,6 +107,13 @@ def main():
     value, where = ray.get(fan_out.remote(10))
     print("nested: fan_out(10) =", value, "on rank", where)
     assert value == sum(2 * i for i in range(10))
+
+    # 6. Actors: one accumulator shared by the driver and by tasks.
+    acc = Accumulator.remote()
+    ray.get([contribute.remote(acc, [1.0] * 10) for _ in range(4)])
+    total = ray.get(acc.add.remote(0.0))
+    print("actor on rank", ray.get(acc.where.remote()), "accumulated", total)
+    assert total == 40.0
 
     print("quickstart OK")
 
