@@ -10,11 +10,13 @@ from .api import (available_resources, cancel, cluster_resources, get, get_actor
                   wait)
 from .object_ref import ObjectRef
 from .remote_function import RemoteFunction
+from . import util
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_runtime_context",
-    "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "wait",
+    "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util",
+    "wait",
 ]

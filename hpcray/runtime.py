@@ -48,6 +48,7 @@ from .scheduler import GlobalScheduler, NodeLoad, check_feasible
 from .transport import Backoff, Transport
 
 _instance = None          # this process's Runtime, once started
+FUTURE_POLL = 0.0002      # seconds between polls of the progress thread while futures wait
 
 
 def get_runtime():
@@ -170,6 +171,8 @@ class Runtime:
             self.handlers.update({
                 Msg.ACTOR_CREATE: directory.on_create, Msg.ACTOR_LOOKUP: directory.on_lookup,
                 Msg.ACTOR_GONE: directory.on_gone, Msg.QUERY: directory.on_query})
+        self.futures_pending = 0               # futures of refs not completed yet
+        self._wake_background = threading.Event()
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
         self._background.start()
@@ -256,17 +259,25 @@ class Runtime:
         """Serve messages while every thread of this rank is busy in user code."""
         interval = self.config.background_poll
         next_check = 0.0
+        wake = self._wake_background
         try:
             while not self.stopping:
                 if self.parent_pid is not None and time.monotonic() > next_check:
                     next_check = time.monotonic() + 0.5
                     self._check_launcher()
-                # Polling matters only while user code holds every other thread of the rank.
-                time.sleep(interval if self.in_user_code else 0.25)
-                if not self.in_user_code or self.fg_polling or self.stopping:
-                    continue
-                if time.monotonic() - self.api_used < interval:
-                    continue                   # the caller is calling in: it polls itself
+                if self.futures_pending and not self.fg_polling:
+                    # Someone waits on a Future (``ref.future()``, ``await ref``) and no
+                    # thread of the rank polls: poll often until it completes.
+                    wake.wait(FUTURE_POLL)
+                    wake.clear()
+                else:
+                    # Polling matters only while user code holds every other thread.
+                    wake.wait(interval if self.in_user_code else 0.25)
+                    wake.clear()
+                    if not self.in_user_code or self.fg_polling or self.stopping:
+                        continue
+                    if time.monotonic() - self.api_used < interval:
+                        continue               # the caller is calling in: it polls itself
                 with self.lock:
                     if not self.stopping:
                         self.progress()
@@ -704,20 +715,30 @@ class Runtime:
             self.fetched_bytes -= serialization.nbytes(old)
 
     def future_of(self, ref):
+        """A Future of the ref's value. Nobody waiting on it polls MPI, so while futures are
+        outstanding the progress thread polls often (see ``_background_loop``)."""
         future = Future()
 
         def complete(obj):
+            self.futures_pending -= 1
+            if future.cancelled():             # e.g. asyncio.wait_for timed out on it
+                return
             try:
                 with refs_capture("borrowed") as borrowed:
                     value = serialization.materialize(obj, self.store)
                 if borrowed:
                     self.refs.register(borrowed)   # in a handler: no wait for the ACK
-                future.set_result(value)
             except BaseException as error:
-                future.set_exception(error)
+                if not future.cancelled():
+                    future.set_exception(error)
+            else:
+                if not future.cancelled():
+                    future.set_result(value)
         with self.lock:
+            self.futures_pending += 1
             self.lookup(ref.id, lambda obj: complete(obj))
             self.transport.flush()
+        self._wake_background.set()
         return future
 
     # ------------------------------------------------------------------ execution
@@ -987,6 +1008,7 @@ class Runtime:
 
     def close(self):
         self.stopping = True
+        self._wake_background.set()
         if self._background is not threading.current_thread():
             self._background.join(timeout=1.0)
         self._close_windows()

@@ -1,0 +1,10 @@
+"""Utilities Ray users expect, built on hpcray's tasks and actors.
+
+``ActorPool`` (``ray.util.ActorPool``), ``Executor`` (``concurrent.futures`` over tasks), and
+the submodules ``queue`` (``Queue``), ``multiprocessing`` (``Pool``) and ``state``.
+"""
+from . import multiprocessing, queue, state
+from .actor_pool import ActorPool
+from .executor import Executor
+
+__all__ = ["ActorPool", "Executor", "multiprocessing", "queue", "state"]
