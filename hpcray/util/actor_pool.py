@@ -48,24 +48,20 @@ class ActorPool:
         actors come back). Results still pending from earlier submissions are waited for and
         dropped first.
         """
-        self._drain()
-        for value in values:
-            self.submit(fn, value)
-
-        def results():
-            while self.has_next():
-                yield self.get_next()
-        return results()
+        return self._map(fn, values, self.get_next)
 
     def map_unordered(self, fn, values):
         """Like :meth:`map`, but yield each result as soon as it is ready, in any order."""
+        return self._map(fn, values, self.get_next_unordered)
+
+    def _map(self, fn, values, next_result):
         self._drain()
         for value in values:
             self.submit(fn, value)
 
         def results():
             while self.has_next():
-                yield self.get_next_unordered()
+                yield next_result()
         return results()
 
     def _drain(self):
