@@ -6,9 +6,10 @@
 from . import exceptions
 from .actor import ActorClass, ActorHandle, method
 from .api import (available_resources, cancel, cluster_resources, get, get_actor,
-                  get_runtime_context, init, is_initialized, kill, nodes, put, remote, shutdown,
-                  wait)
+                  get_gpu_ids, get_runtime_context, init, is_initialized, kill, nodes, put,
+                  remote, shutdown, wait)
 from .object_ref import ObjectRef
+from .preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
 from . import util
 
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "available_resources",
-    "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_runtime_context",
-    "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util",
-    "wait",
+    "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
+    "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
+    "register_shutdown_hook", "remote", "shutdown", "util", "wait",
 ]

@@ -16,7 +16,9 @@ def parse_args(argv):
         prog="python -m hpcray",
         description="Run a Ray-style Python script on the ranks of an MPI job: rank 0 runs the "
                     "script, the other ranks execute its tasks.",
-        epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py")
+        epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py. To submit a Slurm "
+               "batch job that runs a script this way: python -m hpcray submit script.py "
+               "--nodes N --ntasks-per-node K --time T (see python -m hpcray submit --help).")
     parser.add_argument("--version", action="version", version="hpcray 0.1.0")
     parser.add_argument("--ranks-per-node", type=int, metavar="K",
                         help="split each host's ranks into simulated nodes of K ranks "
@@ -24,13 +26,23 @@ def parse_args(argv):
     parser.add_argument("--object-store-memory", metavar="BYTES",
                         help="size of each node's object store, e.g. 4G "
                              "(HPCRAY_OBJECT_STORE_MEMORY)")
+    parser.add_argument("--gpus", metavar="IDS",
+                        help="GPU ids of each node, e.g. 0,1, where none can be detected; "
+                             "dealt one per worker rank (HPCRAY_GPUS)")
+    parser.add_argument("--resources", metavar="JSON",
+                        help='custom resources of each worker rank, e.g. \'{"ssd": 1}\' '
+                             "(HPCRAY_RESOURCES)")
     parser.add_argument("script", help="the Python script to run on rank 0 as __main__")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    options = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["submit"]:      # hpcray submit ...: write and sbatch a batch script
+        from .submit import main as submit_main
+        return submit_main(argv[1:])
+    options = parse_args(argv)
     if not os.path.exists(options.script):
         print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)
         return 2
@@ -47,6 +59,10 @@ def main(argv=None):
             print(f"python -m hpcray: {error}", file=sys.stderr)
             return 2
         os.environ["HPCRAY_OBJECT_STORE_MEMORY"] = options.object_store_memory
+    if options.gpus is not None:
+        os.environ["HPCRAY_GPUS"] = options.gpus
+    if options.resources is not None:
+        os.environ["HPCRAY_RESOURCES"] = options.resources
     from . import job
     from .config import Config
     MPI = job.import_mpi()
@@ -60,7 +76,9 @@ def main(argv=None):
         MPI.Finalize()
         return 1
     job.state.mode = "launched"
+    from . import preemption
     if rt.rank != 0:
+        preemption.ignore_on_worker()
         try:
             job.serve(rt)
         except BaseException:
@@ -70,7 +88,9 @@ def main(argv=None):
         rt.close()
         MPI.Finalize()
         return 0
+    preemption.install_on_head()
     exit_code = run_script(rt, options.script, options.args)
+    preemption.stop_handling()
     return job.finish_launched(rt, exit_code)
 
 
@@ -79,9 +99,12 @@ def run_script(rt, script, args):
     sys.argv = [script] + list(args)
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     rt.in_user_code = True
+    from .preemption import JobPreempted, finish
     try:
         runpy.run_path(script, run_name="__main__")
         return 0
+    except JobPreempted:                # Slurm's time limit, preemption, scancel
+        return finish(rt)
     except SystemExit as done:
         code = done.code
         if code is None:

@@ -77,7 +77,8 @@ class ActorClass:
         # Actors hold what they ask for as long as they live; by default nothing (as in
         # Ray, where an actor needs 1 CPU to be placed but holds 0 while it runs).
         self._request = request_of(self._options.get("num_cpus"), self._options.get("num_gpus"),
-                                   self._options.get("resources"), default_cpus=0)
+                                   self._options.get("resources"), default_cpus=0,
+                                   memory=self._options.get("memory"))
         self.__doc__ = cls.__doc__
         self.__module__ = cls.__module__
         self.__name__ = cls.__name__

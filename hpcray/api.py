@@ -98,15 +98,18 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     job.state.initialized = True
     job.state.namespace = namespace
     job.state.object_store_memory = object_store_memory
+    if job.state.mode != "launched" or rt is None:    # we run the script's process: handle
+        import atexit                                 # Slurm's stop signals here
+        from . import preemption
+        preemption.install_on_head()
+        atexit.register(preemption.at_exit(lambda: runtime._instance))
     return _describe()
 
 
 def _capacities_with(rt, declared):
-    executors = rt.executors
-    capacities = {}
-    for rank, capacity in rt.capacities.items():
-        capacities[rank] = job.rank_capacity(rt.config, declared, rank in executors, len(executors))
-    return capacities
+    from .resources import with_declared
+    return {rank: with_declared(capacity, declared, len(rt.executors))
+            for rank, capacity in rt.detected_capacities.items()}
 
 
 def _join_launched_job(declared):
@@ -117,6 +120,8 @@ def _join_launched_job(declared):
     rt = job.start_runtime(comm, config, declared, on_exit=job.worker_exit_hard)
     job.state.mode = "launched"
     if rt.rank != 0:
+        from .preemption import ignore_on_worker
+        ignore_on_worker()
         job.serve(rt)
         rt.close()
         MPI.Finalize()
@@ -458,6 +463,14 @@ def cancel(object_ref, *, force=False, recursive=True):
     with rt.lock:
         rt.cancel(object_ref.id)
         rt.transport.flush()
+
+
+def get_gpu_ids():
+    """The ids of the GPUs pinned to this rank (its ``CUDA_VISIBLE_DEVICES``), as Ray's
+    ``get_gpu_ids``: in a ``num_gpus=1`` task, the one GPU it may use; ``[]`` without GPUs."""
+    _runtime()
+    from .resources import gpu_ids
+    return gpu_ids()
 
 
 def get_runtime_context():

@@ -18,8 +18,14 @@ HPCRAY_BACKGROUND_POLL       0.001       interval at which a rank busy in user c
                                          script, a running task) still serves messages
 HPCRAY_SHUTDOWN_GRACE        5           seconds the head waits for workers to acknowledge shutdown
                                          before it aborts the job
-HPCRAY_CPUS_PER_RANK         1           logical CPUs each worker rank advertises under mpirun/srun
-                                         (``init(num_cpus=...)`` overrides it)
+HPCRAY_CPUS_PER_RANK         auto        logical CPUs each worker rank advertises; by default
+                                         ``SLURM_CPUS_PER_TASK``, else the host's cores shared by its
+                                         worker ranks (``init(num_cpus=...)`` overrides it)
+HPCRAY_GPUS                  detected    a node's GPU ids (``0,1``) where none can be detected (also
+                                         ``--gpus``); dealt to the node's worker ranks, one each,
+                                         and pinned with CUDA_VISIBLE_DEVICES (see resources.py)
+HPCRAY_RESOURCES             none        custom resources of each worker rank, JSON: ``{"name": 2}``
+                                         (also ``--resources``)
 HPCRAY_NUM_WORKERS           cores       workers the embedded default starts for ``python script.py``
                                          when ``init`` is given no ``num_cpus``
 HPCRAY_OBJECT_STORE_MEMORY   30 % RAM    bytes of each node's object store (``2G``, ``512M`` work too;
@@ -106,7 +112,7 @@ class Config:
             poll_max_sleep=_float("HPCRAY_POLL_MAX_SLEEP", 0.002),
             background_poll=_float("HPCRAY_BACKGROUND_POLL", 0.001),
             shutdown_grace=_float("HPCRAY_SHUTDOWN_GRACE", 5.0),
-            cpus_per_rank=_float("HPCRAY_CPUS_PER_RANK", 1.0),
+            cpus_per_rank=_float("HPCRAY_CPUS_PER_RANK", 0.0),
             num_workers=_int("HPCRAY_NUM_WORKERS", os.cpu_count() or 1),
             ranks_per_node=_int("HPCRAY_RANKS_PER_NODE", 0),
             object_store_memory=parse_bytes(os.environ.get("HPCRAY_OBJECT_STORE_MEMORY") or "0",

@@ -72,17 +72,6 @@ def _precise_sleeps():
         pass
 
 
-def rank_capacity(config, declared, executes, executors):
-    """Logical resources this rank advertises; ``declared`` are job totals from ``init``."""
-    if not executes:
-        return {}
-    capacity = {"CPU": float(config.cpus_per_rank)}
-    for name, total in declared.items():
-        if total is not None:
-            capacity[name] = float(total) / executors
-    return capacity
-
-
 def store_capacity(config, requested, stores_here):
     """Bytes of this node's object store: asked for, or 30 % of RAM shared by the host's
     stores, never more than /dev/shm can hold. Raises ValueError if what was asked cannot fit."""
@@ -110,12 +99,10 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
     workers it spawned are separate shared-memory domains for MPICH), so it is a node of its own.
     """
     from mpi4py import MPI
-    from . import runtime
+    from . import resources, runtime
     size = comm.Get_size()
     executors = max(size - 1, 1)
     executes = size == 1 or comm.Get_rank() != 0
-    capacity = rank_capacity(config, declared or {}, executes, executors)
-    capacities = dict(enumerate(comm.allgather(capacity)))
     if head_apart:
         apart = comm.Split(0 if comm.Get_rank() == 0 else 1, key=comm.Get_rank())
         node_comm = apart.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
@@ -129,18 +116,32 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
                                     key=comm.Get_rank())
         host_comm.Free()
     leader = node_comm.bcast(comm.Get_rank(), root=0)
-    placement = comm.allgather((leader, socket.gethostname()))
+    everyone = comm.allgather((leader, socket.gethostname(), executes))
+    placement = [(lead, hostname) for lead, hostname, _ in everyone]
     leaders = sorted({lead for lead, _ in placement})
     here = socket.gethostname()
     stores_here = len({lead for lead, host in placement if host == here})
+    executing_here = sum(1 for _, host, runs in everyone if host == here and runs)
+    # GPUs: the node's first rank looks once; each executing rank of the node takes its share
+    # and pins it (CUDA_VISIBLE_DEVICES) before any user code runs.
+    gpus = node_comm.bcast(resources.node_gpus() if node_comm.Get_rank() == 0 else None)
+    executing = [r for r, runs in node_comm.allgather((comm.Get_rank(), executes)) if runs]
+    mine = resources.deal_gpus(gpus, executing.index(comm.Get_rank()) if executes else None,
+                               len(executing))
+    resources.pin_gpus(mine)
     try:
         capacity, problem = store_capacity(config, declared_memory, stores_here), None
+        offered = resources.rank_capacity(config, executes, executing_here, mine,
+                                          capacity * stores_here)
     except ValueError as error:
-        capacity, problem = 0, str(error)
+        capacity, offered, problem = 0, {}, str(error)
     problems = [p for p in comm.allgather(problem) if p]
     if problems:                   # every rank learns it: nobody enters the collective alone
         node_comm.Free()
         raise ValueError(problems[0])
+    detected = dict(enumerate(comm.allgather(offered)))
+    capacities = {rank: resources.with_declared(offered, declared or {}, executors)
+                  for rank, offered in detected.items()}
     tag = comm.bcast(f"{os.getpid():x}-{os.urandom(4).hex()}" if comm.Get_rank() == 0 else None)
     from .store import NodeStore
     store = NodeStore(node_comm, capacity, tag, leaders.index(leader))
@@ -148,6 +149,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
     rt = runtime.Runtime(comm, config, node_comm, leaders.index(leader), capacities, on_exit,
                          watch_parent, store)
     rt.job_tag = tag                                                # same on every rank
+    rt.detected_capacities = detected                               # before init() declared any
     rt.node_of = [leaders.index(lead) for lead, _ in placement]     # rank -> node index
     rt.node_leaders = leaders                                       # node index -> its first rank
     if config.transfer == "rma" and len(leaders) > 1:
@@ -243,6 +245,8 @@ def serve_spawned(driver_pid):
     rt = start_runtime(comm, Config.from_env(), declared, on_exit=leave_now, head_apart=True,
                        declared_memory=memory)
     _watch_driver(rt, driver_pid)
+    from .preemption import ignore_on_worker
+    ignore_on_worker()
     serve(rt)
     rt.close()
     comm.Free()

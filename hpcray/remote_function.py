@@ -70,7 +70,8 @@ class RemoteFunction:
                                          f"remote function {function.__qualname__}")
         self._export = _export or _Export()
         self._request = request_of(self._options.get("num_cpus"), self._options.get("num_gpus"),
-                                   self._options.get("resources"))
+                                   self._options.get("resources"),
+                                   memory=self._options.get("memory"))
         self._name = f"{function.__module__}.{function.__qualname__}"
         functools.update_wrapper(self, function)
 

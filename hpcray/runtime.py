@@ -101,6 +101,7 @@ class Runtime:
         self.parent_pid = os.getppid() if watch_parent else None
         self.executors = list(range(1, self.size)) or [0]
         self.capacities = capacities           # rank -> {resource: amount}, same on every rank
+        self.detected_capacities = capacities  # what the ranks offered before init() declared
         self.feasible = set()                  # resource requests known to fit some rank
         self.executes = self.rank in self.executors
         self._ids = itertools.count(1)

@@ -17,14 +17,17 @@ import numpy as np
 from .exceptions import ResourceError
 
 
-def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1):
+def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1, memory=None):
     """Build a task's resource request ``{name: amount}`` from Ray-style options."""
     request = {"CPU": float(default_cpus if num_cpus is None else num_cpus)}
     if num_gpus:
         request["GPU"] = float(num_gpus)
+    if memory:
+        request["memory"] = float(memory)
     for name, amount in (resources or {}).items():
-        if name in ("CPU", "GPU"):
-            raise ValueError(f"use num_cpus/num_gpus rather than resources={{{name!r}: ...}}")
+        if name in ("CPU", "GPU", "memory"):
+            raise ValueError(f"use num_cpus/num_gpus/memory rather than "
+                             f"resources={{{name!r}: ...}}")
         request[name] = float(amount)
     for name, amount in request.items():
         if amount < 0:
