@@ -968,6 +968,7 @@ class Runtime:
             for rank in range(1, self.size):
                 self.transport.send(rank, (Msg.SHUTDOWN,))
             self.transport.flush()
+            self.transport.close_to_all_but(-1)
         deadline = time.monotonic() + self.config.shutdown_grace
         backoff = Backoff(0.0, 0.005)
         while len(self.byes) < self.size - 1 and time.monotonic() < deadline:
@@ -986,6 +987,7 @@ class Runtime:
 
     def _on_shutdown(self):
         self.stopping = True
+        self.transport.close_to_all_but(0)     # the others are leaving too
         if self.executing:
             # A task still runs on the main thread: the job is over, so end this rank now.
             self.leave(hard=True)
@@ -994,6 +996,7 @@ class Runtime:
         """Worker: say goodbye to the head and leave the job (finalizing MPI)."""
         with self.lock:
             self.stopping = True
+            self.transport.close_to_all_but(0)
             self.transport.send(0, (Msg.BYE, self.rank, os.getpid()))
             self.transport.drain(2.0)
         if hard and self.on_exit is not None:

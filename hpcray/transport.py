@@ -27,8 +27,11 @@ class Transport:
         self._to_self = deque()
         self._outbox = {}           # destination rank -> [message, ...]
         self.queued = 0             # messages waiting in the outbox
+        self.only_to = None         # once the job is ending: the one rank still written to
 
     def send(self, dest, message):
+        if self.only_to is not None and dest != self.only_to:
+            return                  # the job is ending: the peer may have freed its comm
         if dest == self.rank:
             self._to_self.append(message)
             return
@@ -68,6 +71,12 @@ class Transport:
             handle(message.recv())
             handled += 1
         return handled
+
+    def close_to_all_but(self, rank):
+        """From now on, messages go to ``rank`` only (``-1``: to nobody). Once a rank said the
+        job is over, a late message (an actor released by a handle dropped at exit) could reach
+        a peer that has left, and MPICH refuses to free a communicator with one unreceived."""
+        self.only_to = rank
 
     def drain(self, timeout):
         """Flush, then wait (bounded) until every send has left this rank."""

@@ -1,0 +1,168 @@
+"""Data-parallel training with a sharded parameter server, written as a Ray program.
+
+Logistic regression on synthetic data drawn from a known model: the weights are split
+into shards, each owned by a ``ParameterServer`` actor, and each ``Worker`` actor (one
+per worker rank by default) generates its own shard of the data from ``--seed``. Every
+epoch each worker pulls the weights from the servers, computes the loss and gradient on
+its data, and pushes the gradient shards back; each server averages the gradients of all
+workers (``average_gradients``) and takes a gradient step. A worker computes with torch
+on its GPU when its rank has one and with numpy otherwise: the same formulas either way.
+
+Run it inside an MPI job (rank 0 runs this script, the other ranks host the actors)::
+
+    mpirun -n 4 python -m hpcray jobs/train.py [--epochs 10] [--workers N] [--seed 0]
+
+as a Slurm batch job, from the repository root (see jobs/train.slurm)::
+
+    sbatch jobs/train.slurm
+
+or on its own, where ``hpcray.init()`` starts local workers by itself::
+
+    python jobs/train.py
+
+It prints ``epoch N loss X`` once per epoch, then a summary line, and exits with status 1
+if the final loss is not below the first one.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import hpcray as ray
+
+FEATURES = 32            # inputs per sample (a bias column is added)
+SAMPLES = 2000           # samples per worker
+SERVERS = 2              # parameter-server actors, each owning one shard of the weights
+LEARNING_RATE = 1.0
+
+
+def make_data(seed, worker):
+    """Worker ``worker``'s samples ``(X, y)``: labels from a fixed random linear model."""
+    true_weights = np.random.default_rng(seed).normal(size=FEATURES + 1)
+    rng = np.random.default_rng([seed, worker + 1])
+    X = np.hstack([rng.normal(size=(SAMPLES, FEATURES)), np.ones((SAMPLES, 1))])
+    y = (X @ true_weights + rng.normal(size=SAMPLES) > 0).astype(np.float64)
+    return X, y
+
+
+def loss_and_gradient(w, X, y, xp):
+    """Mean logistic loss and its gradient; ``xp`` is numpy or torch (same expressions)."""
+    z = X @ w
+    # log(1 + exp(z)) - y*z, written to be stable for large |z|: max(z, 0) + log1p(exp(-|z|))
+    loss = ((z + xp.abs(z)) / 2 - y * z + xp.log1p(xp.exp(-xp.abs(z)))).mean()
+    gradient = X.T @ (1 / (1 + xp.exp(-z)) - y) / len(y)
+    return float(loss), gradient
+
+
+def average_gradients(gradients):
+    """The mean of the workers' gradients for one shard of the weights.
+
+    This is the one place where gradients are combined. A later change replaces it with
+    an MPI allreduce among the workers, so that gradients no longer travel through the
+    parameter servers.
+    """
+    return np.mean(gradients, axis=0)
+
+
+@ray.remote
+class ParameterServer:
+    """Owns one shard of the weights; applies the averaged gradient once every worker
+    has pushed its gradient for the epoch."""
+
+    def __init__(self, size, num_workers):
+        self.weights = np.zeros(size)
+        self.num_workers = num_workers
+        self.pushed = []
+
+    def pull(self):
+        return self.weights
+
+    def push(self, gradient):
+        self.pushed.append(gradient)
+        if len(self.pushed) == self.num_workers:
+            self.weights = self.weights - LEARNING_RATE * average_gradients(self.pushed)
+            self.pushed = []
+
+
+@ray.remote
+class Worker:
+    """Holds one shard of the data; computes on the rank's GPU if it has one."""
+
+    def __init__(self, servers, seed, index):
+        self.servers = servers
+        X, y = make_data(seed, index)
+        try:
+            import torch
+            cuda = torch.cuda.is_available()
+        except ImportError:
+            cuda = False
+        if cuda:
+            self.xp, self.device = torch, "cuda"
+            self.X = torch.as_tensor(X, device="cuda")
+            self.y = torch.as_tensor(y, device="cuda")
+        else:
+            self.xp, self.device, self.X, self.y = np, "cpu", X, y
+
+    def where(self):
+        return ray.get_runtime_context().get_rank(), self.device
+
+    def step(self):
+        """One epoch: pull the weights, compute the gradient, push its shards; the loss."""
+        weights = np.concatenate(ray.get([server.pull.remote() for server in self.servers]))
+        if self.device == "cuda":
+            loss, gradient = loss_and_gradient(
+                self.xp.as_tensor(weights, device="cuda"), self.X, self.y, self.xp)
+            gradient = gradient.cpu().numpy()
+        else:
+            loss, gradient = loss_and_gradient(weights, self.X, self.y, np)
+        shards = np.array_split(gradient, len(self.servers))
+        ray.get([server.push.remote(shard) for server, shard in zip(self.servers, shards)])
+        return loss
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker actors (default: one per worker rank)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the loss is checked to go down)")
+
+    ray.init()
+    resources = ray.cluster_resources()
+    cpus = resources.get("CPU", 1.0)
+    workers = args.workers or max(int(cpus), 1)
+    # One worker per rank when there are enough ranks (each holds a CPU; more workers than
+    # CPUs share ranks and hold none), and a GPU each when the job has one for every worker.
+    options = {"num_cpus": 1 if workers <= cpus else 0}
+    if resources.get("GPU", 0) >= workers:
+        options["num_gpus"] = 1
+
+    sizes = [len(shard) for shard in np.array_split(np.zeros(FEATURES + 1), SERVERS)]
+    servers = [ParameterServer.remote(size, workers) for size in sizes]
+    team = [Worker.options(**options).remote(servers, args.seed, i) for i in range(workers)]
+    placement = ray.get([worker.where.remote() for worker in team])
+
+    start = time.perf_counter()
+    losses = []
+    for epoch in range(1, args.epochs + 1):
+        losses.append(float(np.mean(ray.get([worker.step.remote() for worker in team]))))
+        print(f"epoch {epoch} loss {losses[-1]:.6f}", flush=True)
+    seconds = time.perf_counter() - start
+
+    devices = sorted({device for _, device in placement})
+    ranks = sorted({rank for rank, _ in placement})
+    print(f"trained {args.epochs} epochs: {workers} workers on ranks {ranks} "
+          f"({', '.join(devices)}{', 1 GPU each' if 'num_gpus' in options else ''}), "
+          f"{SERVERS} parameter servers, "
+          f"loss {losses[0]:.6f} -> {losses[-1]:.6f} in {seconds:.2f} s", flush=True)
+    if losses[-1] >= losses[0]:
+        print("training failed: the loss did not go down", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
