@@ -39,6 +39,7 @@ class ActorDirectory:
         self.unknown = {}                      # actor id -> ranks that asked before its CREATE
         self.held = {}                         # rank -> {resource: amount} held by actors
         self.count = {}                        # rank -> live actors on it
+        self.groups = {}                       # collective group name -> members, readiness
 
     # ------------------------------------------------------------------ creation and placement
     def on_create(self, spec):
@@ -140,6 +141,53 @@ class ActorDirectory:
                  "namespace": record.spec.namespace, "rank": record.rank,
                  "is_detached": record.spec.detached}
                 for actor_id, record in self.records.items()]
+
+    # ------------------------------------------------------------------ collective groups
+    def _query_declare_group(self, name, world_size, members):
+        """``members``: {actor id: group rank} (``create_collective_group`` from the driver)."""
+        group = self.groups.get(name)
+        if group is not None and group["members"]:
+            raise ValueError(f"a collective group named {name!r} already exists")
+        self.groups[name] = {"world_size": world_size, "members": dict(members), "ready": set()}
+        return None
+
+    def _query_join_group(self, name, world_size, group_rank, actor_id):
+        """A member joins from inside its actor (``init_collective_group``)."""
+        group = self.groups.setdefault(name, {"world_size": world_size, "members": {},
+                                              "ready": set()})
+        if group["world_size"] != world_size:
+            raise ValueError(f"collective group {name!r} has world_size "
+                             f"{group['world_size']}, not {world_size}")
+        taken = {rank: actor for actor, rank in group["members"].items()}
+        if taken.get(group_rank, actor_id) != actor_id:
+            raise ValueError(f"rank {group_rank} of collective group {name!r} is taken")
+        group["members"][actor_id] = group_rank
+        return None
+
+    def _query_group_info(self, name, mpi_rank=None):
+        """``(world_size, {group rank: (actor id, MPI rank)}, all ranks ready)`` once every
+        member is known and placed, else None. ``mpi_rank`` reports that rank ready to build
+        the group's communicator."""
+        group = self.groups.get(name)
+        if group is None:
+            return None
+        if mpi_rank is not None:
+            group["ready"].add(mpi_rank)
+        members = group["members"]
+        if len(members) < group["world_size"]:
+            return None
+        placed = {}
+        for actor_id, rank in members.items():
+            record = self.records.get(actor_id)
+            if record is None or record.rank is None:
+                return None
+            placed[rank] = (actor_id, record.rank)
+        hosts = {host for _, host in placed.values()}
+        return group["world_size"], placed, hosts <= group["ready"]
+
+    def _query_drop_group(self, name):
+        self.groups.pop(name, None)
+        return None
 
     def _namespace(self, namespace):
         return namespace if namespace is not None else (job.state.namespace or "default")

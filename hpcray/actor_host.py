@@ -14,6 +14,7 @@ caller's later calls), feeding the actor's runnable queue. Who runs them:
 Everything but the user's code runs with the runtime lock held.
 """
 import asyncio
+import contextvars
 import inspect
 import threading
 import traceback
@@ -27,6 +28,8 @@ from .protocol import Msg, TaskSpec
 from .serialization import rank_label
 
 STARTING, ALIVE, DEAD = range(3)
+# The actor method call running in this thread or coroutine (its ``actor_id`` says whose).
+current_call = contextvars.ContextVar("hpcray_actor_call", default=None)
 REMEMBER_DEAD = 100_000                # ended actors whose late calls still get a clear error
 
 
@@ -83,6 +86,12 @@ class ActorHost:
         rt, spec = self.rt, actor.spec
         task = construction_task(spec)
         error = None
+        token = current_call.set(task)         # __init__ may join a collective group
+        stack = rt.tls.__dict__.setdefault("stack", [])
+        stack.append(task)                     # a wait in __init__ lends the rank meanwhile
+        with rt.lock:
+            rt.executing += 1
+            rt.in_user_code = True
         try:
             cls = self.classes.get(spec.class_id)
             if cls is None:
@@ -95,7 +104,13 @@ class ActorHost:
                 instance = function(*args, **kwargs)
         except BaseException as exc:
             error = exc
+        finally:
+            stack.pop()
+            current_call.reset(token)
         with rt.lock:
+            rt.executing -= 1
+            if rt.executing == 0 and rt.rank != 0:
+                rt.in_user_code = False
             if error is not None:
                 reason = f"its __init__ raised {type(error).__name__}: {error}"
                 tb = getattr(error, "remote_traceback", None) or (
@@ -190,6 +205,7 @@ class ActorHost:
             rt.executing += 1
             rt.in_user_code = True
         stack.append(call)
+        token = current_call.set(call)
         results = contained = None
         try:
             function = getattr(actor.instance, call.func_id, None)
@@ -199,6 +215,7 @@ class ActorHost:
             else:
                 results, contained = worker.execute(rt, call, deps, function)
         finally:
+            current_call.reset(token)
             stack.pop()
             with rt.lock:
                 rt.executing -= 1
@@ -213,6 +230,7 @@ class ActorHost:
         """Run one call of an async actor on the event loop (lock not held)."""
         rt = self.rt
         results = contained = None
+        current_call.set(call)                 # this coroutine's own context
         try:
             prepared = worker.prepare(rt, call, deps, getattr(actor.instance, call.func_id, None))
             if prepared[0] is None:

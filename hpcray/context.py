@@ -31,6 +31,12 @@ class RuntimeContext:
         stack = getattr(self._rt.tls, "stack", None)
         return f"{stack[-1].task_id:016x}" if stack else None
 
+    def get_actor_id(self):
+        """The id of the actor whose method is running here, or None outside actors."""
+        from .actor_host import current_call
+        call = current_call.get()
+        return f"{call.actor_id:016x}" if call is not None else None
+
     def get_job_id(self):
         return f"{_job.job_id():08x}"
 
