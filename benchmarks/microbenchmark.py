@@ -1,4 +1,4 @@
-"""Task-level microbenchmark for hpcray, with Ray's metric names, side by side with Ray.
+"""Task- and actor-level microbenchmark for hpcray, with Ray's metric names, side by side with Ray.
 
 Run it either way::
 
@@ -71,6 +71,48 @@ def _fib_local(n):
     return n if n < 2 else _fib_local(n - 1) + _fib_local(n - 2)
 
 
+# Actor bodies, as in Ray's ray_perf.py: plain classes that each metric wraps with
+# ray.remote(num_cpus=0) (Ray's ``Actor`` asks for no CPU, so any number can be placed).
+
+class _Actor:
+    """A plain actor with a no-op method (one call at a time, unless max_concurrency)."""
+
+    def small_value(self):
+        return b"ok"
+
+
+class _AsyncActor:
+    """An async actor: an ``async def`` method makes every call a coroutine on its loop."""
+
+    async def small_value(self):
+        return b"ok"
+
+
+def _make_client(ray):
+    """Ray's ``Client`` actor: one caller that calls each of its servers ``n`` times,
+    then gets all the results (the caller of ``1_n_actor_calls_async``)."""
+
+    class Client:
+        def __init__(self, servers):
+            self.servers = list(servers)
+
+        def small_value_batch(self, n):
+            ray.get([s.small_value.remote() for s in self.servers for _ in range(n)])
+
+    return ray.remote(num_cpus=0)(Client)
+
+
+def _make_actor_work(ray):
+    """Ray's ``work`` task of ``n:n actor calls async``: ``n`` calls spread round-robin
+    over the actors it is given, then a get of all of them."""
+
+    @ray.remote
+    def work(actors, n):
+        ray.get([actors[i % len(actors)].small_value.remote() for i in range(n)])
+
+    return work
+
+
 # --------------------------------------------------------------------------------------
 # Timing helpers
 # --------------------------------------------------------------------------------------
@@ -107,6 +149,22 @@ def _repeat_seconds(fn, budget, max_runs=5):
     return statistics.median(samples), samples
 
 
+def _round_trip_us(call, duration):
+    """Times ``call()`` one at a time for about ``duration`` seconds (at least 5 calls,
+    after one warm-up call); returns (median microseconds, extras with percentiles)."""
+    call()
+    samples = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration or len(samples) < 5:
+        t0 = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    p = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))] * 1e6
+    return statistics.median(samples) * 1e6, {"p10_us": p(0.10), "p90_us": p(0.90),
+                                              "p99_us": p(0.99), "calls": len(samples)}
+
+
 # --------------------------------------------------------------------------------------
 # The metrics: one function each, taking the module (hpcray or ray) and a duration.
 # A function returns a float, or (float, extras) where extras go into the JSON only.
@@ -121,17 +179,7 @@ def single_client_tasks_sync(ray, duration):
 def sync_task_round_trip_us(ray, duration):
     """Median microseconds of one ``ray.get(f.remote())`` of a no-op task."""
     f = ray.remote(_small_value)
-    ray.get(f.remote())
-    samples = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < duration or len(samples) < 5:
-        t0 = time.perf_counter()
-        ray.get(f.remote())
-        samples.append(time.perf_counter() - t0)
-    samples.sort()
-    p = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))] * 1e6
-    return statistics.median(samples) * 1e6, {"p10_us": p(0.10), "p90_us": p(0.90),
-                                              "p99_us": p(0.99), "calls": len(samples)}
+    return _round_trip_us(lambda: ray.get(f.remote()), duration)
 
 
 def single_client_tasks_async(ray, duration):
@@ -289,6 +337,112 @@ def sleep_100x0_1s_seconds(ray, duration):
     return time.perf_counter() - start
 
 
+# Actor metrics, after Ray's ray_perf.py ("1:1 actor calls sync" and so on). Each metric
+# creates its actors; they end when the metric returns and its handles are dropped. The
+# first (warm-up) round of ``_rate`` includes the actors' creation and is not counted.
+
+ACTOR_BATCH = 1000            # calls per batch of the 1:1 batch metrics (Ray's 1000)
+ACTOR_CALLS_PER_SERVER = 5000  # calls per actor (1:n) or per caller task (n:n), Ray's n
+NN_CALLERS = 4                # caller tasks of n:n (Ray's m)
+
+
+def _actor_count(ray):
+    """The ``n`` of 1:n and n:n: one actor per worker CPU (Ray: cpu_count() // 2)."""
+    return max(1, _worker_count(ray) or 1)
+
+
+def actor_calls_sync_1_1(ray, duration):
+    """Calls/s of ``ray.get(a.small_value.remote())`` in a loop, one actor, one caller."""
+    a = ray.remote(num_cpus=0)(_Actor).remote()
+    return _rate(lambda: ray.get(a.small_value.remote()), duration)
+
+
+def actor_call_round_trip_us(ray, duration):
+    """Median microseconds of one synchronous no-op actor call (``ray.get`` of it)."""
+    a = ray.remote(num_cpus=0)(_Actor).remote()
+    return _round_trip_us(lambda: ray.get(a.small_value.remote()), duration)
+
+
+def actor_calls_async_1_1(ray, duration):
+    """Calls/s: submit 1000 no-op calls to one actor, then get them all (Ray's 1000x)."""
+    a = ray.remote(num_cpus=0)(_Actor).remote()
+    n = ACTOR_BATCH
+    return _rate(lambda: ray.get([a.small_value.remote() for _ in range(n)]), duration,
+                 multiplier=n)
+
+
+def actor_calls_concurrent_1_1(ray, duration):
+    """Calls/s as ``1_1_actor_calls_async``, to a threaded actor (``max_concurrency=16``)."""
+    a = ray.remote(num_cpus=0)(_Actor).options(max_concurrency=16).remote()
+    n = ACTOR_BATCH
+    return _rate(lambda: ray.get([a.small_value.remote() for _ in range(n)]), duration,
+                 multiplier=n)
+
+
+def actor_calls_async_1_n(ray, duration):
+    """Calls/s of one caller to n actors (n = worker CPUs). As in Ray, the caller is a
+    ``Client`` actor: the driver asks it for a batch, it makes 5000 calls to each actor
+    and gets them all."""
+    Actor = ray.remote(num_cpus=0)(_Actor)
+    actors = [Actor.remote() for _ in range(_actor_count(ray))]
+    client = _make_client(ray).remote(actors)
+    n = ACTOR_CALLS_PER_SERVER
+    rate = _rate(lambda: ray.get(client.small_value_batch.remote(n)), duration,
+                 multiplier=n * len(actors))
+    return rate, {"actors": len(actors)}
+
+
+def actor_calls_async_n_n(ray, duration):
+    """Calls/s of 4 caller tasks to n actors (n = worker CPUs), as Ray's ``n:n actor calls
+    async``: each task makes 5000 calls spread round-robin over all the actors, then gets
+    them; a round is the 4 tasks submitted together (20000 calls)."""
+    Actor = ray.remote(num_cpus=0)(_Actor)
+    actors = [Actor.remote() for _ in range(_actor_count(ray))]
+    work = _make_actor_work(ray)
+    n, m = ACTOR_CALLS_PER_SERVER, NN_CALLERS
+    rate = _rate(lambda: ray.get([work.remote(actors, n) for _ in range(m)]), duration,
+                 multiplier=n * m)
+    return rate, {"actors": len(actors), "callers": m}
+
+
+def async_actor_calls_async_1_1(ray, duration):
+    """Calls/s: submit 1000 calls of an ``async def`` no-op method to one async actor,
+    then get them all."""
+    a = ray.remote(num_cpus=0)(_AsyncActor).remote()
+    n = ACTOR_BATCH
+    return _rate(lambda: ray.get([a.small_value.remote() for _ in range(n)]), duration,
+                 multiplier=n)
+
+
+CREATE_ACTORS = 1000
+CREATE_ACTORS_CAP_S = 120.0    # a round not done by then is reported as an error
+
+
+def create_1000_actors_and_call_seconds(ray, duration):
+    """Seconds to create 1000 actors, call each once and get the 1000 results. Median of
+    up to 3 rounds within the time budget (at least one). A round that has not finished
+    in 120 s (Ray starts a process per actor) raises TimeoutError with how far it got;
+    the metric's time limit is raised to match (``METRIC_TIME_LIMITS``)."""
+    Actor = ray.remote(num_cpus=0)(_Actor)
+
+    def run():
+        start = time.perf_counter()
+        actors = [Actor.remote() for _ in range(CREATE_ACTORS)]
+        refs = [a.small_value.remote() for a in actors]
+        ready, not_ready = ray.wait(refs, num_returns=len(refs),
+                                    timeout=max(0.0, CREATE_ACTORS_CAP_S -
+                                                (time.perf_counter() - start)))
+        if not_ready:
+            raise TimeoutError("%d of %d actors answered within %g s" % (
+                len(ready), len(refs), CREATE_ACTORS_CAP_S))
+        values = ray.get(refs)
+        if values != [b"ok"] * len(refs):
+            raise AssertionError("an actor call returned something other than b'ok'")
+
+    median, samples = _repeat_seconds(run, duration, max_runs=3)
+    return median, {"samples_s": samples}
+
+
 # init: measured in a fresh subprocess for both backends, so that hpcray under mpiexec
 # (where the launcher has already initialised this process) measures a real start-up.
 _INIT_PROBE = r"""
@@ -366,11 +520,30 @@ METRICS = [
     # Only judged with 15 or more workers (16 ranks): the floor is 5 s on 2 workers.
     ("sleep_100x0.1s_seconds", sleep_100x0_1s_seconds, "s", False,
      ("< 1 s @16 ranks", lambda v, w: (v < 1.0) if (w or 0) >= 15 else None)),
+    # Actors, with Ray's names (ray_perf.py: "1:1 actor calls sync" -> 1_1_actor_calls_sync).
+    ("1_1_actor_calls_sync", actor_calls_sync_1_1, "calls/s", True, None),
+    ("actor_call_round_trip_us", actor_call_round_trip_us, "us", False,
+     ("<= 100 us", lambda v, w: v <= 100.0)),
+    ("1_1_actor_calls_async", actor_calls_async_1_1, "calls/s", True,
+     (">= 30000/s", lambda v, w: v >= 30000)),
+    ("1_1_actor_calls_concurrent", actor_calls_concurrent_1_1, "calls/s", True, None),
+    ("1_n_actor_calls_async", actor_calls_async_1_n, "calls/s", True, None),
+    ("n_n_actor_calls_async", actor_calls_async_n_n, "calls/s", True, None),
+    ("1_1_async_actor_calls_async", async_actor_calls_async_1_1, "calls/s", True, None),
+    # Last: on Ray it may leave hundreds of worker processes behind when it times out.
+    ("create_1000_actors_and_call_seconds", create_1000_actors_and_call_seconds, "s", False,
+     ("<= 2 s", lambda v, w: v <= 2.0)),
 ]
 METRIC_NAMES = [m[0] for m in METRICS]
 
 # Per-metric limit so that one hung metric cannot hang the whole run.
 METRIC_TIMEOUT_S = 120
+# Metrics that need longer than --metric-timeout: their own cap, plus room to clean up.
+METRIC_TIME_LIMITS = {"create_1000_actors_and_call_seconds": CREATE_ACTORS_CAP_S + 60}
+
+
+def _time_limit(mname, args):
+    return max(args.metric_timeout, METRIC_TIME_LIMITS.get(mname, 0))
 
 
 # --------------------------------------------------------------------------------------
@@ -523,7 +696,7 @@ def _run_metric(ray, metric, args, doc):
     _log("[%s] %s ..." % (doc["backend"], mname))
     start = time.perf_counter()
     try:
-        out = _call_with_timeout(lambda: fn(ray, args.duration), args.metric_timeout)
+        out = _call_with_timeout(lambda: fn(ray, args.duration), _time_limit(mname, args))
         value, extras = (out if isinstance(out, tuple) else (out, None))
         entry["value"] = float(value)
         if extras:
@@ -565,7 +738,7 @@ def run_ray_subprocess(args):
     # last line that starts with '{'.
     proc = subprocess.run(cmd, env=_clean_env(), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, text=True,
-                          timeout=60 + len(args.selected) * (args.metric_timeout + 10))
+                          timeout=60 + sum(_time_limit(m, args) + 10 for m in args.selected))
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)["runs"]["ray"]
@@ -666,7 +839,8 @@ def parse_args(argv=None):
                    help="interpreter that has ray installed (default: this one, or "
                         "$HPCRAY_BENCH_RAY_PYTHON)")
     p.add_argument("--metric-timeout", type=float, default=METRIC_TIMEOUT_S,
-                   help="seconds before a metric is reported as an error (default 120)")
+                   help="seconds before a metric is reported as an error (default 120; "
+                        "create_1000_actors_and_call_seconds gets at least 180)")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 0.3 if args.quick else 1.5
