@@ -180,6 +180,7 @@ def declared_resources(num_cpus=None, num_gpus=None, resources=None):
 
 # ---------------------------------------------------------------- embedded default (spawn)
 def start_embedded(config, num_workers, declared, memory=None):
+    _find_launcher()
     MPI = import_mpi()
     args = ["-m", "hpcray._spawned", str(os.getpid())]
     intercomm = MPI.COMM_SELF.Spawn(sys.executable, args=args, maxprocs=num_workers)
@@ -191,6 +192,22 @@ def start_embedded(config, num_workers, declared, memory=None):
     rt.in_user_code = True
     atexit.register(stop_embedded)
     return rt
+
+
+def _find_launcher():
+    """MPICH's singleton spawns through ``mpiexec`` found on PATH; without one it hangs. Use
+    the one next to this Python (the pip wheel's) or fail with a clear error."""
+    import shutil
+    if shutil.which("mpiexec"):
+        return
+    here = os.path.dirname(sys.executable)
+    if os.path.exists(os.path.join(here, "mpiexec")):
+        os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
+        return
+    raise RuntimeError("hpcray.init() without a launcher starts its workers with MPI spawn, "
+                       "which needs MPI's mpiexec on PATH (pip install mpich provides one "
+                       "next to python); or run under mpirun/srun: "
+                       "mpirun -n 4 python -m hpcray script.py")
 
 
 def stop_embedded():
