@@ -80,11 +80,12 @@ def drop():
     return True
 
 ref = ray.put(np.full(MB8, 2.0))
-ray.get([keep.remote([ref]) for _ in range(ray.cluster_resources()["CPU"].__int__())])
+WORKERS = ray.get_runtime_context().get_world_size() - 1   # one keep/drop per worker rank
+ray.get([keep.remote([ref]) for _ in range(WORKERS)])
 del ref
 record("borrowed_alive", in_use() > base)
 record("read_by_borrower", ray.get(read.remote()))
-ray.get([drop.remote() for _ in range(ray.cluster_resources()["CPU"].__int__())])
+ray.get([drop.remote() for _ in range(WORKERS)])
 record("borrow_released", in_use() - base)
 
 # 3. a task returns a ref it owns, inside a list: the driver borrows it

@@ -1,4 +1,5 @@
-"""Launch under a real Slurm: `srun python -m hpcray` and `sbatch jobs/train.slurm`.
+"""Launch under a real Slurm: `srun python -m hpcray` (``sbatch jobs/train.slurm`` is in
+test_train.py, ``hpcray submit`` in test_submit.py).
 
 Skipped when no Slurm cluster answers (CI starts one with slurm/local-cluster.sh)."""
 import os
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import PY_BIN_DIR, REPO_ROOT
+from helpers import PY_BIN_DIR
 
 
 def _slurm_up():
@@ -60,13 +61,3 @@ def test_srun_launch(tmp_path, mode, code):
     assert "RANKS [1, 2]" in out.stdout
     if mode == "fail":
         assert "boom on rank 0" in out.stderr
-
-
-def test_sbatch_train_job(tmp_path):
-    """The batch script a user submits runs the quick start on its allocation."""
-    out = subprocess.run(["sbatch", "--parsable", "--wait", f"--output={tmp_path}/job-%j.out",
-                          str(REPO_ROOT / "jobs" / "train.slurm")],
-                         capture_output=True, text=True, timeout=300, env=_env(), cwd=REPO_ROOT)
-    logs = "".join(p.read_text() for p in tmp_path.glob("job-*.out"))
-    assert out.returncode == 0, out.stdout + out.stderr + logs
-    assert "quickstart OK" in logs
