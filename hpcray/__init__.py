@@ -7,7 +7,7 @@ from . import exceptions
 from .actor import ActorClass, ActorHandle, method
 from .api import (available_resources, cancel, cluster_resources, get, get_actor,
                   get_gpu_ids, get_runtime_context, init, is_initialized, kill, nodes, put,
-                  remote, shutdown, wait)
+                  reduce, remote, shutdown, wait)
 from .object_ref import ObjectRef
 from .preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
@@ -19,5 +19,5 @@ __all__ = [
     "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
     "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
-    "register_shutdown_hook", "remote", "shutdown", "util", "wait",
+    "reduce", "register_shutdown_hook", "remote", "shutdown", "util", "wait",
 ]

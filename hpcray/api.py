@@ -218,7 +218,9 @@ def _store_large_arguments(rt, deps, args_blob):
     return args_blob, None
 
 
-def submit_task(function, args, kwargs):
+def submit_task(function, args, kwargs, node_hint=None):
+    """Submit a task of ``function``; ``node_hint`` (internal callers, e.g. reductions) names
+    the node it should run on, when a rank there has room, instead of the arguments' node."""
     rt = _runtime()
     options = function._options
     num_returns = options.get("num_returns", 1)
@@ -233,7 +235,7 @@ def submit_task(function, args, kwargs):
         spec = TaskSpec(task_id, rt.rank, function._name, func_id, func_blob, args_blob,
                         tuple(deps), count, request, options.get("max_retries", 0),
                         options.get("retry_exceptions", False), False, rt.session,
-                        args_ref=args_ref)
+                        node_hint=node_hint, args_ref=args_ref)
         rt.submit(spec, deps)
         if contained:                          # refs inside the arguments: held until done
             rt.refs.hold(contained)
@@ -241,6 +243,38 @@ def submit_task(function, args, kwargs):
     if num_returns == 0:
         return None
     return returned[0] if num_returns == 1 else returned
+
+
+def reduce(object_refs, op="sum"):
+    """Combine many objects into one, where they live; return an ObjectRef to the result.
+
+    The objects of each node are combined there first (one task per node, reading them in
+    place), then the nodes' results pairwise in a tree (``ceil(log2(nodes))`` levels, each
+    pair on its left input's node, so the right one moves once). Nothing is gathered on one
+    rank, and nothing waits: inputs may be tasks still running.
+
+    Args:
+        object_refs: a list (or tuple) of ObjectRefs; one ref (alone, or in a list) gives a
+            ref to a copy of its value.
+        op: ``"sum"``, ``"prod"``, ``"min"`` or ``"max"`` (numpy's ``add``, ``multiply``,
+            ``minimum``, ``maximum``, with numpy's broadcasting rules; two plain Python
+            ints or floats combine with Python's arithmetic, so ints stay exact), or any binary
+            callable ``op(a, b)`` (``np.maximum``, ``operator.add``, a lambda). It must be
+            associative and commutative: the order in which inputs meet depends on where
+            they live.
+
+    Returns:
+        An ObjectRef to the reduction. ``get`` on it raises the error of an input whose task
+        failed (a TaskError that is also an instance of the original exception), and
+        ValueError for arrays that do not broadcast together (e.g. different lengths).
+
+    Raises:
+        TypeError: something other than ObjectRefs, or an op that is neither a known name
+            nor callable.
+        ValueError: an empty list, or an unknown op name.
+    """
+    from . import reduction
+    return reduction.reduce(object_refs, op)
 
 
 def create_actor(actor_class, args, kwargs):

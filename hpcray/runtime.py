@@ -470,8 +470,27 @@ class Runtime:
                 weights[obj[1][0]] = weights.get(obj[1][0], 0) + obj[1][3]
         return max(weights, key=weights.get) if weights else None
 
+    def node_of_object(self, object_id):
+        """The node whose store holds, or will hold, a large object, as far as this rank knows
+        (lock held): where it is stored, or the node of the rank its pending task was sent to.
+        None for small objects (they travel inline) and unknown ones (a task queued at, or
+        spilled to, the head; an object owned elsewhere and not fetched)."""
+        obj = self.objects.get(object_id) or self.fetched.get(object_id)
+        if obj is not None:
+            return obj[1][0] if obj[0] == STORED else None
+        task_id = self.pending.get(object_id)
+        record = self.tasks.get(task_id) if task_id is not None else None
+        if record is None:
+            return None
+        rank = record.where
+        if self.scheduler is not None and record.spec.actor_id is None:
+            rank = self.scheduler.where(task_id)       # the head placed it (None: queued)
+        if rank is None or (rank == 0 and self.size > 1):  # rank 0 runs tasks only alone
+            return None
+        return self.node_of[rank]
+
     def _place(self, spec):
-        if spec.deps:
+        if spec.deps and spec.node_hint is None:      # an explicit hint is kept
             spec.node_hint = self._node_hint(spec)
         if self.rank == 0:
             spec.via_head = True
