@@ -6,7 +6,6 @@ slurm/local-cluster.sh)."""
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -14,30 +13,12 @@ import time
 import pytest
 
 from helpers import PY_BIN_DIR
+from test_slurm import _env, _slurm_up
 
 from hpcray.__main__ import main as hpcray_main
 
 
-def _slurm_up():
-    """The skip condition of tests/test_slurm.py: sinfo answers with a usable node."""
-    if shutil.which("sinfo") is None or shutil.which("srun") is None:
-        return False
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return any(state in out.stdout for state in ("idle", "mixed", "allocated"))
-
-
 needs_slurm = pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster (slurm/local-cluster.sh start)")
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "HYDRA_", "SLURM_"))}
-    env["PATH"] = PY_BIN_DIR + os.pathsep + env.get("PATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _run(args, cwd, timeout=60, env=None):

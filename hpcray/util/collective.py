@@ -374,19 +374,25 @@ def _op_name(op):
     return name
 
 
-def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
-    """Reduce ``tensor`` over every member; the result replaces it (in place) everywhere."""
-    op = _op_name(op)
-    group = _group(group_name)
-    view = _Tensor(tensor)
-
+def _allreduce_round(group, op):
+    """A round that combines the rank's members, then allreduces among the ranks."""
     def run(inputs):
         total = _reduce_local([value.array for _, _, value in inputs.values()], op)
         if len(group.hosts) > 1:
             from mpi4py import MPI
             group.wait(group.comm.Iallreduce(MPI.IN_PLACE, total, _mpi_op(op)))
         return total
-    result = group.collective("allreduce", view, ("allreduce", op, _describe(view.array)), run)
+    return run
+
+
+def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
+    """Reduce ``tensor`` over every member; the result replaces it (in place) everywhere."""
+    op = _op_name(op)
+    group = _group(group_name)
+    view = _Tensor(tensor)
+
+    result = group.collective("allreduce", view, ("allreduce", op, _describe(view.array)),
+                              _allreduce_round(group, op))
     view.write(result)
     return tensor
 
@@ -479,14 +485,8 @@ def reducescatter(tensor, tensor_list, group_name="default", op=ReduceOp.SUM):
     class _Stack:
         array = stacked
 
-    def run(inputs):
-        total = _reduce_local([value.array for _, _, value in inputs.values()], op)
-        if len(group.hosts) > 1:
-            from mpi4py import MPI
-            group.wait(group.comm.Iallreduce(MPI.IN_PLACE, total, _mpi_op(op)))
-        return total
     total = group.collective("reducescatter", _Stack,
-                             ("reducescatter", op, _describe(stacked)), run)
+                             ("reducescatter", op, _describe(stacked)), _allreduce_round(group, op))
     view.write(total[group.member()])
     return tensor
 
