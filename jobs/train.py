@@ -1,16 +1,23 @@
-"""Data-parallel training with a sharded parameter server, written as a Ray program.
+"""Data-parallel training across the job's ranks, written as a Ray program.
 
-Logistic regression on synthetic data drawn from a known model: the weights are split
-into shards, each owned by a ``ParameterServer`` actor, and each ``Worker`` actor (one
-per worker rank by default) generates its own shard of the data from ``--seed``. Every
-epoch each worker pulls the weights from the servers, computes the loss and gradient on
-its data, and pushes the gradient shards back; each server averages the gradients of all
-workers (``average_gradients``) and takes a gradient step. A worker computes with torch
-on its GPU when its rank has one and with numpy otherwise: the same formulas either way.
+Logistic regression on synthetic data drawn from a known model: each ``Worker`` actor (one
+per worker rank by default) generates its own shard of the data from ``--seed``. Every epoch
+each worker computes the loss and gradient on its data, and the workers' gradients are
+averaged:
+
+* ``--mode allreduce`` (default): the workers form a collective group
+  (``hpcray.util.collective``) and average with one MPI allreduce; each keeps the weights.
+* ``--mode parameter-server``: the weights are split into shards, each owned by a
+  ``ParameterServer`` actor; workers pull the weights and push gradient shards, and each
+  server averages them (``average_gradients``) and takes the step.
+
+A worker computes with torch on its GPU when its rank has one and with numpy otherwise:
+the same formulas either way, so both modes print the same losses.
 
 Run it inside an MPI job (rank 0 runs this script, the other ranks host the actors)::
 
     mpirun -n 4 python -m hpcray jobs/train.py [--epochs 10] [--workers N] [--seed 0]
+                                               [--mode allreduce|parameter-server]
 
 as a Slurm batch job, from the repository root (see jobs/train.slurm)::
 
@@ -30,6 +37,7 @@ import time
 import numpy as np
 
 import hpcray as ray
+from hpcray.util import collective
 
 FEATURES = 32            # inputs per sample (a bias column is added)
 SAMPLES = 2000           # samples per worker
@@ -56,12 +64,8 @@ def loss_and_gradient(w, X, y, xp):
 
 
 def average_gradients(gradients):
-    """The mean of the workers' gradients for one shard of the weights.
-
-    This is the one place where gradients are combined. A later change replaces it with
-    an MPI allreduce among the workers, so that gradients no longer travel through the
-    parameter servers.
-    """
+    """The mean of the workers' gradients for one shard of the weights (parameter-server
+    mode; in allreduce mode the workers average among themselves with one MPI allreduce)."""
     return np.mean(gradients, axis=0)
 
 
@@ -89,8 +93,12 @@ class ParameterServer:
 class Worker:
     """Holds one shard of the data; computes on the rank's GPU if it has one."""
 
-    def __init__(self, servers, seed, index):
-        self.servers = servers
+    def __init__(self, servers, seed, index, num_workers):
+        self.servers = servers                 # None: average by allreduce among workers
+        self.num_workers = num_workers
+        if servers is None:
+            self.weights = np.zeros(FEATURES + 1)
+            collective.init_collective_group(num_workers, index, group_name="train")
         X, y = make_data(seed, index)
         try:
             import torch
@@ -108,17 +116,25 @@ class Worker:
         return ray.get_runtime_context().get_rank(), self.device
 
     def step(self):
-        """One epoch: pull the weights, compute the gradient, push its shards; the loss."""
+        """One epoch; returns this worker's loss before the step."""
+        if self.servers is None:
+            loss, gradient = self._loss_and_gradient(self.weights)
+            collective.allreduce(gradient, group_name="train")     # sum over workers
+            self.weights -= LEARNING_RATE * gradient / self.num_workers
+            return loss
+        # parameter-server mode: pull the weights, compute the gradient, push its shards
         weights = np.concatenate(ray.get([server.pull.remote() for server in self.servers]))
-        if self.device == "cuda":
-            loss, gradient = loss_and_gradient(
-                self.xp.as_tensor(weights, device="cuda"), self.X, self.y, self.xp)
-            gradient = gradient.cpu().numpy()
-        else:
-            loss, gradient = loss_and_gradient(weights, self.X, self.y, np)
+        loss, gradient = self._loss_and_gradient(weights)
         shards = np.array_split(gradient, len(self.servers))
         ray.get([server.push.remote(shard) for server, shard in zip(self.servers, shards)])
         return loss
+
+    def _loss_and_gradient(self, weights):
+        if self.device == "cuda":
+            loss, gradient = loss_and_gradient(
+                self.xp.as_tensor(weights, device="cuda"), self.X, self.y, self.xp)
+            return loss, gradient.cpu().numpy()
+        return loss_and_gradient(weights, self.X, self.y, np)
 
 
 def main():
@@ -127,6 +143,8 @@ def main():
     parser.add_argument("--workers", type=int, default=None,
                         help="worker actors (default: one per worker rank)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=("allreduce", "parameter-server"), default="allreduce",
+                        help="how gradients are averaged (default: allreduce)")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the loss is checked to go down)")
@@ -141,9 +159,12 @@ def main():
     if resources.get("GPU", 0) >= workers:
         options["num_gpus"] = 1
 
-    sizes = [len(shard) for shard in np.array_split(np.zeros(FEATURES + 1), SERVERS)]
-    servers = [ParameterServer.remote(size, workers) for size in sizes]
-    team = [Worker.options(**options).remote(servers, args.seed, i) for i in range(workers)]
+    servers = None
+    if args.mode == "parameter-server":
+        sizes = [len(shard) for shard in np.array_split(np.zeros(FEATURES + 1), SERVERS)]
+        servers = [ParameterServer.remote(size, workers) for size in sizes]
+    team = [Worker.options(**options).remote(servers, args.seed, i, workers)
+            for i in range(workers)]
     placement = ray.get([worker.where.remote() for worker in team])
 
     start = time.perf_counter()
@@ -157,7 +178,7 @@ def main():
     ranks = sorted({rank for rank, _ in placement})
     print(f"trained {args.epochs} epochs: {workers} workers on ranks {ranks} "
           f"({', '.join(devices)}{', 1 GPU each' if 'num_gpus' in options else ''}), "
-          f"{SERVERS} parameter servers, "
+          f"{'allreduce' if servers is None else f'{SERVERS} parameter servers'}, "
           f"loss {losses[0]:.6f} -> {losses[-1]:.6f} in {seconds:.2f} s", flush=True)
     if losses[-1] >= losses[0]:
         print("training failed: the loss did not go down", file=sys.stderr, flush=True)

@@ -46,6 +46,17 @@ def test_train_mpiexec(run_job, args, epochs, workers):
     assert res.leftover == [], res.describe()
 
 
+def test_allreduce_and_parameter_servers_train_alike(run_job):
+    """Averaging by MPI allreduce among the workers gives the parameter servers' losses."""
+    args = ["--epochs", "4", "--seed", "3"]
+    allreduce = run_train(run_job, args, n=4, timeout=120).assert_ok()
+    servers = run_train(run_job, args + ["--mode", "parameter-server"], n=4,
+                        timeout=120).assert_ok()
+    assert "allreduce, loss" in allreduce.stdout and "2 parameter servers" in servers.stdout
+    assert parse_losses(allreduce.stdout, 4) == pytest.approx(parse_losses(servers.stdout, 4),
+                                                              rel=1e-9)
+
+
 def test_train_embedded(run_job):
     """``python jobs/train.py``: init() starts local workers by itself."""
     res = run_train(run_job, ["--epochs", "3"], embedded=True, timeout=120).assert_ok()
