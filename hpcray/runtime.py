@@ -173,7 +173,6 @@ class Runtime:
                 Msg.ACTOR_CREATE: directory.on_create, Msg.ACTOR_LOOKUP: directory.on_lookup,
                 Msg.ACTOR_GONE: directory.on_gone, Msg.QUERY: directory.on_query})
         self.futures_pending = 0               # futures of refs not completed yet
-        self._wake_background = threading.Event()
         self._background = threading.Thread(target=self._background_loop, name="hpcray-progress",
                                             daemon=True)
         self._background.start()
@@ -260,7 +259,9 @@ class Runtime:
         """Serve messages while every thread of this rank is busy in user code."""
         interval = self.config.background_poll
         next_check = 0.0
-        wake = self._wake_background
+        # Plain sleeps, not Event waits: this loop turns every millisecond, and a wait made of
+        # Python frames churning that fast can crash faulthandler's all-thread stack dump
+        # (kill -USR1), the first tool for a job that hangs.
         try:
             while not self.stopping:
                 if self.parent_pid is not None and time.monotonic() > next_check:
@@ -269,12 +270,10 @@ class Runtime:
                 if self.futures_pending and not self.fg_polling:
                     # Someone waits on a Future (``ref.future()``, ``await ref``) and no
                     # thread of the rank polls: poll often until it completes.
-                    wake.wait(FUTURE_POLL)
-                    wake.clear()
+                    time.sleep(FUTURE_POLL)
                 else:
                     # Polling matters only while user code holds every other thread.
-                    wake.wait(interval if self.in_user_code else 0.25)
-                    wake.clear()
+                    time.sleep(interval if self.in_user_code else 0.02)
                     if not self.in_user_code or self.fg_polling or self.stopping:
                         continue
                     if time.monotonic() - self.api_used < interval:
@@ -758,7 +757,6 @@ class Runtime:
             self.futures_pending += 1
             self.lookup(ref.id, lambda obj: complete(obj))
             self.transport.flush()
-        self._wake_background.set()
         return future
 
     # ------------------------------------------------------------------ execution
@@ -1031,7 +1029,6 @@ class Runtime:
 
     def close(self):
         self.stopping = True
-        self._wake_background.set()
         if self._background is not threading.current_thread():
             self._background.join(timeout=1.0)
         self._close_windows()
