@@ -491,13 +491,8 @@ def test_queue(run_job):
     assert res.value("shutdown") == [True, "ActorDiedError", "RuntimeError", True]
 
 
-POOL = r"""
-import multiprocessing, pickle, time
-from multiprocessing.pool import ThreadPool
-import hpcray as ray
-from hpcray.exceptions import TaskError
-from hpcray.util.multiprocessing import Pool
-
+# The functions the Pool and Executor jobs give their workers (both scripts use them).
+WORK = r"""
 def sq(x):
     return x * x
 
@@ -512,6 +507,16 @@ def fail_on_13(x):
 def slow(t):
     time.sleep(t)
     return t
+"""
+
+POOL = r"""
+import multiprocessing, pickle, time
+from multiprocessing.pool import ThreadPool
+import hpcray as ray
+from hpcray.exceptions import TaskError
+from hpcray.util.multiprocessing import Pool
+
+#: the work functions (WORK)
 
 def outcome(call):
     try:
@@ -725,7 +730,7 @@ def same_as_stdlib(res):
 
 
 def test_pool(run_job):
-    res = run_job(POOL, n=3, timeout=240)
+    res = run_job(POOL.replace("#: the work functions (WORK)\n", WORK), n=3, timeout=240)
     res.assert_ok()
     stdlib = same_as_stdlib(res)
     assert stdlib["map"] == [x * x for x in range(1000)]
@@ -769,20 +774,7 @@ import concurrent.futures as cf, time
 import hpcray as ray
 from hpcray.util import Executor
 
-def add(a, b=0):
-    return a + b
-
-def sq(x):
-    return x * x
-
-def fail_on_13(x):
-    if x == 13:
-        raise ValueError(f"bad {x}")
-    return x
-
-def slow(t):
-    time.sleep(t)
-    return t
+#: the work functions (WORK)
 
 def outcome(call):
     try:
@@ -887,7 +879,8 @@ def inside_a_task():
 
 
 def test_executor(run_job):
-    res = run_job(EXECUTOR, n=3, timeout=240)
+    res = run_job(EXECUTOR.replace("#: the work functions (WORK)\n", WORK), n=3,
+                  timeout=240)
     res.assert_ok()
     stdlib = same_as_stdlib(res)
     assert stdlib["exception"] == [True, ["bad 13"], True, ["ValueError", ["bad 13"]]]
