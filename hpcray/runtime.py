@@ -444,12 +444,7 @@ class Runtime:
         if key not in self.feasible:
             check_feasible(self.capacities, spec.resources, f"task {spec.name}")
             self.feasible.add(key)
-        for object_id in spec.return_ids():
-            self.pending[object_id] = spec.task_id
-        for object_id in dep_ids:
-            if owner_of(object_id) == self.rank:
-                self.pins[object_id] += 1
-        self.tasks[spec.task_id] = record = TaskRecord(spec, None)
+        record = self._own(spec, dep_ids)
         record.where = self._place(spec)
         self.api_used = time.monotonic()
         self.submitted += 1
@@ -459,6 +454,17 @@ class Runtime:
             # results, so executors are fed while the caller is still submitting.
             self.progress()
             self.transport.flush()
+
+    def _own(self, spec, dep_ids):
+        """Register a task (or call) submitted here: its results pending, the arguments this
+        rank owns pinned until it is done; return its record."""
+        for object_id in spec.return_ids():
+            self.pending[object_id] = spec.task_id
+        for object_id in dep_ids:
+            if owner_of(object_id) == self.rank:
+                self.pins[object_id] += 1
+        record = self.tasks[spec.task_id] = TaskRecord(spec, None)
+        return record
 
     def _node_hint(self, spec):
         """The node whose store holds most of the bytes of the arguments this rank knows."""
@@ -821,24 +827,14 @@ class Runtime:
     # ------------------------------------------------------------------ actors
     def submit_call(self, spec, dep_ids):
         """Register a method call as owned here and send it to its actor (lock held)."""
-        for object_id in spec.return_ids():
-            self.pending[object_id] = spec.task_id
-        for object_id in dep_ids:
-            if owner_of(object_id) == self.rank:
-                self.pins[object_id] += 1
-        record = self.tasks[spec.task_id] = TaskRecord(spec, None)
+        record = self._own(spec, dep_ids)
         record.where = self.actor_client.route(spec)
         self.api_used = time.monotonic()
 
     def submit_actor(self, spec, dep_ids):
         """Register a new actor's construction (its token pending) and send it to the head."""
         from .actor_host import construction_task
-        task = construction_task(spec)
-        self.pending[spec.actor_id] = spec.actor_id
-        for object_id in dep_ids:
-            if owner_of(object_id) == self.rank:
-                self.pins[object_id] += 1
-        self.tasks[spec.actor_id] = TaskRecord(task, 0)
+        self._own(construction_task(spec), dep_ids).where = 0
         self.actor_client.owned[spec.actor_id] = spec
         self.api_used = time.monotonic()
 
