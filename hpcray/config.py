@@ -40,6 +40,10 @@ HPCRAY_INLINE_LIMIT          256K        objects whose buffers total less travel
 HPCRAY_TRANSFER              rma         how objects move between nodes: ``rma`` (one-sided MPI_Rget
                                          from the node's store window) or ``p2p`` (matched
                                          Isend/Irecv straight into the stores, 32 MiB chunks)
+HPCRAY_COPY_FANOUT           1           copies of one object a node serves to other nodes at once
+                                         (``rma``): nodes asking together get it by a binomial tree,
+                                         each finished copy serving the next (copy_tree.py); 0 = no
+                                         tree, every node reads the object's home node at once
 HPCRAY_RANKS_PER_NODE        0 (off)     split each host's ranks into simulated nodes of K ranks, each
                                          with its own node state (also ``--ranks-per-node K``)
 ===========================  ==========  ==========================================================
@@ -102,6 +106,7 @@ class Config:
     object_store_memory: int     # 0: the default
     inline_limit: int
     transfer: str
+    copy_fanout: int
 
     @classmethod
     def from_env(cls):
@@ -120,4 +125,5 @@ class Config:
             inline_limit=parse_bytes(os.environ.get("HPCRAY_INLINE_LIMIT") or "256K",
                                      "HPCRAY_INLINE_LIMIT"),
             transfer=_choice("HPCRAY_TRANSFER", "rma", ("rma", "p2p")),
+            copy_fanout=_int("HPCRAY_COPY_FANOUT", 1),
         )

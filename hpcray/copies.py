@@ -19,11 +19,13 @@ Two ways to move the bytes (``HPCRAY_TRANSFER``):
   flight at once. 3.4-4.2 GB/s for 200 MB here.
 """
 import itertools
+import os
 import time
 from collections import OrderedDict
 
 from . import serialization
 from .protocol import DATA_TAG_BASE, DATA_TAGS, Msg
+from .copy_tree import CopyTrees
 from .serialization import STORED
 from .store import COPY_READY
 
@@ -55,7 +57,10 @@ class NodeCopies:
         self.awaiting = {}                 # object id -> (copy, remote obj) another rank makes
         self.opening = {}                  # object id -> (local slot, remote obj, shared)
         self.serving = 0                   # Gets other ranks are making from this node's store
+        self.served = 0                    # copies served to other nodes so far (statistics)
         self.window = None                 # the job's RMA window over the node stores
+        self.trees = None                  # at a node's first rank: copies of its objects
+        self.home_slots = {}               # object id -> its slot here, while copies go out
         self._tags = itertools.count()
 
     def localizing(self, object_id, callback):
@@ -105,6 +110,8 @@ class NodeCopies:
         store = self.rt.store
         self.window = MPI.Win.Create(store.data if store.leader else None, 1, comm=self.rt.comm)
         self.window.Lock_all()
+        if store.leader and self.rt.config.copy_fanout > 0:
+            self.trees = CopyTrees(self.rt.rank, self.rt.config.copy_fanout)
 
     def close_window(self):
         if self.window is not None:
@@ -113,36 +120,81 @@ class NodeCopies:
             self.window = None
 
     def _start_get(self, object_id, obj, local_slot, shared):
-        """Ask the object's node to hold it in place (and to keep polling MPI, which a passive
-        target must do for a Get to progress here), then read it with MPI_Rget."""
+        """Ask the object's home node for a copy. Its first rank either holds the object in
+        place for us (and keeps polling MPI, which a passive target must do for a Get to
+        progress here) or has a node that already copied it do so (``copy_tree.py``); the
+        answer, RMA_READY, says whose window to read with MPI_Rget."""
         node, _, slot = obj[1][:3]
         self.opening[object_id] = (local_slot, obj, shared)
-        self.rt.transport.send(self.rt.node_leaders[node], (Msg.RMA_OPEN, object_id, slot,
-                                                             self.rt.rank))
+        self.rt.transport.send(self.rt.node_leaders[node], (
+            Msg.RMA_OPEN, object_id, slot, self.rt.rank, self.rt.node_leaders[self.rt.node_index]))
 
-    def on_rma_open(self, object_id, slot, requester):
+    def on_rma_open(self, object_id, slot, requester, requester_leader):
+        """At the home node's first rank: serve the copy, or pick who does (a tree)."""
+        if self.trees is None:
+            self._serve_home(object_id, slot, requester, tracked=False)
+            return
+        self.home_slots[object_id] = slot
+        self._start_copies(object_id, self.trees.request(object_id, requester, requester_leader))
+
+    def _start_copies(self, object_id, started):
+        slot = self.home_slots.get(object_id)
+        for requester, source in started:
+            if source == self.rt.rank:
+                self._serve_home(object_id, slot, requester, tracked=True)
+            else:
+                self.rt.transport.send(source, (Msg.RMA_SERVE, object_id, requester,
+                                                self.rt.rank))
+        if object_id not in self.trees.trees:
+            self.home_slots.pop(object_id, None)
+
+    def _serve_home(self, object_id, slot, requester, tracked):
         try:
             start = self.rt.store.pin(slot)    # restores it if it was spilled
         except Exception:
             start = None
         else:
             self.serving += 1                  # poll hot until the reader is done
-        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start))
+            self.served += 1
+        coordinator = self.rt.rank if tracked else None
+        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start, self.rt.rank, slot,
+                                           coordinator))
 
-    def on_rma_ready(self, object_id, start):
+    def on_rma_serve(self, object_id, requester, coordinator):
+        """At a node holding a copy: the home node asks us to serve one more."""
+        found = self.rt.store.pin_copy(object_id)
+        if found is None:                      # freed since: the home node places it again
+            self.rt.transport.send(coordinator, (Msg.RMA_GONE, object_id, self.rt.rank,
+                                                 requester))
+            return
+        slot, start = found
+        self.serving += 1
+        self.served += 1
+        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start, self.rt.rank, slot,
+                                           coordinator))
+
+    def on_rma_done(self, object_id, source, holder):
+        self._start_copies(object_id, self.trees.done(object_id, source, holder))
+
+    def on_rma_gone(self, object_id, source, requester):
+        self._start_copies(object_id, self.trees.gone(object_id, source, requester))
+
+    def on_rma_ready(self, object_id, start, source, source_slot, coordinator):
         from mpi4py import MPI
         from .store import PAGE, START
         local_slot, obj, shared = self.opening.pop(object_id)
-        node, _, slot, size = obj[1][:4]
-        leader = self.rt.node_leaders[node]
+        size = obj[1][3]
         if start is None:
+            if coordinator is not None:
+                self.rt.transport.send(coordinator, (Msg.RMA_DONE, object_id, source, None))
             self._finish(object_id, local_slot, obj, shared, ok=False)
             return
         target = self.rt.store.writable(int(self.rt.store.slots[local_slot, START]), size)
-        requests = [self.window.Rget([target[begin:end], MPI.BYTE], leader,
+        requests = [self.window.Rget([target[begin:end], MPI.BYTE], source,
                                      target=(start * PAGE + begin, end - begin, MPI.BYTE))
                     for begin, end in chunks(size, RMA_CHUNK) if end > begin]
-        self.incoming.append((requests, object_id, local_slot, obj, shared, (leader, slot)))
+        self.incoming.append((requests, object_id, local_slot, obj, shared,
+                              (source, source_slot, coordinator)))
 
     def on_rma_close(self, slot):
         self.rt.store.unpin(slot)
@@ -185,22 +237,27 @@ class NodeCopies:
         """Drive MPI's progress engine in a tight loop for a moment. This MPICH moves a Get's
         bytes in small pieces, one per progress call on each side, so a rank that polls at the
         pace of its message loop (tens of microseconds a turn) caps a Get at 1-2 GB/s; spinning
-        here while Gets are in flight lets them run at memory speed (5-6 GB/s measured)."""
+        here while Gets are in flight lets them run at memory speed (5-6 GB/s measured).
+        Between bursts it yields the core: where ranks outnumber cores, two Gets in flight
+        took 4 s for 1 GiB without (a Get moves only while both its ranks run at once), 0.3 s
+        with."""
         from mpi4py import MPI
         comm, probe = self.rt.comm, MPI.ANY_SOURCE
         deadline = time.perf_counter() + RMA_SPIN
         while time.perf_counter() < deadline:
             for _ in range(64):
                 comm.Iprobe(probe, SPIN_TAG)
+            os.sched_yield()                   # a Get needs both ends running: on a full
+            #                                    host, give the core to a rank that moves one
 
     def busy(self):
         return bool(self.incoming or self.outgoing or self.awaiting or self.opening
                     or self.serving)
 
     def progress(self):
-        """Advance transfers (lock held); return how many are still in flight."""
+        """Advance transfers (lock held); return how many move bytes right now."""
         from mpi4py import MPI
-        if self.serving or self.opening or any(item[5] for item in self.incoming):
+        if self.serving or any(item[5] for item in self.incoming):
             self._spin_rma()
         if self.outgoing:
             still = []
@@ -220,12 +277,17 @@ class NodeCopies:
                     still.append(item)
                     continue
                 size = obj[1][3]
-                if rma is not None:            # a Get: the data is here; release the source
-                    self.rt.transport.send(rma[0], (Msg.RMA_CLOSE, rma[1]))
-                    ok = True
-                else:
+                if rma is None:
                     ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == size
-                self._finish(object_id, local_slot, obj, shared, ok)
+                    self._finish(object_id, local_slot, obj, shared, ok)
+                    continue
+                source, source_slot, coordinator = rma   # a Get: the data is here
+                self.rt.transport.send(source, (Msg.RMA_CLOSE, source_slot))
+                self._finish(object_id, local_slot, obj, shared, ok=True)
+                if coordinator is not None:    # our node may serve the next copies
+                    holder = self.rt.node_leaders[self.rt.node_index] if shared else None
+                    self.rt.transport.send(coordinator, (Msg.RMA_DONE, object_id, source,
+                                                         holder))
             self.incoming = still
         if self.awaiting:
             for object_id, (copy, obj) in list(self.awaiting.items()):
@@ -237,8 +299,9 @@ class NodeCopies:
                 elif state == 0:               # the rank copying it failed: try ourselves
                     del self.awaiting[object_id]
                     self._claim(object_id, obj)
-        return (len(self.incoming) + len(self.outgoing) + len(self.awaiting)
-                + len(self.opening) + self.serving)
+        # Only moving bytes keep this rank polling hot: waiting for a source (a tree may queue
+        # us) or for another rank of the node to finish its copy does not burn a core.
+        return len(self.incoming) + len(self.outgoing) + self.serving
 
     def _finish(self, object_id, local_slot, obj, shared, ok):
         """The bytes of a copy are in (or not): publish it to the node, or report it lost."""

@@ -21,9 +21,16 @@ BYE                   worker -> head              rank, pid (acknowledges SHUTDO
 FETCH                 any -> rank that stored it  slot, size, requester, tag: send the bytes of a
                                                   stored object (raw buffer on ``tag``)
 FREE                  owner -> rank that stored   slot: the object is dead, release its pages
-RMA_OPEN / RMA_READY  reader -> node's first rank object_id, slot, rank / object_id, first page:
-                      -> reader                   hold the object in place for an MPI_Rget
-RMA_CLOSE             reader -> node's first rank slot: the Get is done, release it
+RMA_OPEN              reader -> home node's first object_id, slot, rank, reader's node's first rank:
+                      rank                        a copy, please (served or placed by copy_tree)
+RMA_SERVE             home -> a node with a copy  object_id, reader, home rank: serve it one
+RMA_READY             server -> reader            object_id, first page (None: lost), server rank,
+                                                  its slot, home rank (None: no tree): the
+                                                  object is held in place for an MPI_Rget
+RMA_CLOSE             reader -> server            slot: the Get is done, release it
+RMA_DONE              reader -> home              object_id, server, reader's node's first rank
+                                                  (None: it cannot serve): the copy is done
+RMA_GONE              server -> home              object_id, server, reader: no copy here any more
 BORROW / ACK          borrower -> owner -> it     object_id, rank: register a borrower (refs.py)
 UNBORROW              borrower -> owner           object_id, rank: its last instance is gone
 HANDOFF               owner -> executor           task_id: the refs inside its results are held
@@ -82,6 +89,9 @@ class Msg:
     ACTOR_GONE = 30
     QUERY = 31
     REPLY = 32
+    RMA_SERVE = 33
+    RMA_DONE = 34
+    RMA_GONE = 35
 
 
 # Object bytes between nodes travel as raw buffers, a few tags per transfer (one per chunk),

@@ -305,6 +305,22 @@ class NodeStore:
         hit = np.flatnonzero(self.copy_rows[:, 0] == object_id + 1)
         return int(self.copy_rows[hit[0], 2]) if len(hit) else 0
 
+    def pin_copy(self, object_id):
+        """Pin this node's finished copy of a remote object, to serve it to another node;
+        return ``(slot, first page)``, or None if the node has no finished copy of it."""
+        with self._locked():
+            self._settle()
+            hit = np.flatnonzero(self.copy_rows[:, 0] == object_id + 1)
+            if not len(hit) or self.copy_rows[hit[0], 2] != COPY_READY:
+                return None
+            slot = int(self.copy_rows[hit[0], 1])
+            row = self.slots[slot]
+            if row[STATE] == SPILLED:
+                self._restore(slot)
+            row[PINS] += 1
+            row[USED] = time.monotonic_ns()
+            return slot, int(row[START])
+
     def copy_done(self, object_id, ok):
         """The rank filling a copy is done: mark it ready, or drop it (every holder retries)."""
         with self._locked():

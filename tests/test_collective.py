@@ -1,5 +1,5 @@
 """hpcray.util.collective: every collective against numpy, members on 1, 2 and 4 (simulated)
-nodes, two members on one rank, a group declared from the driver, mismatches, torch-free."""
+nodes, two members on one rank, a group declared from the driver, mismatches; torch tensors where torch is installed."""
 import pytest
 
 GROUP = r"""
@@ -129,3 +129,30 @@ def test_collectives(run_job, ranks, per_node):
     assert res.value("dtype_mismatch") == ["mismatch"] * world
     assert res.value("after_mismatch") == [15.0, 20.0]          # the group still works
     assert res.value("declared") == [[6.0, 9.0]] * 3
+
+
+def test_torch_tensors(run_job):
+    """torch CPU tensors are reduced in place (skipped where torch is not installed; a GPU
+    tensor takes the same path staged through host memory)."""
+    pytest.importorskip("torch")
+    res = run_job(r"""
+        import torch
+        import hpcray as ray
+        from hpcray.util import collective as col
+
+        @ray.remote
+        class Member:
+            def __init__(self, rank):
+                self.rank = rank
+                col.init_collective_group(2, rank, group_name="t")
+            def run(self):
+                t = torch.full((4,), float(self.rank + 1))
+                col.allreduce(t, group_name="t")
+                b = torch.full((2,), float(self.rank))
+                col.broadcast(b, src_rank=1, group_name="t")
+                return t.tolist() + b.tolist()
+        members = [Member.remote(i) for i in range(2)]
+        record("out", ray.get([m.run.remote() for m in members]))
+        """, n=3, timeout=120)
+    res.assert_ok()
+    assert res.value("out") == [[3.0] * 4 + [1.0, 1.0]] * 2
