@@ -41,9 +41,13 @@ def job_id():
 
 
 def import_mpi():
-    """Initialize MPI with serialized threading: one thread at a time, any thread."""
+    """Initialize MPI for several threads. The runtime still enters MPI one thread at a time
+    (under its lock), which MPI_THREAD_SERIALIZED would allow; but with MPICH 5 at that level
+    a non-blocking collective, polled by one thread while another thread makes other MPI calls,
+    sometimes never completed (a standalone mpi4py test hung 8 times in 32 runs; none in 40
+    at MPI_THREAD_MULTIPLE)."""
     import mpi4py
-    mpi4py.rc.thread_level = "serialized"
+    mpi4py.rc.thread_level = "multiple"
     from mpi4py import MPI
     return MPI
 

@@ -4,7 +4,7 @@ All MPI point-to-point traffic of the runtime goes through :class:`Transport`: n
 pickled sends (a blocking send of a large message could deadlock two ranks sending to each
 other), and non-blocking matched probes for receiving. Messages a rank sends to itself never
 touch MPI. Callers hold the runtime's lock, so MPI is only ever entered by one thread at a time
-(``MPI_THREAD_SERIALIZED``).
+(MPI is initialized with ``MPI_THREAD_MULTIPLE`` all the same: see ``job.import_mpi``).
 """
 import os
 import time

@@ -156,3 +156,34 @@ def test_torch_tensors(run_job):
         """, n=3, timeout=120)
     res.assert_ok()
     assert res.value("out") == [[3.0] * 4 + [1.0, 1.0]] * 2
+
+
+def test_many_rounds_never_hang(run_job):
+    """Hundreds of back-to-back rounds complete. MPICH 5 at MPI_THREAD_SERIALIZED sometimes
+    never completed a non-blocking collective polled by one thread while the rank's progress
+    thread made other MPI calls (job.import_mpi): this loop hung about one run in four."""
+    res = run_job(r"""
+        import numpy as np
+        from mpi4py import MPI
+        import hpcray as ray
+        from hpcray.util import collective as col
+
+        @ray.remote
+        class Member:
+            def __init__(self, rank):
+                self.rank = rank
+                col.init_collective_group(4, rank, group_name="loop")
+            def run(self, rounds):
+                a = np.ones(1_000_000)
+                for _ in range(rounds):
+                    col.barrier(group_name="loop")
+                    a[:] = 1.0
+                    col.allreduce(a, group_name="loop")
+                return float(a[0])
+        record("thread_level", MPI.Query_thread() == MPI.THREAD_MULTIPLE)
+        members = [Member.remote(i) for i in range(4)]
+        record("out", ray.get([m.run.remote(150) for m in members]))
+        """, n=5, timeout=120)
+    res.assert_ok()
+    assert res.value("thread_level") is True
+    assert res.value("out") == [4.0] * 4
