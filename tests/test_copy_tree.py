@@ -153,7 +153,9 @@ def test_an_object_wanted_everywhere_reaches_nodes_by_a_tree(run_job, fanout):
     home, workers = res.value("home_served"), res.value("worker_served")
     assert home + sum(workers) == 4                    # one copy per node, no more
     if fanout:
-        assert home <= 2 and sum(workers) >= 2, (home, workers)   # 3 rounds: 1, 2, 1 copies
+        # rounds of 1, 2, 1 copies: home serves 2, the first readers 2 (a reader that a busy
+        # machine delays past the others may still go home: only "some" is certain)
+        assert home <= 3 and sum(workers) >= 1, (home, workers)
         assert max(workers) <= 2
     else:
         assert (home, workers) == (4, [0, 0, 0, 0])
