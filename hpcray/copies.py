@@ -153,12 +153,7 @@ class NodeCopies:
             start = self.rt.store.pin(slot)    # restores it if it was spilled
         except Exception:
             start = None
-        else:
-            self.serving += 1                  # poll hot until the reader is done
-            self.served += 1
-        coordinator = self.rt.rank if tracked else None
-        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start, self.rt.rank, slot,
-                                           coordinator))
+        self._ready(requester, object_id, start, slot, self.rt.rank if tracked else None)
 
     def on_rma_serve(self, object_id, requester, coordinator):
         """At a node holding a copy: the home node asks us to serve one more."""
@@ -168,8 +163,13 @@ class NodeCopies:
                                                  requester))
             return
         slot, start = found
-        self.serving += 1
-        self.served += 1
+        self._ready(requester, object_id, start, slot, coordinator)
+
+    def _ready(self, requester, object_id, start, slot, coordinator):
+        """Tell the reader where to Get the object (``start`` None: it is lost)."""
+        if start is not None:
+            self.serving += 1                  # poll hot until the reader is done
+            self.served += 1
         self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start, self.rt.rank, slot,
                                            coordinator))
 
@@ -276,9 +276,8 @@ class NodeCopies:
                 if not MPI.Request.Testall(requests, statuses):
                     still.append(item)
                     continue
-                size = obj[1][3]
                 if rma is None:
-                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == size
+                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == obj[1][3]
                     self._finish(object_id, local_slot, obj, shared, ok)
                     continue
                 source, source_slot, coordinator = rma   # a Get: the data is here

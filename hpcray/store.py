@@ -233,14 +233,17 @@ class NodeStore:
         """Hold the object in memory (restoring it if spilled); return its first page."""
         with self._locked():
             self._settle()
-            row = self.slots[slot]
-            if row[STATE] == SPILLED:
-                self._restore(slot)
-            elif row[STATE] == FREE:
+            if self.slots[slot, STATE] == FREE:
                 raise KeyError(f"slot {slot} of node {self.node_index}'s store holds no object")
-            row[PINS] += count
-            row[USED] = time.monotonic_ns()
-            return int(row[START])
+            return self._pin(slot, count)
+
+    def _pin(self, slot, count=1):
+        row = self.slots[slot]
+        if row[STATE] == SPILLED:
+            self._restore(slot)
+        row[PINS] += count
+        row[USED] = time.monotonic_ns()
+        return int(row[START])
 
     def unpin(self, slot):
         with self._locked():
@@ -314,12 +317,7 @@ class NodeStore:
             if not len(hit) or self.copy_rows[hit[0], 2] != COPY_READY:
                 return None
             slot = int(self.copy_rows[hit[0], 1])
-            row = self.slots[slot]
-            if row[STATE] == SPILLED:
-                self._restore(slot)
-            row[PINS] += 1
-            row[USED] = time.monotonic_ns()
-            return slot, int(row[START])
+            return slot, self._pin(slot)
 
     def copy_done(self, object_id, ok):
         """The rank filling a copy is done: mark it ready, or drop it (every holder retries)."""
