@@ -8,8 +8,8 @@ from .actor import ActorClass, ActorHandle, method
 from .api import (available_resources, cancel, cluster_resources, get, get_actor,
                   get_gpu_ids, get_runtime_context, init, is_initialized, kill, nodes, put,
                   reduce, remote, shutdown, wait)
-from .object_ref import ObjectRef
-from .preemption import register_shutdown_hook
+from .core.object_ref import ObjectRef
+from .launch.preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
 from . import util
 

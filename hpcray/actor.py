@@ -9,9 +9,10 @@ like any ref, and when the last one anywhere is gone, the actor ends.
 import hashlib
 import inspect
 
-from . import serialization
+from .core.resources import request_of
+from .launch import session
 from .remote_function import validate_options
-from .scheduler import request_of
+from .wire import serialization
 
 ACTOR_OPTIONS = {
     "num_cpus", "num_gpus", "resources", "name", "namespace", "get_if_exists", "lifetime",
@@ -95,9 +96,22 @@ class ActorClass:
         return ActorClass(self._cls, merged, self._export)
 
     def remote(self, *args, **kwargs):
-        """Create an actor; return its :class:`ActorHandle` (construction runs remotely)."""
-        from .api import create_actor
-        return create_actor(self, args, kwargs)
+        """Create an actor; return its :class:`ActorHandle` (construction runs remotely).
+
+        Raises:
+            ResourceError: no rank of the job could ever host it.
+            ValueError: its name is taken by a live actor (without ``get_if_exists``).
+            SerializationError: an argument cannot be pickled.
+        """
+        rt = session.runtime()
+        options = self._options
+        blob, class_id = self.exported()
+        parts = rt.client.create(self._name, class_id, blob, args, kwargs, self._request,
+                                 self.concurrency(), self._is_async, self._methods,
+                                 name=options.get("name"), namespace=options.get("namespace"),
+                                 detached=options.get("lifetime") == "detached",
+                                 get_if_exists=bool(options.get("get_if_exists")))
+        return ActorHandle(*parts, rt.client.session_key())
 
     def exported(self):
         export = self._export
@@ -186,8 +200,17 @@ class ActorMethod:
         self._num_returns = num_returns
 
     def remote(self, *args, **kwargs):
-        from .api import call_actor
-        return call_actor(self._handle, self._name, self._num_returns, args, kwargs)
+        """Call the method; return an ObjectRef (a list for ``num_returns`` > 1, None for 0).
+
+        Raises:
+            ActorDiedError: the handle belongs to an earlier session.
+        """
+        handle, num_returns = self._handle, self._num_returns
+        refs = session.runtime().client.call(handle._actor_id, handle._class_name, self._name,
+                                             args, kwargs, num_returns, handle._session)
+        if num_returns == 0:
+            return None
+        return refs[0] if num_returns == 1 else refs
 
     def options(self, **options):
         validate_options(options, METHOD_OPTIONS, f"actor method {self._name}")

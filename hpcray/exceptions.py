@@ -4,7 +4,7 @@ __all__ = [
     "HpcrayError", "RayError", "TaskError", "RayTaskError", "GetTimeoutError",
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
-    "ActorError", "RayActorError", "ActorDiedError",
+    "ActorError", "RayActorError", "ActorDiedError", "ConfigError",
 ]
 
 
@@ -112,7 +112,13 @@ class ResourceError(HpcrayError, ValueError):
 
 
 class RuntimeBrokenError(HpcrayError):
-    """The runtime is shut down or broken; later calls fail fast with this error."""
+    """The runtime is shut down or broken; later calls fail fast with this error.
+
+    When an internal fault broke it, the message names the rank, the host and the cause."""
+
+
+class ConfigError(HpcrayError, ValueError):
+    """A knob (``HPCRAY_*`` variable or launcher flag) has a value that does not parse."""
 
 
 class ActorError(HpcrayError):

@@ -15,7 +15,7 @@
 
 The whole graph is submitted at once, without waiting: the tasks wait for their arguments as
 any task does, so inputs may still be computing. Each task is submitted with an explicit node
-hint (``api.submit_task(..., node_hint=)``); the head places it on a rank of that node when one
+hint (``RemoteFunction.submit(..., node_hint=)``); the head places it on a rank of that node when one
 has room (elsewhere otherwise: the result is the same, only slower). The caller's node, when
 it runs tasks, comes first, so the root lands there and ``get`` reads it in place.
 
@@ -31,7 +31,8 @@ import operator
 
 import numpy as np
 
-from .object_ref import ObjectRef
+from .core.object_ref import ObjectRef
+from .launch import session
 from .remote_function import RemoteFunction
 
 _UFUNCS = {"sum": np.add, "prod": np.multiply, "min": np.minimum, "max": np.maximum}
@@ -62,15 +63,16 @@ def reduce(object_refs, op="sum"):
     if not object_refs:
         raise ValueError("reduce of an empty list of ObjectRefs: there is nothing to combine")
     function = resolve_op(op)
-    from .api import _runtime, submit_task    # api imports this module: resolve on use
-    rt = _runtime()
+    rt = session.runtime()
+    rt.access.check_ids([ref.id for ref in object_refs])
     with rt.lock:
-        locations = [rt.node_of_object(ref.id) for ref in object_refs]
-        here = rt.node_index
-        running = {rt.node_of[rank] for rank in rt.executors}
+        locations = [rt.submitter.locate(ref.id) for ref in object_refs]
+        job = rt.job
+        here = job.node_index
+        running = {job.node_of[rank] for rank in job.executors}
 
     def combine_on(node, *args):              # one task, placed on ``node`` if it has room
-        return node, submit_task(_COMBINE, (function, *args), {}, node_hint=node)
+        return node, _COMBINE.submit((function, *args), {}, node_hint=node)
     partials = [combine_on(node, *[object_refs[i] for i in members])
                 for node, members in group_by_node(locations, here, running)]
     for level in tree_levels(len(partials)):  # each pair on its left input's node

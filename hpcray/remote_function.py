@@ -2,8 +2,9 @@
 import functools
 import hashlib
 
-from . import serialization
-from .scheduler import request_of
+from .core.resources import request_of
+from .launch import session
+from .wire import serialization
 
 # Options Ray accepts on tasks; those without meaning here are accepted and ignored, so that
 # Ray programs run unchanged (see README, "Coming from Ray").
@@ -41,17 +42,6 @@ def validate_options(options, allowed, what):
     return options
 
 
-def _submit_task():
-    global _submit
-    if _submit is None:
-        from .api import submit_task      # api imports this module: resolve on first use
-        _submit = submit_task
-    return _submit
-
-
-_submit = None
-
-
 class _Export:
     """The pickled function and its id, computed once and shared by ``.options()`` copies."""
     __slots__ = ("blob", "func_id")
@@ -87,8 +77,22 @@ class RemoteFunction:
         return RemoteFunction(self._function, merged, self._export)
 
     def remote(self, *args, **kwargs):
-        """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1."""
-        return _submit_task()(self, args, kwargs)
+        """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1
+        (None when it is 0)."""
+        return self.submit(args, kwargs)
+
+    def submit(self, args, kwargs, node_hint=None):
+        """``.remote(*args, **kwargs)``; ``node_hint`` (internal callers, e.g. reductions)
+        names the node it should run on, when a rank there has room."""
+        options = self._options
+        num_returns = options.get("num_returns", 1)
+        blob, func_id = self.exported()
+        refs = session.runtime().submitter.submit_task(
+            self._name, func_id, blob, args, kwargs, num_returns, self._request,
+            options.get("max_retries", 0), options.get("retry_exceptions", False), node_hint)
+        if num_returns == 0:
+            return None
+        return refs[0] if num_returns == 1 else refs
 
     def exported(self):
         export = self._export

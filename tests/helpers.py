@@ -68,12 +68,12 @@ def check(fn_or_name):
 def settle(rounds=60):
     """Let the runtime take in what is in flight (frees, unpins) for about rounds x 10 ms."""
     import time as _t
-    from hpcray import runtime as _rt
-    rt = _rt._instance
+    from hpcray.core import current as _current
+    rt = _current.runtime()
     for _ in range(rounds):
         with rt.lock:
-            rt.progress()
-            rt.transport.flush()
+            rt.progress.turn()
+            rt.progress.flush()
         _t.sleep(0.01)
 # ---- end of prelude ----
 '''

@@ -2,8 +2,8 @@
 copied it, not by its home node alone (copy_tree.py, copies.py)."""
 import pytest
 
-from hpcray.copy_tree import CopyTrees
-from hpcray.protocol import Msg
+from hpcray.store.copy_tree import CopyTrees
+from hpcray.wire import messages
 
 HOME = 0
 
@@ -90,23 +90,25 @@ class _FakeTransport:
         self.sent.append((rank, message))
 
 
-class _FakeRuntime:
-    rank = 4
+class _FakeComm:
+    def Get_rank(self):
+        return 4
 
-    def __init__(self, copy):
-        self.store = _FakeStore(copy)
-        self.transport = _FakeTransport()
+
+def _copies(copy):
+    from hpcray.store.copies import NodeCopies
+    return NodeCopies(_FakeComm(), _FakeStore(copy), _FakeTransport(), node_index=2,
+                      node_leaders=[0, 2, 4], cache_limit=1 << 20, fanout=1,
+                      on_arrival=lambda: None)
 
 
 def test_server_without_the_copy_sends_the_request_back_home():
-    from hpcray.copies import NodeCopies
-    rt = _FakeRuntime(copy=None)
-    NodeCopies(rt).on_rma_serve(object_id=9, requester=7, coordinator=0)
-    assert rt.transport.sent == [(0, (Msg.RMA_GONE, 9, 4, 7))]
-    rt = _FakeRuntime(copy=(3, 120))                   # slot 3, first page 120
-    copies = NodeCopies(rt)
+    copies = _copies(copy=None)
     copies.on_rma_serve(object_id=9, requester=7, coordinator=0)
-    assert rt.transport.sent == [(7, (Msg.RMA_READY, 9, 120, 4, 3, 0))]
+    assert copies.transport.sent == [(0, messages.rma_gone(9, 4, 7))]
+    copies = _copies(copy=(3, 120))                    # slot 3, first page 120
+    copies.on_rma_serve(object_id=9, requester=7, coordinator=0)
+    assert copies.transport.sent == [(7, messages.rma_ready(9, 120, 4, 3, 0))]
     assert copies.serving == 1                         # polls hot until the reader closes
 
 
@@ -114,29 +116,28 @@ BROADCAST = """
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from hpcray.api import submit_task
+from hpcray.core import current
 
 @ray.remote
 def read(box, start_at):
     time.sleep(max(0.0, start_at - time.time()))    # every node asks at the same moment
     a = ray.get(box[0])
-    return runtime._instance.node_index, int(a[0]), int(a[-1]), int(a[::4096].sum())
+    return current.runtime().job.node_index, int(a[0]), int(a[-1]), int(a[::4096].sum())
 
 @ray.remote
 def served():
-    return runtime._instance.node_index, runtime._instance.copies.served
+    return current.runtime().job.node_index, current.runtime().copies.served
 
 nodes = len(ray.nodes())
 n = 16_000_000                                      # 128 MB
 ref = ray.put(np.arange(n, dtype=np.int64))
 start_at = time.time() + 1.0
-out = ray.get([submit_task(read, ([ref], start_at), {}, node_hint=i) for i in range(1, nodes)])
+out = ray.get([read.submit(([ref], start_at), {}, node_hint=i) for i in range(1, nodes)])
 record("nodes_read", sorted(o[0] for o in out))
 record("values", sorted({o[1:] for o in out}))
 record("expected", (0, n - 1, int(np.arange(n, dtype=np.int64)[::4096].sum())))
-record("home_served", runtime._instance.copies.served)
-counts = ray.get([submit_task(served, (), {}, node_hint=i) for i in range(1, nodes)])
+record("home_served", current.runtime().copies.served)
+counts = ray.get([served.submit((), {}, node_hint=i) for i in range(1, nodes)])
 record("worker_served", sorted(c for _, c in counts))
 """
 

@@ -2,7 +2,7 @@
 import pytest
 
 LIFETIMES = """
-from hpcray import runtime
+from hpcray.core import current
 import hpcray as ray
 
 @ray.remote
@@ -18,11 +18,11 @@ for _ in range(10):
     assert ray.get(add.remote(f.remote(1), ray.put(2))) == 3
 kept = ray.put("kept")
 nested = ray.put([kept])                 # a ref pickled inside another object: kept for good
-rt = runtime._instance
+rt = current.runtime()
 with rt.lock:
-    rt.progress()
-record("owned_after", len(rt.objects))
-record("bookkeeping", [len(rt.pending), len(rt.tasks), len(rt.pins), len(rt.refcounts)])
+    rt.progress.turn()
+record("owned_after", len(rt.ownership.objects))
+record("bookkeeping", [len(rt.ownership.pending), len(rt.ownership.tasks), len(rt.ownership.pins), len(rt.refs.local)])
 record("kept", ray.get(kept))
 record("nested", ray.get(ray.get(nested)[0]))
 """
@@ -42,8 +42,8 @@ BORROWING = """
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-rt = runtime._instance
+from hpcray.core import current
+rt = current.runtime()
 
 def in_use():
     settle()

@@ -94,8 +94,8 @@ OPS = """
 import operator, time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-rt = runtime._instance
+from hpcray.core import current
+rt = current.runtime()
 
 N = 300_000                                   # 2.4 MB per array: stored, not inline
 
@@ -107,7 +107,7 @@ def make(i):
 refs = [make.remote(i) for i in range(7)]     # uneven: 7 inputs
 ray.wait(refs, num_returns=len(refs))
 with rt.lock:
-    record("input_nodes", len({rt.node_of_object(ref.id) for ref in refs}))
+    record("input_nodes", len({rt.submitter.locate(ref.id) for ref in refs}))
 arrays = ray.get(refs)
 ops = {"sum": np.add, "prod": np.multiply, "min": np.minimum, "max": np.maximum,
        "np.maximum": np.maximum, "operator.add": np.add, "lambda": np.minimum}
@@ -245,7 +245,7 @@ LOCALITY = """
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
+from hpcray.core import current
 
 N = 300_000
 
@@ -264,14 +264,14 @@ def make(i, delay):
     time.sleep(delay)
     a = np.full(N, float(i))
     a[-1] = 0.5                                # marks an input: combined values end >= 1
-    return a, runtime._instance.node_index
+    return a, current.runtime().job.node_index
 
 def traced_add(a, b):
-    rt = runtime._instance
+    rt = current.runtime()
     args = [[float(x[0]) if x[-1] == 0.5 else None,        # which input, if one
              bool(np.shares_memory(x, rt.store.data))]     # read in place from this node
             for x in (a, b)]
-    ray.get(ray.get_actor("reduce-log").add.remote([rt.node_index, args]))
+    ray.get(ray.get_actor("reduce-log").add.remote([rt.job.node_index, args]))
     return a + b
 
 log = Log.options(name="reduce-log").remote()
@@ -303,7 +303,7 @@ def summary(nodes, total, calls):
             "where_they_live": all(inputs[i][0] == nodes[i] for i in inputs),
             "zero_copy": all(zero_copy for _, zero_copy in inputs.values()),
             "pair_nodes": sorted(set(pair_nodes)), "pairs": len(pair_nodes),
-            "caller_node": runtime._instance.node_index}
+            "caller_node": current.runtime().job.node_index}
 
 @ray.remote
 def nested(count):                             # the same, reduced by a worker

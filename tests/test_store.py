@@ -5,8 +5,8 @@ import pytest
 ZERO_COPY = """
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-store = runtime._instance.store
+from hpcray.core import current
+store = current.runtime().store
 
 a = np.arange(4_000_000, dtype=np.float64)          # 32 MB: goes to the store
 ref = ray.put(a)
@@ -22,8 +22,8 @@ except ValueError:
 
 @ray.remote
 def inspect(x):
-    from hpcray import runtime
-    s = runtime._instance.store
+    from hpcray.core import current
+    s = current.runtime().store
     return [bool(np.shares_memory(x, s.data)), x.flags.writeable, float(x.sum())]
 record("task_view", ray.get(inspect.remote(ref)))
 
@@ -56,8 +56,8 @@ FREEING = """
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-rt = runtime._instance
+from hpcray.core import current
+rt = current.runtime()
 
 base = rt.store.in_use()
 view = ray.get(ray.put(np.ones(1_000_000)))        # a view keeps its object alive...
@@ -249,13 +249,13 @@ import hpcray as ray
 
 @ray.remote
 def probe(box):
-    from hpcray import runtime
-    rt = runtime._instance
+    from hpcray.core import current
+    rt = current.runtime()
     value = ray.get(box[0])
     time.sleep(0.2)                                  # keep ranks busy: spread the probes
-    copy = rt.copies.held.get(box[0].id)
+    copy = rt.copies.held_copy(box[0].id)
     return (ray.get_runtime_context().get_node_id(), rt.rank,
-            None if copy is None else copy[1][2], float(value[0]))
+            None if copy is None else copy.slot, float(value[0]))
 
 head_node = ray.get_runtime_context().get_node_id()
 ref = ray.put(np.full(2_000_000, 7.0))
@@ -288,8 +288,8 @@ LARGE_ARGS = """
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-rt = runtime._instance
+from hpcray.core import current
+rt = current.runtime()
 
 @ray.remote
 def total(x, scale=1.0):
@@ -302,7 +302,7 @@ record("kwarg", ray.get(total.remote(x=arr, scale=2.0)))
 record("small", ray.get(total.remote(np.ones(10))))
 for _ in range(50):
     with rt.lock:
-        rt.progress()
+        rt.progress.turn()
     time.sleep(0.01)
 record("freed", rt.store.in_use() - base)
 """

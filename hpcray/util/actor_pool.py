@@ -12,7 +12,7 @@ here, in order, for the next actor to come back::
 from collections import deque
 
 from .. import api
-from ..object_ref import ObjectRef
+from ..core.object_ref import ObjectRef
 
 __all__ = ["ActorPool"]
 

@@ -26,7 +26,10 @@ import time
 
 import numpy as np
 
+from ..actors.host import current_call
 from ..exceptions import HpcrayError
+from ..launch import session
+from ..wire import messages
 
 __all__ = [
     "CollectiveError", "ReduceOp", "allgather", "allreduce", "barrier", "broadcast",
@@ -53,16 +56,14 @@ _groups_lock = threading.Lock()
 
 
 def _timeout():
-    return float(os.environ.get("HPCRAY_COLLECTIVE_TIMEOUT") or 300.0)
+    return _runtime().config.collective_timeout
 
 
 def _runtime():
-    from ..api import _runtime
-    return _runtime()
+    return session.runtime()
 
 
 def _my_actor_id():
-    from ..actor_host import current_call
     call = current_call.get()
     if call is None:
         raise CollectiveError("collective calls are made from inside an actor's method")
@@ -77,7 +78,7 @@ def create_collective_group(actors, world_size, ranks, backend="mpi", group_name
         raise ValueError(f"need {world_size} actors with ranks 0..{world_size - 1}, got "
                          f"{len(actors)} actors and ranks {list(ranks)}")
     members = {actor._actor_id: rank for actor, rank in zip(actors, ranks)}
-    _runtime().ask_head("declare_group", group_name, world_size, members)
+    _runtime().requests.ask(messages.group_declare, group_name, world_size, members)
 
 
 def init_collective_group(world_size, rank, backend="mpi", group_name="default"):
@@ -85,7 +86,7 @@ def init_collective_group(world_size, rank, backend="mpi", group_name="default")
     _check_backend(backend)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
-    _runtime().ask_head("join_group", group_name, world_size, rank, _my_actor_id())
+    _runtime().requests.ask(messages.group_join, group_name, world_size, rank, _my_actor_id())
     _group(group_name)
 
 
@@ -96,7 +97,7 @@ def destroy_collective_group(group_name="default"):
         group = _groups.pop((group_name, rt.rank), None)
     if group is not None:
         group.free()
-    rt.ask_head("drop_group", group_name)
+    rt.requests.ask(messages.group_drop, group_name)
 
 
 def is_group_initialized(group_name="default"):
@@ -208,7 +209,7 @@ class _Group:
             return
         rt = self.rt
         while not self.lock.acquire(blocking=False):   # another member of this rank builds
-            rt.wait_until(lambda: False, time.monotonic() + 0.002)   # it: lend the rank
+            rt.waiting.wait_until(lambda: False, time.monotonic() + 0.002)   # lend the rank
         try:
             if self.comm is not None:
                 return
@@ -228,7 +229,7 @@ class _Group:
     def _wait_info(self, deadline, ready):
         rt = self.rt
         while True:
-            info = rt.ask_head("group_info", self.name, rt.rank if ready else None)
+            info = rt.requests.ask(messages.group_info, self.name, rt.rank if ready else None)
             if info is not None and (info[2] or not ready):
                 return info
             if time.monotonic() > deadline:
@@ -236,7 +237,7 @@ class _Group:
                                       f"joined within HPCRAY_COLLECTIVE_TIMEOUT")
             # a pause that lends this rank to other work (another member's __init__ may need
             # this very thread's rank to run before every member has joined)
-            rt.wait_until(lambda: False, time.monotonic() + 0.002)
+            rt.waiting.wait_until(lambda: False, time.monotonic() + 0.002)
 
     def _make_comm(self):
         from mpi4py import MPI
@@ -289,10 +290,10 @@ class _Group:
                     self.broken = f"collective group {self.name!r} is broken: {error!r}"
             with rt.lock:
                 state.done = True
-                rt._wake_sleepers()
+                rt.waiting.notify()
         else:
             deadline = time.monotonic() + _timeout()
-            if not rt.wait_until(lambda: state.done, deadline):
+            if not rt.waiting.wait_until(lambda: state.done, deadline):
                 raise CollectiveError(f"collective group {self.name!r}: the other members "
                                       f"on this rank did not call {kind} in time")
         with rt.lock:
@@ -334,8 +335,8 @@ class _Group:
                     return
                 spins += 1
                 if spins % 64 == 0:
-                    rt.progress()
-                    rt.transport.flush()
+                    rt.progress.turn()
+                    rt.progress.flush()
             if time.monotonic() > deadline:
                 raise CollectiveError(f"collective group {self.name!r}: a member rank did not "
                                       f"take part within HPCRAY_COLLECTIVE_TIMEOUT")
@@ -509,7 +510,7 @@ def send(tensor, dst_rank, group_name="default"):
     if group.host_of[dst_rank] == group.rt.rank:          # on this rank: through memory
         with group.rt.lock:
             group.mailbox.setdefault((me, dst_rank), []).append(array.copy())
-            group.rt._wake_sleepers()
+            group.rt.waiting.notify()
         return
     group.wait(group.comm.Isend(array, group.root_index(dst_rank),
                                 _p2p_tag(group, me, dst_rank)))
@@ -522,7 +523,7 @@ def recv(tensor, src_rank, group_name="default"):
     view = _Tensor(tensor)
     if group.host_of[src_rank] == group.rt.rank:
         box = group.mailbox.setdefault((src_rank, me), [])
-        if not group.rt.wait_until(lambda: bool(box), time.monotonic() + _timeout()):
+        if not group.rt.waiting.wait_until(lambda: bool(box), time.monotonic() + _timeout()):
             raise CollectiveError(f"recv from member {src_rank} timed out")
         with group.rt.lock:
             data = box.pop(0)

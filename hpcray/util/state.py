@@ -1,4 +1,6 @@
 """What the job's actors are doing, as Ray's ``ray.util.state`` reports it."""
+from ..launch import session
+from ..wire import messages
 
 
 def list_actors(filters=None, detail=False):
@@ -6,8 +8,7 @@ def list_actors(filters=None, detail=False):
     ``PENDING_CREATION`` / ``ALIVE`` / ``DEAD``, ``name``, ``namespace``, ``rank``).
 
     ``filters`` is Ray's list of ``(key, "=", value)`` triples (``"!="`` works too)."""
-    from ..api import _runtime
-    actors = _runtime().ask_head("list_actors")
+    actors = session.runtime().requests.ask(messages.list_actors)
     for key, op, value in filters or ():
         if op not in ("=", "!="):
             raise ValueError(f"unsupported filter operator {op!r} (use '=' or '!=')")

@@ -22,6 +22,9 @@ import shutil
 import subprocess
 import sys
 
+from ..config import parse_knob
+from ..exceptions import ConfigError
+
 PROG = "hpcray submit"
 SBATCH_TIMEOUT_S = 120
 
@@ -123,10 +126,10 @@ def check_options(options):
     if not os.path.isfile(options.script):
         raise SubmitError(f"can't open file {options.script!r}")
     if options.object_store_memory is not None:
-        from .config import parse_bytes
         try:
-            parse_bytes(options.object_store_memory, "--object-store-memory")
-        except ValueError as error:
+            parse_knob("object_store_memory", options.object_store_memory,
+                       "--object-store-memory")
+        except ConfigError as error:
             raise SubmitError(str(error)) from None
 
 

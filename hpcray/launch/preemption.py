@@ -14,7 +14,6 @@ decide: worker ranks ignore these signals, and on the head (the rank running the
    ``SIGTERM``). A hook still running when the grace period ends aborts the job instead:
    never a hang.
 """
-import os
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 _hooks = []
 _received = None           # the signal number once one arrived
 _received_at = None
+_grace = 20.0              # HPCRAY_PREEMPT_GRACE of this process (install_on_head sets it)
 
 
 class JobPreempted(SystemExit):
@@ -50,8 +50,10 @@ def received():
     return _received
 
 
-def install_on_head():
+def install_on_head(config):
     """Handle the stop signals on this process (its main thread runs the script)."""
+    global _grace
+    _grace = config.preempt_grace
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in SIGNALS:
@@ -72,13 +74,6 @@ def stop_handling():
             signal.signal(signum, signal.SIG_IGN)
 
 
-def _grace():
-    try:
-        return float(os.environ.get("HPCRAY_PREEMPT_GRACE") or 20.0)
-    except ValueError:
-        return 20.0
-
-
 def _on_signal(signum, frame):
     global _received, _received_at
     if _received is not None:
@@ -87,7 +82,7 @@ def _on_signal(signum, frame):
     name = signal.Signals(signum).name
     sys.stderr.write(f"hpcray: received {name} (Slurm time limit, preemption or scancel): "
                      f"running {len(_hooks)} shutdown hook(s), then ending the job "
-                     f"(grace {_grace():g} s)\n")
+                     f"(grace {_grace:g} s)\n")
     sys.stderr.flush()
     _start_watchdog(signum)
     raise JobPreempted(signum)
@@ -95,9 +90,9 @@ def _on_signal(signum, frame):
 
 def _start_watchdog(signum):
     def watch():
-        time.sleep(_grace())
+        time.sleep(_grace)
         sys.stderr.write(f"hpcray: shutdown after {signal.Signals(signum).name} did not finish "
-                         f"within HPCRAY_PREEMPT_GRACE={_grace():g} s; aborting the job\n")
+                         f"within HPCRAY_PREEMPT_GRACE={_grace:g} s; aborting the job\n")
         sys.stderr.flush()
         from mpi4py import MPI
         MPI.COMM_WORLD.Abort(128 + signum)
@@ -109,7 +104,7 @@ def finish(rt):
     period. Returns the exit status (128 + signal)."""
     signum = _received
     ran = run_hooks()
-    deadline = _received_at + _grace() - 1.0
+    deadline = _received_at + _grace - 1.0
     pending = _wait_for_work(rt, deadline)
     sys.stderr.write(f"hpcray: job stopped by {signal.Signals(signum).name}: {ran} shutdown "
                      f"hook(s) ran; {pending} task(s) still running were abandoned; "
@@ -133,12 +128,13 @@ def run_hooks():
 def _wait_for_work(rt, deadline):
     """Wait (bounded) until the tasks and calls this rank submitted are done; return how many
     are not."""
+    ownership = rt.ownership
     with rt.lock:
-        still = set(rt.pending)
+        still = ownership.unfinished()
     if still:
-        rt.wait_until(lambda: not (still & rt.pending.keys()), deadline)
+        rt.waiting.wait_until(lambda: not (still & ownership.unfinished()), deadline)
     with rt.lock:
-        return len(set(rt.pending.values()))
+        return len(ownership.unfinished())
 
 
 def at_exit(rt_getter):

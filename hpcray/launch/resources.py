@@ -17,11 +17,10 @@ the node's executing ranks in rank order (one each; extra GPUs round-robin, extr
 Each rank then sets ``CUDA_VISIBLE_DEVICES`` to its own ids, empty when it has none, before the
 script or any task runs, so CUDA libraries imported later see exactly the rank's devices.
 """
-import json
 import os
 import subprocess
 
-ORIGINAL_VISIBLE = "HPCRAY_LAUNCH_CUDA_VISIBLE_DEVICES"   # CUDA_VISIBLE_DEVICES before pinning
+from ..config import LAUNCH_CUDA_VISIBLE_DEVICES as ORIGINAL_VISIBLE
 
 _gpu_ids = []          # this rank's GPU ids, as pinned
 
@@ -30,11 +29,10 @@ def _ids(text):
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def node_gpus():
+def node_gpus(config):
     """GPU ids of this node (strings), from what was declared or what the system reports."""
-    declared = os.environ.get("HPCRAY_GPUS")
-    if declared is not None:
-        return _ids(declared)
+    if config.gpus is not None:
+        return list(config.gpus)
     visible = os.environ.get(ORIGINAL_VISIBLE, os.environ.get("CUDA_VISIBLE_DEVICES"))
     if visible is not None and visible.strip() and visible.strip() not in ("NoDevFiles", "-1"):
         return _ids(visible)
@@ -75,27 +73,6 @@ def gpu_ids():
     return list(_gpu_ids)
 
 
-def custom_resources():
-    """``HPCRAY_RESOURCES`` (a JSON object of name -> amount), checked."""
-    raw = os.environ.get("HPCRAY_RESOURCES")
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        raise ValueError(f"HPCRAY_RESOURCES={raw!r} is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"HPCRAY_RESOURCES={raw!r} must be a JSON object {{name: amount}}")
-    for name, amount in value.items():
-        if name in ("CPU", "GPU", "memory"):
-            raise ValueError(f"HPCRAY_RESOURCES: {name!r} is set by hpcray itself "
-                             f"(use --gpus / HPCRAY_CPUS_PER_RANK)")
-        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount < 0:
-            raise ValueError(f"HPCRAY_RESOURCES: {name!r} needs a non-negative number, "
-                             f"got {amount!r}")
-    return {name: float(amount) for name, amount in value.items()}
-
-
 def cpus(config, executing_here):
     slurm = os.environ.get("SLURM_CPUS_PER_TASK")
     if slurm and slurm.isdigit():
@@ -125,7 +102,7 @@ def rank_capacity(config, executes, executing_here, gpus, store_bytes_here):
     if gpus:
         capacity["GPU"] = float(len(gpus))
     capacity["memory"] = memory(executing_here, store_bytes_here, capacity["CPU"])
-    capacity.update(custom_resources())
+    capacity.update(dict(config.resources))
     return capacity
 
 

@@ -4,13 +4,17 @@ All MPI point-to-point traffic of the runtime goes through :class:`Transport`: n
 pickled sends (a blocking send of a large message could deadlock two ranks sending to each
 other), and non-blocking matched probes for receiving. Messages a rank sends to itself never
 touch MPI. Callers hold the runtime's lock, so MPI is only ever entered by one thread at a time
-(MPI is initialized with ``MPI_THREAD_MULTIPLE`` all the same: see ``job.import_mpi``).
+(MPI is initialized with ``MPI_THREAD_MULTIPLE`` all the same: see ``launch/join.py``).
+
+Every MPI message is an envelope ``(session, message)`` or ``(session, [message, ...])``: the
+session the sender was in when it queued them (``messages.py`` says what the receiver does
+with it). A change of session flushes the outbox first, so an envelope never mixes sessions.
 """
 import os
 import time
 from collections import deque
 
-from .protocol import TAG, Msg
+from .messages import TAG
 
 
 class Transport:
@@ -18,22 +22,28 @@ class Transport:
     sends each destination's messages as one MPI message: a burst of task submissions or of
     results costs one send, not one each."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, session=0):
         from mpi4py import MPI        # imported here: importing hpcray must not start MPI
         self.any_source = MPI.ANY_SOURCE
         self.comm = comm
         self.rank = comm.Get_rank()
+        self.session = session      # stamped on every envelope
         self._in_flight = []        # isend requests not yet known complete
-        self._to_self = deque()
+        self._to_self = deque()     # (session, message) sent to this rank itself
         self._outbox = {}           # destination rank -> [message, ...]
         self.queued = 0             # messages waiting in the outbox
         self.only_to = None         # once the job is ending: the one rank still written to
+
+    def set_session(self, session):
+        """From now on, messages belong to ``session`` (what is queued leaves first)."""
+        self.flush()
+        self.session = session
 
     def send(self, dest, message):
         if self.only_to is not None and dest != self.only_to:
             return                  # the job is ending: the peer may have freed its comm
         if dest == self.rank:
-            self._to_self.append(message)
+            self._to_self.append((self.session, message))
             return
         box = self._outbox.get(dest)
         if box is None:
@@ -48,27 +58,29 @@ class Transport:
             return
         outbox, self._outbox, self.queued = self._outbox, {}, 0
         isend = self.comm.isend
+        session = self.session
         for dest, messages in outbox.items():
-            message = messages[0] if len(messages) == 1 else (Msg.BATCH, messages)
-            request = isend(message, dest, TAG)
+            request = isend((session, messages[0] if len(messages) == 1 else messages),
+                            dest, TAG)
             if not request.Test():
                 self._in_flight.append(request)
 
-    def poll(self, handle, limit=256):
-        """Receive and handle up to ``limit`` messages; return how many were handled."""
+    def poll(self, deliver, limit=256):
+        """Receive up to ``limit`` envelopes, each handed to ``deliver(session, payload)``
+        (``payload``: a message, or a list of them); return how many arrived."""
         if self._in_flight:
             self._in_flight = [r for r in self._in_flight if not r.Test()]
         handled = 0
         to_self = self._to_self
         while to_self and handled < limit:
-            handle(to_self.popleft())
+            deliver(*to_self.popleft())
             handled += 1
         improbe = self.comm.improbe
         while handled < limit:
             message = improbe(self.any_source, TAG)
             if message is None:
                 break
-            handle(message.recv())
+            deliver(*message.recv())
             handled += 1
         return handled
 

@@ -1,58 +1,29 @@
-"""Where tasks run: the head's global scheduler and each node's local choice.
+"""The head's global scheduler: which rank runs each task the head places.
 
 Scheduling is bottom-up, as in Ray's design. A task submitted on a worker is placed on its own
-node when some rank there has room (:class:`NodeLoad`, a load counter per rank kept in a small
-MPI shared-memory window, read without any message); otherwise it spills to the head. The head
-(:class:`GlobalScheduler`) places its own tasks and spilled ones on the least-loaded rank whose
-logical resources fit, queueing them when every rank is full.
+node when some rank there has room (``core/submission.NodePlacement``, reading the node's load
+table); otherwise it spills to the head. The head places its own tasks and spilled ones here:
+on the least-loaded rank whose logical resources fit, queueing them when every rank is full.
 
 Resources are logical, as in Ray: a rank advertises ``{"CPU": c, "GPU": g, ...}``; a task's
-request must fit a rank's capacity to run there. A rank executes one task at a time, so a rank
-may hold up to ``capacity * (1 + prefetch)`` of requests, queued, to hide the round trip
-between finishing one task and receiving the next.
+request must fit a rank's capacity to run there. A rank may hold up to ``capacity * depth`` of
+requests, queued, to hide the round trip between finishing one task and receiving the next.
+
+Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.py`` too.
 """
 from collections import deque
 
-import numpy as np
-from .exceptions import ResourceError
+from ..core.resources import fits
 
 
-def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1, memory=None):
-    """Build a task's resource request ``{name: amount}`` from Ray-style options."""
-    request = {"CPU": float(default_cpus if num_cpus is None else num_cpus)}
-    if num_gpus:
-        request["GPU"] = float(num_gpus)
-    if memory:
-        request["memory"] = float(memory)
-    for name, amount in (resources or {}).items():
-        if name in ("CPU", "GPU", "memory"):
-            raise ValueError(f"use num_cpus/num_gpus/memory rather than "
-                             f"resources={{{name!r}: ...}}")
-        request[name] = float(amount)
-    for name, amount in request.items():
-        if amount < 0:
-            raise ValueError(f"resource {name} must not be negative, got {amount}")
-    return request
+class Assignment:
+    """Where the head sent a task: the rank, what it asked for, whether it waits in get."""
+    __slots__ = ("rank", "request", "blocked")
 
-
-def fits(capacity, request):
-    for name, amount in request.items():
-        if amount and capacity.get(name, 0.0) < amount:
-            return False
-    return True
-
-
-def check_feasible(capacities, request, what):
-    """Raise ResourceError, naming the resource, if no rank could ever run this request."""
-    if any(fits(capacity, request) for capacity in capacities.values()):
-        return
-    for name, amount in request.items():
-        best = max((capacity.get(name, 0.0) for capacity in capacities.values()), default=0.0)
-        if amount > best:
-            raise ResourceError(
-                f"{what} requests {name}={amount:g} but no rank of this job has that much "
-                f"(the largest has {name}={best:g}); it could never run")
-    raise ResourceError(f"{what} requests {request}, which no single rank of this job has")
+    def __init__(self, rank, request):
+        self.rank = rank
+        self.request = request
+        self.blocked = False
 
 
 class GlobalScheduler:
@@ -67,7 +38,7 @@ class GlobalScheduler:
         self.used = {rank: {} for rank in capacities}
         self.held = {}                         # rank -> resources its actors hold
         self.count = {rank: 0 for rank in capacities}
-        self.assigned = {}                     # task_id -> (rank, request, blocked)
+        self.assigned = {}                     # task_id -> Assignment
         self._fitting = {}                     # request -> (ranks, set of ranks) it fits
         self.freed = []                        # ranks that got a slot back since the last drain
         self.node_of = None                    # rank -> node index (set once nodes are known)
@@ -138,7 +109,7 @@ class GlobalScheduler:
         return best
 
     def _assign(self, spec, rank):
-        self.assigned[spec.task_id] = [rank, spec.resources, False]
+        self.assigned[spec.task_id] = Assignment(rank, spec.resources)
         self._charge(rank, spec.resources, +1)
         self.count[rank] += 1
 
@@ -162,22 +133,21 @@ class GlobalScheduler:
         entry = self.assigned.pop(task_id, None)
         if entry is None:
             return
-        rank, request, blocked = entry
-        if not blocked:
-            self._charge(rank, request, -1)
-            self.count[rank] -= 1
-            self.freed.append(rank)
+        if not entry.blocked:
+            self._charge(entry.rank, entry.request, -1)
+            self.count[entry.rank] -= 1
+            self.freed.append(entry.rank)
 
     def on_blocked(self, task_id, blocked):
         """A task waits in ``get``: its resources are lent to other tasks until it resumes."""
         entry = self.assigned.get(task_id)
-        if entry is None or entry[2] == blocked:
-            return []
-        entry[2] = blocked
-        self._charge(entry[0], entry[1], -1 if blocked else +1)
-        self.count[entry[0]] += -1 if blocked else +1
+        if entry is None or entry.blocked == blocked:
+            return
+        entry.blocked = blocked
+        self._charge(entry.rank, entry.request, -1 if blocked else +1)
+        self.count[entry.rank] += -1 if blocked else +1
         if blocked:
-            self.freed.append(entry[0])
+            self.freed.append(entry.rank)
 
     def drain(self):
         """Place queued tasks that fit now; return ``[(rank, spec), ...]``.
@@ -217,85 +187,20 @@ class GlobalScheduler:
 
     def where(self, task_id):
         entry = self.assigned.get(task_id)
-        return None if entry is None else entry[0]
+        return None if entry is None else entry.rank
+
+    def available(self):
+        """Logical resources of the executing ranks not taken by the tasks placed here."""
+        total = {}
+        for rank, capacity in self.capacities.items():
+            for name, amount in capacity.items():
+                total[name] = total.get(name, 0.0) + amount
+        for used in self.used.values():
+            for name, amount in used.items():
+                total[name] = max(total.get(name, 0.0) - amount, 0.0)
+        return total
 
     def reset(self, capacities):
         node_of = self.node_of
         self.__init__(capacities, self.prefetch, self.queue_seconds)
         self.node_of = node_of
-
-
-class NodeLoad:
-    """Load of the ranks of one node, in a shared-memory window they all map.
-
-    Any rank of the node reads it (plain loads, no message, no MPI call) to place a task it
-    submits. Every cell has a single writer, so plain stores suffice, no atomics:
-
-    * ``own[r]``: tasks queued or running on rank ``r`` minus those blocked in ``get``
-      (written by ``r``);
-    * ``sent[s, t]``: tasks rank ``s`` has placed on rank ``t`` so far (written by ``s`` when
-      it sends, so a burst of submissions spreads instead of piling onto one rank);
-    * ``received[t, s]``: of those, how many ``t`` has taken in (written by ``t``).
-
-    The load of ``t`` is ``own[t] + sum_s sent[s, t] - sum_s received[t, s]``. Reads may be a
-    moment stale, which only makes a choice slightly less balanced.
-    """
-
-    def __init__(self, node_comm, global_ranks, executors):
-        from mpi4py import MPI
-        self.node_comm = node_comm
-        self.local_rank = node_comm.Get_rank()
-        self.global_ranks = global_ranks       # node-local index -> job rank
-        self.index_of = {rank: index for index, rank in enumerate(global_ranks)}
-        ranks = node_comm.Get_size()
-        itemsize = np.dtype(np.int64).itemsize
-        cells = ranks * (1 + 2 * ranks)
-        size = itemsize * cells if self.local_rank == 0 else 0
-        self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)
-        buffer, _ = self.window.Shared_query(0)
-        table = np.ndarray(cells, dtype=np.int64, buffer=buffer)
-        if self.local_rank == 0:
-            table[:] = 0
-        node_comm.Barrier()
-        self.own = table[:ranks]
-        self.sent = table[ranks:ranks + ranks * ranks].reshape(ranks, ranks)
-        self.received = table[ranks + ranks * ranks:].reshape(ranks, ranks)
-        # Ranks of this node that execute tasks (the head only does when it is alone).
-        self.candidates = np.array([i for i, r in enumerate(global_ranks) if r in executors],
-                                   dtype=np.intp)
-
-    def add(self, delta):
-        """Change this rank's own load (a task arrived from the head, finished, blocked...)."""
-        self.own[self.local_rank] += delta
-
-    def placed(self, rank):
-        """This rank sends a task to ``rank`` of its node: count it before it arrives."""
-        self.sent[self.local_rank, self.index_of[rank]] += 1
-
-    def taken_in(self, sender):
-        """A task ``sender`` placed here arrived: it now counts in this rank's own load."""
-        self.received[self.local_rank, self.index_of[sender]] += 1
-        self.own[self.local_rank] += 1
-
-    def loads(self):
-        return self.own + self.sent.sum(axis=0) - self.received.sum(axis=1)
-
-    def pick(self, limit, capacities, request):
-        """The least-loaded rank of this node with room for ``request``, or None."""
-        candidates = self.candidates
-        if not len(candidates):
-            return None
-        loads = self.loads()[candidates]
-        for position in np.argsort(loads, kind="stable"):
-            if loads[position] >= limit:
-                return None
-            rank = self.global_ranks[candidates[position]]
-            if fits(capacities[rank], request):
-                return rank
-        return None
-
-    def close(self):
-        if self.window is not None:
-            self.own = self.sent = self.received = None
-            self.window.Free()
-            self.window = None

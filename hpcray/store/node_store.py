@@ -14,9 +14,10 @@ tables the node's ranks share:
 
 Objects are named by their slot, never by their pages, so an object nobody reads can be
 *spilled*: when an allocation finds no room, the least recently used unpinned objects are
-written to files under the spill directory and their pages reused; pinning a spilled object
-(any rank of the node, to read it) restores it first. Only when nothing more can be spilled
-does ``allocate`` raise ObjectStoreFullError.
+written to files under the spill directory (made on the first spill, mode 0700, removed when
+the store closes) and their pages reused; pinning a spilled object (any rank of the node, to
+read it) restores it first. Only when nothing more can be spilled does ``allocate`` raise
+ObjectStoreFullError.
 
 Every change to the tables happens under a node-wide lock: ``flock`` on a lock file private
 to the job (mode 0600, unlinked as soon as every rank of the node has it open), plus a thread
@@ -28,14 +29,13 @@ progress loop or its next store operation, as finalizers may run anywhere).
 import fcntl
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import deque
 
 import numpy as np
 
-from .exceptions import ObjectStoreFullError
+from ..exceptions import ObjectStoreFullError
 
 PAGE = 1 << 16
 OS_PAGE = 4096
@@ -63,7 +63,9 @@ class StoreBuffer:
 
 
 class NodeStore:
-    def __init__(self, node_comm, capacity, tag, node_index, spill_dir=None):
+    """This rank's handle on its node's store (every rank of the node has one)."""
+
+    def __init__(self, node_comm, capacity, tag, node_index, spill_dir):
         from mpi4py import MPI
         self.node_comm = node_comm
         self.node_index = node_index
@@ -91,12 +93,10 @@ class NodeStore:
         # (object id + 1, slot, COPY_* state, ranks holding it).
         self.copy_rows = table[slot_end:].view(np.int64).reshape(COPY_ROWS, 4)
         self.lock_path = f"/dev/shm/hpcray-{tag}-node{node_index}.lock"
-        base_dir = spill_dir or os.environ.get("HPCRAY_SPILL_DIR") or tempfile.gettempdir()
-        self.spill_dir = os.path.join(base_dir, f"hpcray-spill-{tag}-node{node_index}")
+        self.spill_dir = os.path.join(spill_dir, f"hpcray-spill-{tag}-node{node_index}")
         if self.leader:
             table[:] = 0
             os.close(os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-            os.makedirs(self.spill_dir, mode=0o700, exist_ok=False)
         node_comm.Barrier()
         self.lock_fd = os.open(self.lock_path, os.O_RDWR)
         node_comm.Barrier()
@@ -140,6 +140,19 @@ class NodeStore:
             self.page_slot[start:start + count] = slot + 1
         return slot
 
+    def write_object(self, buffers):
+        """Store ``buffers`` (memoryviews) as one new object; return ``(slot, size, parts)``,
+        ``parts`` being ``[(offset, nbytes), ...]`` of each buffer (aligned)."""
+        offsets, size = layout(buffers)
+        slot = self.allocate(size)                # pinned while we write
+        try:
+            start = int(self.slots[slot, START])
+            for buffer, offset in zip(buffers, offsets):
+                self.write(start, offset, buffer)
+        finally:
+            self.unpin(slot)
+        return slot, size, [(offset, buffer.nbytes) for buffer, offset in zip(buffers, offsets)]
+
     def _full(self, nbytes, count):
         used = int(np.count_nonzero(self.page_slot)) * PAGE
         return ObjectStoreFullError(
@@ -168,8 +181,9 @@ class NodeStore:
         slot = int(candidates[np.argmin(slots[candidates, USED])])
         start, size = int(slots[slot, START]), int(slots[slot, SIZE])
         path = self._spill_path(slot)
-        fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
         try:
+            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)   # made on the first spill
+            fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
             with os.fdopen(fd, "wb", closefd=True) as file:
                 file.write(self.data[start * PAGE:start * PAGE + size])
         except OSError as error:
@@ -255,6 +269,10 @@ class NodeStore:
         row[PINS] -= 1
         if row[PINS] <= 0 and row[DOOMED]:
             self._release(slot)
+
+    def first_page(self, slot):
+        """The first page of an object the caller keeps pinned."""
+        return int(self.slots[slot, START])
 
     def holds(self, slot):
         return self.slots[slot, STATE] != FREE

@@ -5,25 +5,37 @@ resources it asks for, spreading actors evenly (fewest actors first); an actor t
 job but not the ranks' free resources right now waits until an actor ends. It answers where
 actors are (``ACTOR_LOOKUP``), owns the names of named actors (a duplicate name is an error,
 ``get_if_exists`` returns the one there is) and forwards kills and releases for actors that
-were not placed yet. All methods run with the runtime lock held, on rank 0.
+were not placed yet.
+
+A state holder: every change comes through a handler, and what it must tell other ranks goes
+through ``send(rank, message)``; ``tests/test_state_holders.py`` drives it with a fake
+``send``. All methods run with the runtime lock held, on rank 0.
 """
 from collections import deque
 
-from . import job
-from .actor_client import died
-from .protocol import Msg
-from .scheduler import fits
+from ..core.resources import fits
+from ..wire import messages, serialization
+from ..wire.specs import ActorState
 
-PENDING, ALIVE, DEAD = "PENDING_CREATION", "ALIVE", "DEAD"
+
+def answer(send, token, question, *args):
+    """Answer a request to the head: ``REPLY`` with what ``question(*args)`` returns, or with
+    the exception it raises (the asker raises it)."""
+    try:
+        reply = messages.reply(token, True, question(*args))
+    except Exception as error:
+        reply = messages.reply(token, False, error)
+    send(token[0], reply)
 
 
 class ActorRecord:
+    """What the head knows of one actor."""
     __slots__ = ("spec", "rank", "state", "askers", "error", "kill_reason", "released")
 
     def __init__(self, spec):
         self.spec = spec
         self.rank = None
-        self.state = PENDING
+        self.state = ActorState.PENDING_CREATION
         self.askers = set()                    # ranks waiting to learn where it is
         self.error = None                      # error object once DEAD
         self.kill_reason = None
@@ -31,20 +43,25 @@ class ActorRecord:
 
 
 class ActorDirectory:
-    def __init__(self, rt):
-        self.rt = rt
+    """Collaborators: ``send(rank, message)``, ``capacities()`` (``{rank: capacity}`` of the
+    executing ranks, as the session declared them) and ``hold(rank, request, sign)`` (the
+    scheduler's view of what actors hold)."""
+
+    def __init__(self, send, capacities, hold):
+        self.send = send
+        self.capacities = capacities
+        self.hold = hold
+        self.default_namespace = "default"     # init(namespace=) sets it
         self.records = {}                      # actor id -> ActorRecord
         self.names = {}                        # (namespace, name) -> actor id
         self.waiting = deque()                 # actor ids with no room yet
         self.unknown = {}                      # actor id -> ranks that asked before its CREATE
         self.held = {}                         # rank -> {resource: amount} held by actors
         self.count = {}                        # rank -> live actors on it
-        self.groups = {}                       # collective group name -> members, readiness
 
     # ------------------------------------------------------------------ creation and placement
     def on_create(self, spec):
-        if spec.session != self.rt.session:
-            return
+        """ACTOR_CREATE: place a new actor (or queue it until some rank has room)."""
         record = self.records[spec.actor_id] = ActorRecord(spec)
         record.askers.add(spec.owner)
         record.askers.update(self.unknown.pop(spec.actor_id, ()))
@@ -57,30 +74,28 @@ class ActorDirectory:
         if rank is None:
             return False
         record.rank = rank
-        record.state = ALIVE
+        record.state = ActorState.ALIVE
         held = self.held.setdefault(rank, {})
         for name, amount in spec.resources.items():
             held[name] = held.get(name, 0.0) + amount
         self.count[rank] = self.count.get(rank, 0) + 1
-        if self.rt.scheduler is not None:      # tasks see what actors hold
-            self.rt.scheduler.hold(rank, spec.resources, +1)
-        send = self.rt.transport.send
-        send(rank, (Msg.ACTOR_START, spec))
+        self.hold(rank, spec.resources, +1)    # tasks see what actors hold
+        send = self.send
+        send(rank, messages.actor_start(spec))
         for asker in record.askers:
-            send(asker, (Msg.ACTOR_PLACED, spec.actor_id, rank, None))
+            send(asker, messages.actor_placed(spec.actor_id, rank, None))
         record.askers.clear()
         if record.kill_reason is not None:
-            send(rank, (Msg.ACTOR_KILL, spec.actor_id, record.kill_reason))
+            send(rank, messages.actor_kill(spec.actor_id, record.kill_reason))
         if record.released:
-            send(rank, (Msg.ACTOR_RELEASE, spec.actor_id))
+            send(rank, messages.actor_release(spec.actor_id))
         return True
 
     def _choose(self, request):
         """The executing rank with room for ``request`` that hosts the fewest actors."""
-        capacities = self.rt.capacities
         best, best_count = None, None
-        for rank in self.rt.executors:
-            capacity, held = capacities[rank], self.held.get(rank, {})
+        for rank, capacity in self.capacities().items():
+            held = self.held.get(rank, {})
             if not fits(capacity, request):
                 continue
             if any(amount and held.get(name, 0.0) + amount > capacity.get(name, 0.0) + 1e-9
@@ -93,30 +108,27 @@ class ActorDirectory:
 
     # ------------------------------------------------------------------ questions
     def on_lookup(self, actor_id, requester):
+        """ACTOR_LOOKUP: where is this actor? (answered now, or once it is placed)"""
         record = self.records.get(actor_id)
         if record is None:                     # its CREATE is still on the way
             self.unknown.setdefault(actor_id, set()).add(requester)
             return
-        if record.state == ALIVE:
-            self.rt.transport.send(requester, (Msg.ACTOR_PLACED, actor_id, record.rank, None))
-        elif record.state == DEAD:
-            self.rt.transport.send(requester, (Msg.ACTOR_PLACED, actor_id, None, record.error))
+        if record.state == ActorState.ALIVE:
+            self.send(requester, messages.actor_placed(actor_id, record.rank, None))
+        elif record.state == ActorState.DEAD:
+            self.send(requester, messages.actor_placed(actor_id, None, record.error))
         else:
             record.askers.add(requester)
 
-    def on_query(self, token, kind, payload, requester):
-        try:
-            answer = ("ok", getattr(self, "_query_" + kind)(*payload))
-        except Exception as error:
-            answer = ("error", error)
-        self.rt.transport.send(requester, (Msg.REPLY, token, answer))
+    def on_name_actor(self, token, spec, get_if_exists):
+        """NAME_ACTOR: register a named actor and create it, or answer the live one."""
+        answer(self.send, token, self._name_actor, spec, get_if_exists)
 
-    def _query_create_named(self, spec, get_if_exists):
-        """Register a named actor and create it, or return the live one of that name."""
-        namespace = self._namespace(spec.namespace)
+    def _name_actor(self, spec, get_if_exists):
+        namespace = spec.namespace if spec.namespace is not None else self.default_namespace
         key = (namespace, spec.name)
         existing = self.names.get(key)
-        if existing is not None and self.records[existing].state != DEAD:
+        if existing is not None and self.records[existing].state != ActorState.DEAD:
             if get_if_exists:
                 return ("exists", self._describe(self.records[existing]))
             raise ValueError(f"the actor name {spec.name!r} (namespace {namespace!r}) is "
@@ -127,70 +139,33 @@ class ActorDirectory:
         self.on_create(spec)
         return ("created", None)
 
-    def _query_get_actor(self, name, namespace):
-        namespace = self._namespace(namespace)
+    def on_get_actor(self, token, name, namespace):
+        """GET_ACTOR: the live actor of that name."""
+        answer(self.send, token, self._get_actor, name, namespace)
+
+    def _get_actor(self, name, namespace):
+        namespace = namespace if namespace is not None else self.default_namespace
         actor_id = self.names.get((namespace, name))
-        if actor_id is None or self.records[actor_id].state == DEAD:
+        if actor_id is None or self.records[actor_id].state == ActorState.DEAD:
             raise ValueError(f"failed to look up actor with name {name!r} in namespace "
                              f"{namespace!r}: no live actor has that name")
         return self._describe(self.records[actor_id])
 
-    def _query_list_actors(self):
+    def on_list_actors(self, token):
+        """LIST_ACTORS: every actor of the session, as util.state.list_actors reports it."""
+        answer(self.send, token, self.list_actors)
+
+    def list_actors(self):
         return [{"actor_id": f"{actor_id:016x}", "class_name": record.spec.class_name,
                  "state": record.state, "name": record.spec.name or "",
                  "namespace": record.spec.namespace, "rank": record.rank,
                  "is_detached": record.spec.detached}
                 for actor_id, record in self.records.items()]
 
-    # ------------------------------------------------------------------ collective groups
-    def _query_declare_group(self, name, world_size, members):
-        """``members``: {actor id: group rank} (``create_collective_group`` from the driver)."""
-        group = self.groups.get(name)
-        if group is not None and group["members"]:
-            raise ValueError(f"a collective group named {name!r} already exists")
-        self.groups[name] = {"world_size": world_size, "members": dict(members), "ready": set()}
-        return None
-
-    def _query_join_group(self, name, world_size, group_rank, actor_id):
-        """A member joins from inside its actor (``init_collective_group``)."""
-        group = self.groups.setdefault(name, {"world_size": world_size, "members": {},
-                                              "ready": set()})
-        if group["world_size"] != world_size:
-            raise ValueError(f"collective group {name!r} has world_size "
-                             f"{group['world_size']}, not {world_size}")
-        taken = {rank: actor for actor, rank in group["members"].items()}
-        if taken.get(group_rank, actor_id) != actor_id:
-            raise ValueError(f"rank {group_rank} of collective group {name!r} is taken")
-        group["members"][actor_id] = group_rank
-        return None
-
-    def _query_group_info(self, name, mpi_rank=None):
-        """``(world_size, {group rank: (actor id, MPI rank)}, all ranks ready)`` once every
-        member is known and placed, else None. ``mpi_rank`` reports that rank ready to build
-        the group's communicator."""
-        group = self.groups.get(name)
-        if group is None:
-            return None
-        if mpi_rank is not None:
-            group["ready"].add(mpi_rank)
-        members = group["members"]
-        if len(members) < group["world_size"]:
-            return None
-        placed = {}
-        for actor_id, rank in members.items():
-            record = self.records.get(actor_id)
-            if record is None or record.rank is None:
-                return None
-            placed[rank] = (actor_id, record.rank)
-        hosts = {host for _, host in placed.values()}
-        return group["world_size"], placed, hosts <= group["ready"]
-
-    def _query_drop_group(self, name):
-        self.groups.pop(name, None)
-        return None
-
-    def _namespace(self, namespace):
-        return namespace if namespace is not None else (job.state.namespace or "default")
+    def placed_rank(self, actor_id):
+        """The rank an actor was placed on, or None (unknown, or not placed yet)."""
+        record = self.records.get(actor_id)
+        return None if record is None else record.rank
 
     @staticmethod
     def _describe(record):
@@ -199,27 +174,28 @@ class ActorDirectory:
 
     # ------------------------------------------------------------------ end of life
     def on_gone(self, actor_id, reason):
+        """ACTOR_GONE: an actor ended on its rank; free its name and resources."""
         record = self.records.get(actor_id)
-        if record is None or record.state == DEAD:
+        if record is None or record.state == ActorState.DEAD:
             return
         rank = record.rank
-        self._mark_dead(record, died(record.spec.class_name, actor_id, reason))
+        self._mark_dead(record, serialization.actor_died(record.spec.class_name, actor_id,
+                                                         reason))
         held = self.held.get(rank, {})
         for name, amount in record.spec.resources.items():
             held[name] = held.get(name, 0.0) - amount
         self.count[rank] -= 1
-        if self.rt.scheduler is not None:
-            self.rt.scheduler.hold(rank, record.spec.resources, -1)
+        self.hold(rank, record.spec.resources, -1)
         self._place_waiting()
 
     def _mark_dead(self, record, error):
-        record.state = DEAD
+        record.state = ActorState.DEAD
         record.error = error
         spec = record.spec
         if spec.name is not None and self.names.get((spec.namespace, spec.name)) == spec.actor_id:
             del self.names[(spec.namespace, spec.name)]
         for asker in record.askers:
-            self.rt.transport.send(asker, (Msg.ACTOR_PLACED, spec.actor_id, None, error))
+            self.send(asker, messages.actor_placed(spec.actor_id, None, error))
         record.askers.clear()
         spec.class_blob = spec.args_blob = None     # keep the record small
 
@@ -228,29 +204,36 @@ class ActorDirectory:
         while self.waiting:
             actor_id = self.waiting.popleft()
             record = self.records.get(actor_id)
-            if record is not None and record.state == PENDING and not self._try_place(record):
+            if (record is not None and record.state == ActorState.PENDING_CREATION
+                    and not self._try_place(record)):
                 still.append(actor_id)
         self.waiting = still
 
     def on_kill(self, actor_id, reason):
-        """A kill for an actor whose rank the killer did not know: forward, or end it here."""
+        """ACTOR_KILL_AT_HEAD: a kill for an actor whose rank the killer did not know:
+        forward it, or end the actor here if it was not placed yet."""
         record = self.records.get(actor_id)
         if record is None:
             return
-        if record.state == ALIVE:
-            self.rt.transport.send(record.rank, (Msg.ACTOR_KILL, actor_id, reason))
-        elif record.state == PENDING:
-            self._mark_dead(record, died(record.spec.class_name, actor_id, reason))
+        if record.state == ActorState.ALIVE:
+            self.send(record.rank, messages.actor_kill(actor_id, reason))
+        elif record.state == ActorState.PENDING_CREATION:
+            self._mark_dead(record, serialization.actor_died(record.spec.class_name,
+                                                             actor_id, reason))
 
     def on_release(self, actor_id):
+        """ACTOR_RELEASE_AT_HEAD: every handle is gone, and the owner did not know where the
+        actor lives: forward, or end it here if it was not placed yet."""
         record = self.records.get(actor_id)
         if record is None:
             return
-        if record.state == ALIVE:
-            self.rt.transport.send(record.rank, (Msg.ACTOR_RELEASE, actor_id))
-        elif record.state == PENDING:
-            self._mark_dead(record, died(record.spec.class_name, actor_id,
-                                         "all handles to it are gone"))
+        if record.state == ActorState.ALIVE:
+            self.send(record.rank, messages.actor_release(actor_id))
+        elif record.state == ActorState.PENDING_CREATION:
+            self._mark_dead(record, serialization.actor_died(record.spec.class_name, actor_id,
+                                                             "all handles to it are gone"))
 
     def forget(self):
-        self.__init__(self.rt)
+        namespace = self.default_namespace
+        self.__init__(self.send, self.capacities, self.hold)
+        self.default_namespace = namespace

@@ -5,29 +5,20 @@ pickle refuses (functions and classes defined in ``__main__``, lambdas, closures
 ``distributed.protocol.pickle`` does. Values are pickled with out-of-band buffers, so the
 bytes of numpy arrays and other buffer-protocol objects are never copied into the pickle.
 
-An object is a ``(kind, payload)`` pair:
-
-* ``VALUE``: the pickled value (no large buffers);
-* ``INLINE``: ``(header, [buffer bytes, ...])``, small out-of-band buffers carried along;
-* ``STORED``: ``(node, rank, slot, size, header, [(offset, nbytes), ...])``, buffers written
-  into ``node``'s object store by ``rank`` as object ``slot``; read there zero-copy;
-* ``ERROR``: a pickled :class:`TaskError` (or another error) that ``get`` raises.
+Values become the object records of ``objects.py`` (``Value``, ``Inline``, ``Stored``,
+``Error``). A ``Stored`` object's buffers go into a node store, which this module only
+knows as a duck: ``store.write_object(buffers) -> (slot, size, parts)``, ``store.pin``,
+``store.view`` (``store/node_store.py`` is one).
 """
-import os
 import pickle
-import socket
 import traceback
 
 import cloudpickle
 
-from .exceptions import ObjectStoreFullError, SerializationError, TaskError
-
-VALUE = 0
-ERROR = 1
-INLINE = 2
-STORED = 3
-
-HOSTNAME = socket.gethostname()
+from ..exceptions import (ActorDiedError, ObjectLostError, ObjectStoreFullError,
+                          RemoteTraceback, SerializationError, TaskCancelledError, TaskError)
+from . import objects
+from .objects import INLINE, STORED, VALUE
 
 
 def dumps(value):
@@ -88,7 +79,8 @@ def _short_repr(value, limit=80):
 
 
 def encode(value, store=None, rank=0, inline_limit=1 << 18):
-    """Turn ``value`` into an object; large buffers go into ``store`` (this node's)."""
+    """Turn ``value`` into an object record; large buffers go into ``store`` (this node's),
+    written by ``rank``."""
     buffers = []
     try:
         header = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
@@ -98,66 +90,67 @@ def encode(value, store=None, rank=0, inline_limit=1 << 18):
         buffers = []
         header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     if not buffers:
-        return (VALUE, header)
+        return objects.value(header)
     raws = [buffer.raw() for buffer in buffers]
     total = sum(raw.nbytes for raw in raws)
     if store is None or total < inline_limit:
-        return (INLINE, (header, [raw.tobytes() for raw in raws]))
-    from .store import START, layout
-    offsets, size = layout(raws)
-    slot = store.allocate(size)                # pinned while we write
-    try:
-        start = int(store.slots[slot, START])
-        for raw, offset in zip(raws, offsets):
-            store.write(start, offset, raw)
-    finally:
-        store.unpin(slot)
-    return (STORED, (store.node_index, rank, slot, size, header,
-                     [(offset, raw.nbytes) for raw, offset in zip(raws, offsets)]))
+        return objects.inline(header, [raw.tobytes() for raw in raws])
+    slot, size, parts = store.write_object(raws)
+    return objects.stored(store.node_index, rank, slot, size, header, parts)
 
 
-def nbytes(obj):
-    """Roughly how many bytes an object holds (for cache bounds)."""
-    kind, payload = obj
-    if kind == STORED:
-        return payload[3]
-    if kind == INLINE:
-        return len(payload[0]) + sum(len(b) for b in payload[1])
-    return len(payload)
-
-
-def serialize_result(value, function_name, index, store=None, rank=0, inline_limit=1 << 18):
-    """Encode one return value; an unpicklable one becomes an error object for ``get``."""
+def serialize_result(value, function_name, index, where, store=None, rank=0,
+                     inline_limit=1 << 18):
+    """Encode one return value; an unpicklable one becomes an error object for ``get``.
+    ``where()`` names the rank and host for the error (called only if there is one)."""
     try:
         return encode(value, store, rank, inline_limit)
-    except ObjectStoreFullError as error:
-        return error_object(error, function_name, rank_label())
-    except Exception as error:
+    except ObjectStoreFullError as failure:
+        return error_object(failure, function_name, where())
+    except Exception as failure:
         failure = SerializationError(
             f"could not serialize return value {index} ({_short_repr(value)}) of {function_name}: "
-            f"{type(error).__name__}: {error}")
-        return error_object(failure, function_name, rank_label())
-
-
-def rank_label():
-    from . import runtime
-    rank = runtime.current_rank()
-    return f"rank {rank} on host {HOSTNAME} (pid {os.getpid()})"
+            f"{type(failure).__name__}: {failure}")
+        return error_object(failure, function_name, where())
 
 
 def error_object(exc, function_name, where, tb=None):
-    """Package an exception raised by a task as an ``ERROR`` object with its traceback text."""
+    """Package an exception raised by a task as an Error record with its traceback text,
+    headed by ``where`` (rank, host, pid)."""
     if isinstance(exc, TaskError):   # an upstream task's error passes through unchanged
-        return (ERROR, dumps(TaskError(exc.function_name, exc.cause_repr, exc.remote_traceback,
-                                       _picklable_or_none(exc.cause))))
+        return objects.error(dumps(TaskError(exc.function_name, exc.cause_repr, exc.remote_traceback,
+                                     picklable_or_none(exc.cause))))
     tb_text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
     header = f"Remote traceback ({function_name} on {where}):\n"
-    error = TaskError(function_name, f"{type(exc).__name__}: {exc}", header + tb_text,
-                      _picklable_or_none(exc))
-    return (ERROR, dumps(error))
+    failure = TaskError(function_name, f"{type(exc).__name__}: {exc}", header + tb_text,
+                        picklable_or_none(exc))
+    return objects.error(dumps(failure))
 
 
-def _picklable_or_none(exc):
+def exception_object(exc):
+    """An Error record that makes ``get`` raise ``exc`` as it is."""
+    return objects.error(dumps(exc))
+
+
+def actor_died(actor_name, actor_id, reason, cause=None, remote_traceback=None):
+    """The Error record that calls to a dead actor get."""
+    return objects.error(dumps(ActorDiedError(actor_name, f"{actor_id:016x}", reason, cause,
+                                              remote_traceback)))
+
+
+def cancelled(task_id):
+    """The Error record of a cancelled task or call."""
+    return objects.error(dumps(TaskCancelledError(f"{task_id:016x}")))
+
+
+def lost(object_id):
+    """The Error record of an object that is gone."""
+    return objects.error(dumps(ObjectLostError(
+        f"object {object_id:016x} is gone: it was freed, or belongs to a runtime that was "
+        f"shut down")))
+
+
+def picklable_or_none(exc):
     if exc is None:
         return None
     try:
@@ -169,28 +162,28 @@ def _picklable_or_none(exc):
 
 
 def materialize(obj, store=None):
-    """Turn an object into its value (zero-copy for STORED ones on this node), or raise."""
-    kind, payload = obj
+    """Turn an object record into its value (zero-copy for stored ones on this node), or
+    raise the error it holds."""
+    kind = obj.kind
     if kind == VALUE:
-        return loads(payload)
+        return loads(obj.blob)
     if kind == INLINE:                         # small: every reader gets its own writable copy
-        header, buffers = payload
-        return loads(header, buffers=[bytearray(buffer) for buffer in buffers])
+        return loads(obj.header, buffers=[bytearray(buffer) for buffer in obj.buffers])
     if kind == STORED:
-        node, _, slot, _, header, parts = payload
-        if store is None or node != store.node_index:
+        if store is None or obj.node != store.node_index:
             raise RuntimeError("a stored object must be fetched to this node before reading")
-        start = store.pin(slot, len(parts))    # one pin per view; restores it if spilled
-        return loads(header, buffers=[store.view(slot, start, offset, size)
-                                      for offset, size in parts])
-    raise_error(loads(payload))
+        parts = obj.parts
+        start = store.pin(obj.slot, len(parts))    # one pin per view; restores it if spilled
+        slot = obj.slot
+        return loads(obj.header, buffers=[store.view(slot, start, offset, size)
+                                          for offset, size in parts])
+    raise_error(loads(obj.blob))
 
 
-def raise_error(error):
-    from .exceptions import ActorDiedError, RemoteTraceback
-    if isinstance(error, TaskError):
-        dual = error.as_instanceof_cause()
-        raise dual from RemoteTraceback(error.remote_traceback)
-    if isinstance(error, ActorDiedError) and error.cause is not None:
-        raise error from error.cause
-    raise error
+def raise_error(failure):
+    if isinstance(failure, TaskError):
+        dual = failure.as_instanceof_cause()
+        raise dual from RemoteTraceback(failure.remote_traceback)
+    if isinstance(failure, ActorDiedError) and failure.cause is not None:
+        raise failure from failure.cause
+    raise failure

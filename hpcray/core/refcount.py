@@ -1,7 +1,7 @@
 """Distributed reference counting: who may still use an object, anywhere in the job.
 
 An owner frees an object when no local ``ObjectRef`` instance, no task pin, no *hold* and no
-*borrower* is left:
+*borrower* is left (the pins and the freeing are ``ownership.py``'s; the counting is here):
 
 * every rank counts its instances of every id (``ObjectRef.__init__``/``__del__``);
 * a rank that gets instances of an id it does not own (unpickled from a value it read, from a
@@ -20,9 +20,10 @@ Refs pickled outside these paths (the user's own ``pickle.dumps``) make the obje
 it is kept until the session ends.
 """
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 
-from .protocol import Msg, OWNER_SHIFT
+from ..wire import messages
+from ..wire.ids import OWNER_SHIFT
 
 _capture = threading.local()
 
@@ -60,10 +61,22 @@ def unpickled(object_id):
 
 
 class RefTracker:
-    """The runtime's side of the protocol (all methods run with the runtime lock held)."""
+    """This rank's side of the protocol (all methods run with the runtime lock held, but
+    :meth:`note` and :meth:`note_escape`, which ``ObjectRef`` calls from anywhere).
 
-    def __init__(self, rt):
-        self.rt = rt
+    Collaborators: ``send(rank, message)``; ``on_unused(object_id)``, called when nothing
+    here counts an owned object any more (the owner may free it); ``acked()``, called when
+    a registration is acknowledged (it wakes whoever waits for it).
+    """
+
+    def __init__(self, rank, send, on_unused, acked):
+        self.rank = rank
+        self.send = send
+        self.on_unused = on_unused
+        self.acked = acked
+        self.events = deque()                # (object_id, +1 / -1 / 0: escaped) from ObjectRef
+        self.local = defaultdict(int)        # owned id -> ObjectRef instances here
+        self.escaped = set()                 # owned ids pickled outside a tracked path
         self.borrowed = defaultdict(int)     # foreign id -> instances here + holds here
         self.registered = set()              # foreign ids this rank is a borrower of
         self.unacked = set()                 # BORROWs sent, ACK not back yet
@@ -74,6 +87,44 @@ class RefTracker:
         self.handoffs = {}                   # task id -> [executor rank, ids awaiting ACK]
 
     # ------------------------------------------------------------------ counting
+    def note(self, object_id, delta):
+        """An ObjectRef instance of ``object_id`` was made (+1) or dropped (-1) in this process
+        (any thread, no lock: only queued; :meth:`process_events` applies it)."""
+        self.events.append((object_id, delta))
+
+    def note_escape(self, object_id):
+        """A ref was pickled outside the tracked paths: if owned here, never free it."""
+        if object_id >> OWNER_SHIFT == self.rank:
+            self.events.append((object_id, 0))
+
+    def process_events(self):
+        """Apply the queued counts (lock held)."""
+        events, local, rank = self.events, self.local, self.rank
+        while events:
+            object_id, delta = events.popleft()
+            if object_id >> OWNER_SHIFT != rank:
+                self.count(object_id, delta)  # a borrowed ref
+                continue
+            if delta == 0:
+                self.escaped.add(object_id)
+                continue
+            count = local[object_id] + delta
+            if count > 0:
+                local[object_id] = count
+            else:
+                del local[object_id]
+                self.on_unused(object_id)
+
+    def escape(self, object_id):
+        """Keep an owned object for the whole session (a detached actor's token)."""
+        self.escaped.add(object_id)
+
+    def in_use(self, object_id):
+        """Whether anything counted here still needs an owned object: a local ObjectRef, an
+        escape, a hold, a borrower."""
+        return bool(self.local.get(object_id) or object_id in self.escaped
+                    or self.holds.get(object_id) or self.borrowers.get(object_id))
+
     def count(self, object_id, delta):
         """A change of this rank's instances (or holds) of a foreign id."""
         count = self.borrowed[object_id] + delta
@@ -83,40 +134,39 @@ class RefTracker:
         del self.borrowed[object_id]
         if object_id in self.registered:
             self.registered.discard(object_id)
-            self.rt.transport.send(object_id >> OWNER_SHIFT,
-                                   (Msg.UNBORROW, object_id, self.rt.rank))
-
-    def keeps(self, object_id):
-        """Whether an owned object is still held or borrowed somewhere."""
-        return bool(self.holds.get(object_id) or self.borrowers.get(object_id))
+            self.send(object_id >> OWNER_SHIFT, messages.unborrow(object_id, self.rank))
 
     # ------------------------------------------------------------------ borrowing
     def register(self, ids):
         """Become a borrower of the foreign ids among ``ids`` that still have instances here;
         return those whose ACK is still to come."""
-        self.rt._process_ref_events()
-        rank = self.rt.rank
+        self.process_events()
+        rank = self.rank
         for object_id in set(ids):
             owner = object_id >> OWNER_SHIFT
             if owner == rank or object_id in self.registered or not self.borrowed.get(object_id):
                 continue
             self.registered.add(object_id)
             self.unacked.add(object_id)
-            self.rt.transport.send(owner, (Msg.BORROW, object_id, rank))
+            self.send(owner, messages.borrow(object_id, rank))
         return {object_id for object_id in ids if object_id in self.unacked}
+
+    def pending_acks(self, ids):
+        """Those of ``ids`` whose registration is not acknowledged yet."""
+        return ids & self.unacked
 
     def on_borrow(self, object_id, rank):
         self.borrowers[object_id].add(rank)
-        self.rt.transport.send(rank, (Msg.ACK, object_id))
+        self.send(rank, messages.ack(object_id))
 
     def on_ack(self, object_id):
         self.unacked.discard(object_id)
-        for task_id, entry in list(self.handoffs.items()):
-            entry[1].discard(object_id)
-            if not entry[1]:
+        for task_id, handoff in list(self.handoffs.items()):
+            handoff.waiting.discard(object_id)
+            if not handoff.waiting:
                 del self.handoffs[task_id]
-                self.rt.transport.send(entry[0], (Msg.HANDOFF, task_id))
-        self.rt._localized(object_id, None)   # wakes waiters
+                self.send(handoff.executor, messages.handoff(task_id))
+        self.acked()
 
     def on_unborrow(self, object_id, rank):
         borrowers = self.borrowers.get(object_id)
@@ -124,12 +174,12 @@ class RefTracker:
             borrowers.discard(rank)
             if not borrowers:
                 del self.borrowers[object_id]
-                self.rt._maybe_free(object_id)
+                self.on_unused(object_id)
 
     # ------------------------------------------------------------------ holds
     def hold(self, ids):
         """Hold ``ids`` (a container or a task needs them); return foreign ones not yet ACKed."""
-        rank = self.rt.rank
+        rank = self.rank
         for object_id in ids:
             if object_id >> OWNER_SHIFT == rank:
                 self.holds[object_id] += 1
@@ -138,7 +188,7 @@ class RefTracker:
         return self.register(ids)
 
     def release(self, ids):
-        rank = self.rt.rank
+        rank = self.rank
         for object_id in ids:
             if object_id >> OWNER_SHIFT == rank:
                 count = self.holds[object_id] - 1
@@ -146,7 +196,7 @@ class RefTracker:
                     self.holds[object_id] = count
                 else:
                     self.holds.pop(object_id, None)
-                    self.rt._maybe_free(object_id)
+                    self.on_unused(object_id)
             else:
                 self.count(object_id, -1)
 
@@ -172,14 +222,27 @@ class RefTracker:
     def took_over(self, task_id, executor, pending):
         """Owner: tell the executor it may let go, once our own registrations are ACKed."""
         if pending:
-            self.handoffs[task_id] = [executor, set(pending)]
+            self.handoffs[task_id] = Handoff(executor, set(pending))
         else:
-            self.rt.transport.send(executor, (Msg.HANDOFF, task_id))
+            self.send(executor, messages.handoff(task_id))
 
     def on_handoff(self, task_id):
         ids = self.result_holds.pop(task_id, None)
         if ids:
             self.release(ids)
 
-    def clear(self):
-        self.__init__(self.rt)
+    def forget(self):
+        """A new session: every count of the old one is void."""
+        events, local = self.events, self.local
+        self.__init__(self.rank, self.send, self.on_unused, self.acked)
+        self.events, self.local = events, local   # live ObjectRefs still count themselves
+
+
+class Handoff:
+    """An owner's promise to release a task's executor once its own borrower registrations
+    of the refs inside the results are acknowledged."""
+    __slots__ = ("executor", "waiting")
+
+    def __init__(self, executor, waiting):
+        self.executor = executor
+        self.waiting = waiting               # ids whose ACK is still to come

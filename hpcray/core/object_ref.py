@@ -1,8 +1,7 @@
 """``ObjectRef``: a handle to an object that exists, or will once its task finishes."""
 import asyncio
 
-from . import refs
-from . import runtime as _runtime
+from . import current, refcount
 
 
 class ObjectRef:
@@ -16,17 +15,23 @@ class ObjectRef:
 
     def __init__(self, object_id):
         self.id = object_id
-        _runtime.note_ref(object_id, +1)
+        rt = current.runtime_or_none()
+        if rt is not None:
+            rt.refs.note(object_id, +1)
 
     def __del__(self):
         try:
-            _runtime.note_ref(self.id, -1)
+            rt = current.runtime_or_none()
+            if rt is not None:
+                rt.refs.note(self.id, -1)
         except Exception:   # interpreter shutdown
             pass
 
     def __reduce__(self):
-        if refs.pickled(self.id):              # outside a tracked path: keep it for good
-            _runtime.note_escape(self.id)
+        if refcount.pickled(self.id):          # outside a tracked path: keep it for good
+            rt = current.runtime_or_none()
+            if rt is not None:
+                rt.refs.note_escape(self.id)
         return (_rebuild, (self.id,))
 
     def __eq__(self, other):
@@ -49,7 +54,7 @@ class ObjectRef:
 
     def future(self):
         """Return a ``concurrent.futures.Future`` that completes with the object's value."""
-        return _runtime.get_runtime().future_of(self)
+        return current.runtime().access.future(self)
 
     def __await__(self):
         return asyncio.wrap_future(self.future()).__await__()
@@ -62,5 +67,5 @@ class ObjectRef:
 def _rebuild(object_id):
     """Unpickling an ObjectRef: count it, and note it for borrower registration."""
     ref = ObjectRef(object_id)
-    refs.unpickled(object_id)
+    refcount.unpickled(object_id)
     return ref

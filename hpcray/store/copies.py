@@ -23,11 +23,11 @@ import os
 import time
 from collections import OrderedDict
 
-from . import serialization
-from .protocol import DATA_TAG_BASE, DATA_TAGS, Msg
+from ..wire import messages, serialization
+from ..wire.messages import DATA_TAG_BASE, DATA_TAGS
+from ..wire.objects import STORED, stored
 from .copy_tree import CopyTrees
-from .serialization import STORED
-from .store import COPY_READY
+from .node_store import COPY_READY, PAGE
 
 
 CHUNK = 32 << 20      # bytes per message of a transfer: several in flight pipeline the copy
@@ -44,10 +44,25 @@ def chunks(size, chunk=CHUNK):
 
 
 class NodeCopies:
-    """This rank's side of node-to-node copies (all methods run with the runtime lock held)."""
+    """This rank's side of node-to-node copies (all methods run with the runtime lock held).
 
-    def __init__(self, rt):
-        self.rt = rt
+    Collaborators: the runtime's communicator ``comm`` (raw transfers, the RMA window), this
+    rank's ``store`` and ``transport``, where nodes are (``node_index`` of this rank,
+    ``node_leaders``: node index -> its first rank), ``cache_limit`` (bytes of copies this
+    rank keeps), ``fanout`` (HPCRAY_COPY_FANOUT) and ``on_arrival()``, called whenever a copy
+    lands (it wakes whoever waits)."""
+
+    def __init__(self, comm, store, transport, node_index, node_leaders, cache_limit, fanout,
+                 on_arrival):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.store = store
+        self.transport = transport
+        self.node_index = node_index
+        self.node_leaders = node_leaders
+        self.cache_limit = cache_limit
+        self.fanout = fanout
+        self.on_arrival = on_arrival
         self.held = OrderedDict()          # object id -> copy this rank holds (LRU)
         self.held_bytes = 0
         self.private = set()               # held copies outside the node's directory
@@ -66,7 +81,7 @@ class NodeCopies:
     def localizing(self, object_id, callback):
         """Wrap ``callback`` so that it gets a copy in this node's store of a remote object."""
         def deliver(obj):
-            if obj[0] != STORED or obj[1][0] == self.rt.node_index:
+            if obj.kind != STORED or obj.node == self.node_index:
                 callback(obj)
                 return
             copy = self.held.get(object_id)
@@ -82,18 +97,21 @@ class NodeCopies:
             self._claim(object_id, obj)
         return deliver
 
+    def held_copy(self, object_id):
+        """This rank's copy of an object of another node, if it holds one, else None."""
+        return self.held.get(object_id)
+
     def _claim(self, object_id, obj):
         """One copy per node: use the node's copy, wait for the rank making it, or make it."""
-        _, writer, slot, size, header, parts = obj[1]
         try:
-            local_slot, state, mine = self.rt.store.claim_copy(object_id, size)
+            local_slot, state, mine = self.store.claim_copy(object_id, obj.size)
             shared = local_slot is not None
             if not shared:                     # the node's copy directory is full
-                local_slot, mine = self.rt.store.allocate(size), True
+                local_slot, mine = self.store.allocate(obj.size), True
         except Exception as error:
-            self._deliver(object_id, (serialization.ERROR, serialization.dumps(error)))
+            self._deliver(object_id, serialization.exception_object(error))
             return
-        copy = (STORED, (self.rt.node_index, self.rt.rank, local_slot, size, header, parts))
+        copy = stored(self.node_index, self.rank, local_slot, obj.size, obj.header, obj.parts)
         if mine:
             self._start_fetch(object_id, obj, local_slot, shared)
         elif state == COPY_READY:
@@ -107,11 +125,11 @@ class NodeCopies:
         """Collective over the job: expose every node's store (its first rank's memory) in one
         RMA window, in a passive-target epoch to all ranks for the whole job."""
         from mpi4py import MPI
-        store = self.rt.store
-        self.window = MPI.Win.Create(store.data if store.leader else None, 1, comm=self.rt.comm)
+        store = self.store
+        self.window = MPI.Win.Create(store.data if store.leader else None, 1, comm=self.comm)
         self.window.Lock_all()
-        if store.leader and self.rt.config.copy_fanout > 0:
-            self.trees = CopyTrees(self.rt.rank, self.rt.config.copy_fanout)
+        if store.leader and self.fanout > 0:
+            self.trees = CopyTrees(self.rank, self.fanout)
 
     def close_window(self):
         if self.window is not None:
@@ -124,10 +142,9 @@ class NodeCopies:
         place for us (and keeps polling MPI, which a passive target must do for a Get to
         progress here) or has a node that already copied it do so (``copy_tree.py``); the
         answer, RMA_READY, says whose window to read with MPI_Rget."""
-        node, _, slot = obj[1][:3]
         self.opening[object_id] = (local_slot, obj, shared)
-        self.rt.transport.send(self.rt.node_leaders[node], (
-            Msg.RMA_OPEN, object_id, slot, self.rt.rank, self.rt.node_leaders[self.rt.node_index]))
+        self.transport.send(self.node_leaders[obj.node], messages.rma_open(
+            object_id, obj.slot, self.rank, self.node_leaders[self.node_index]))
 
     def on_rma_open(self, object_id, slot, requester, requester_leader):
         """At the home node's first rank: serve the copy, or pick who does (a tree)."""
@@ -140,27 +157,25 @@ class NodeCopies:
     def _start_copies(self, object_id, started):
         slot = self.home_slots.get(object_id)
         for requester, source in started:
-            if source == self.rt.rank:
+            if source == self.rank:
                 self._serve_home(object_id, slot, requester, tracked=True)
             else:
-                self.rt.transport.send(source, (Msg.RMA_SERVE, object_id, requester,
-                                                self.rt.rank))
+                self.transport.send(source, messages.rma_serve(object_id, requester, self.rank))
         if object_id not in self.trees.trees:
             self.home_slots.pop(object_id, None)
 
     def _serve_home(self, object_id, slot, requester, tracked):
         try:
-            start = self.rt.store.pin(slot)    # restores it if it was spilled
+            start = self.store.pin(slot)       # restores it if it was spilled
         except Exception:
             start = None
-        self._ready(requester, object_id, start, slot, self.rt.rank if tracked else None)
+        self._ready(requester, object_id, start, slot, self.rank if tracked else None)
 
     def on_rma_serve(self, object_id, requester, coordinator):
         """At a node holding a copy: the home node asks us to serve one more."""
-        found = self.rt.store.pin_copy(object_id)
+        found = self.store.pin_copy(object_id)
         if found is None:                      # freed since: the home node places it again
-            self.rt.transport.send(coordinator, (Msg.RMA_GONE, object_id, self.rt.rank,
-                                                 requester))
+            self.transport.send(coordinator, messages.rma_gone(object_id, self.rank, requester))
             return
         slot, start = found
         self._ready(requester, object_id, start, slot, coordinator)
@@ -170,8 +185,8 @@ class NodeCopies:
         if start is not None:
             self.serving += 1                  # poll hot until the reader is done
             self.served += 1
-        self.rt.transport.send(requester, (Msg.RMA_READY, object_id, start, self.rt.rank, slot,
-                                           coordinator))
+        self.transport.send(requester, messages.rma_ready(object_id, start, self.rank, slot,
+                                                          coordinator))
 
     def on_rma_done(self, object_id, source, holder):
         self._start_copies(object_id, self.trees.done(object_id, source, holder))
@@ -181,15 +196,14 @@ class NodeCopies:
 
     def on_rma_ready(self, object_id, start, source, source_slot, coordinator):
         from mpi4py import MPI
-        from .store import PAGE, START
         local_slot, obj, shared = self.opening.pop(object_id)
-        size = obj[1][3]
+        size = obj.size
         if start is None:
             if coordinator is not None:
-                self.rt.transport.send(coordinator, (Msg.RMA_DONE, object_id, source, None))
+                self.transport.send(coordinator, messages.rma_done(object_id, source, None))
             self._finish(object_id, local_slot, obj, shared, ok=False)
             return
-        target = self.rt.store.writable(int(self.rt.store.slots[local_slot, START]), size)
+        target = self.store.writable(self.store.first_page(local_slot), size)
         requests = [self.window.Rget([target[begin:end], MPI.BYTE], source,
                                      target=(start * PAGE + begin, end - begin, MPI.BYTE))
                     for begin, end in chunks(size, RMA_CHUNK) if end > begin]
@@ -197,7 +211,7 @@ class NodeCopies:
                               (source, source_slot, coordinator)))
 
     def on_rma_close(self, slot):
-        self.rt.store.unpin(slot)
+        self.store.unpin(slot)
         self.serving -= 1
 
     # ------------------------------------------------------------------ two-sided
@@ -208,28 +222,27 @@ class NodeCopies:
             self._start_get(object_id, obj, local_slot, shared)
             return
         from mpi4py import MPI
-        from .store import START
-        _, writer, slot, size, header, parts = obj[1]
-        start = int(self.rt.store.slots[local_slot, START])
+        writer, size = obj.writer, obj.size
+        start = self.store.first_page(local_slot)
         tag = DATA_TAG_BASE + (next(self._tags) * MAX_CHUNKS) % DATA_TAGS
-        target = self.rt.store.writable(start, size)
-        requests = [self.rt.comm.Irecv([target[begin:end], MPI.BYTE], writer, tag + index)
+        target = self.store.writable(start, size)
+        requests = [self.comm.Irecv([target[begin:end], MPI.BYTE], writer, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
         self.incoming.append((requests, object_id, local_slot, obj, shared, None))
-        self.rt.transport.send(writer, (Msg.FETCH, slot, size, self.rt.rank, tag))
+        self.transport.send(writer, messages.fetch(obj.slot, size, self.rank, tag))
 
     def on_fetch(self, slot, size, requester, tag):
         from mpi4py import MPI
         try:
-            start = self.rt.store.pin(slot)       # restores it if it was spilled
+            start = self.store.pin(slot)          # restores it if it was spilled
         except Exception:                      # freed meanwhile: an empty reply says "lost"
-            empty = self.rt.store.writable(0, 0)
-            requests = [self.rt.comm.Isend([empty, MPI.BYTE], requester, tag + index)
+            empty = self.store.writable(0, 0)
+            requests = [self.comm.Isend([empty, MPI.BYTE], requester, tag + index)
                         for index in range(len(chunks(size)))]
             self.outgoing.append((requests, None))
             return
-        source = self.rt.store.writable(start, size)
-        requests = [self.rt.comm.Isend([source[begin:end], MPI.BYTE], requester, tag + index)
+        source = self.store.writable(start, size)
+        requests = [self.comm.Isend([source[begin:end], MPI.BYTE], requester, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
         self.outgoing.append((requests, slot))
 
@@ -242,7 +255,7 @@ class NodeCopies:
         took 4 s for 1 GiB without (a Get moves only while both its ranks run at once), 0.3 s
         with."""
         from mpi4py import MPI
-        comm, probe = self.rt.comm, MPI.ANY_SOURCE
+        comm, probe = self.comm, MPI.ANY_SOURCE
         deadline = time.perf_counter() + RMA_SPIN
         while time.perf_counter() < deadline:
             for _ in range(64):
@@ -264,7 +277,7 @@ class NodeCopies:
             for requests, slot in self.outgoing:
                 if MPI.Request.Testall(requests):
                     if slot is not None:
-                        self.rt.store.unpin(slot)
+                        self.store.unpin(slot)
                 else:
                     still.append((requests, slot))
             self.outgoing = still
@@ -277,20 +290,19 @@ class NodeCopies:
                     still.append(item)
                     continue
                 if rma is None:
-                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == obj[1][3]
+                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == obj.size
                     self._finish(object_id, local_slot, obj, shared, ok)
                     continue
                 source, source_slot, coordinator = rma   # a Get: the data is here
-                self.rt.transport.send(source, (Msg.RMA_CLOSE, source_slot))
+                self.transport.send(source, messages.rma_close(source_slot))
                 self._finish(object_id, local_slot, obj, shared, ok=True)
                 if coordinator is not None:    # our node may serve the next copies
-                    holder = self.rt.node_leaders[self.rt.node_index] if shared else None
-                    self.rt.transport.send(coordinator, (Msg.RMA_DONE, object_id, source,
-                                                         holder))
+                    holder = self.node_leaders[self.node_index] if shared else None
+                    self.transport.send(coordinator, messages.rma_done(object_id, source, holder))
             self.incoming = still
         if self.awaiting:
             for object_id, (copy, obj) in list(self.awaiting.items()):
-                state = self.rt.store.copy_state(object_id)
+                state = self.store.copy_state(object_id)
                 if state == COPY_READY:
                     del self.awaiting[object_id]
                     self._hold(object_id, copy, shared=True)
@@ -305,41 +317,40 @@ class NodeCopies:
     def _finish(self, object_id, local_slot, obj, shared, ok):
         """The bytes of a copy are in (or not): publish it to the node, or report it lost."""
         if shared:
-            self.rt.store.copy_done(object_id, ok)
+            self.store.copy_done(object_id, ok)
         else:
-            self.rt.store.unpin(local_slot)
+            self.store.unpin(local_slot)
             if not ok:
-                self.rt.store.free(local_slot)
+                self.store.free(local_slot)
         if not ok:
-            self._deliver(object_id, lost(object_id))
+            self._deliver(object_id, serialization.lost(object_id))
             return
-        _, _, _, size, header, parts = obj[1]
-        copy = (STORED, (self.rt.node_index, self.rt.rank, local_slot, size, header, parts))
+        copy = stored(self.node_index, self.rank, local_slot, obj.size, obj.header, obj.parts)
         self._hold(object_id, copy, shared)
         self._deliver(object_id, copy)
 
     def _deliver(self, object_id, obj):
         for callback in self.waiting.pop(object_id, ()):
             callback(obj)
-        self.rt._localized(object_id, obj)
+        self.on_arrival()
 
     def _hold(self, object_id, copy, shared):
         """Keep a copy (LRU, bounded by a quarter of the store) for this rank's later reads."""
         self.held[object_id] = copy
         if not shared:
             self.private.add(object_id)
-        self.held_bytes += copy[1][3]
-        while self.held_bytes > self.rt.cache_limit and len(self.held) > 1:
+        self.held_bytes += copy.size
+        while self.held_bytes > self.cache_limit and len(self.held) > 1:
             old_id, old = self.held.popitem(last=False)
-            self.held_bytes -= old[1][3]
+            self.held_bytes -= old.size
             self._drop(old_id, old)
 
     def _drop(self, object_id, copy):
         if object_id in self.private:
             self.private.discard(object_id)
-            self.rt.store.free(copy[1][2])
+            self.store.free(copy.slot)
         else:
-            self.rt.store.release_copy(object_id)
+            self.store.release_copy(object_id)
 
 
     def forget(self):
@@ -347,8 +358,3 @@ class NodeCopies:
             self._drop(object_id, copy)
         self.held.clear()
         self.held_bytes = 0
-
-
-def lost(object_id):
-    from .runtime import lost as runtime_lost
-    return runtime_lost(object_id)

@@ -1,0 +1,273 @@
+"""Executing: the tasks that arrive at this rank, its serving threads, and what a task's
+results become.
+
+A ``TASK`` waits here until its arguments are local (``access.lookup`` for each), then in the
+ready queue; actor work (``actors/host.py``) comes as callables in the work queue. The
+rank's serving threads take work from both (actor work first: calls are latency-bound) and
+run it without the lock. The main thread of a worker serves for the whole job; when the task
+a serving thread runs waits in ``get``, it lends the rank's slot (:meth:`Execution.lend`): a
+helper thread takes over serving, and retires once the waiting task resumes, so one thread
+serves when nothing is blocked.
+
+Results go to the task's owner (``RESULT``, or straight to ``ownership`` when this rank owns
+the task), and a task the head placed for another owner is reported to the head (``DONE``)
+so it can free the slot. All methods run with the runtime lock held unless they say not.
+"""
+import threading
+import time
+from collections import deque
+
+from ..wire import messages, serialization
+from ..wire.transport import Backoff
+from . import current, invoke
+
+
+class PendingTask:
+    """A task that arrived here: its spec, the argument objects that are here, and how many
+    are still missing."""
+    __slots__ = ("spec", "deps", "missing")
+
+    def __init__(self, spec, deps, missing):
+        self.spec = spec
+        self.deps = deps                       # object id -> object record
+        self.missing = missing
+
+
+class Execution:
+    """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
+    this node's ``node_load`` table and ``store``, ``progress``, ``refs`` (holds on refs in
+    results), ``ownership`` (results of tasks this rank owns) and ``access`` (arguments)."""
+
+    def __init__(self, lock, job, config, transport, node_load, store, progress, refs,
+                 ownership, access):
+        self.lock = lock
+        self.job = job
+        self.rank = job.rank
+        self.config = config
+        self.inline_limit = config.inline_limit
+        self.transport = transport
+        self.node_load = node_load
+        self.store = store
+        self.progress = progress
+        self.refs = refs
+        self.ownership = ownership
+        self.access = access
+        self.waiting = {}                      # task id -> PendingTask missing arguments
+        self.ready = deque()                   # PendingTasks whose arguments are all here
+        self.work = deque()                    # actor work for the serving threads (callables)
+        self.functions = {}                    # func_id -> callable
+        self.cancelled = set()                 # task ids cancelled before they arrived
+        self.serving = 1 if job.executes else 0   # threads able to pick up the next task
+
+    # ------------------------------------------------------------------ arriving tasks
+    def on_task(self, spec):
+        """TASK: run this task once its arguments are here."""
+        node_load = self.node_load
+        if spec.task_id in self.cancelled:
+            self.cancelled.discard(spec.task_id)
+            if not spec.via_head:
+                node_load.taken_in(spec.owner)     # settle the submitter's count
+                node_load.add(-1)
+            self.report_cancelled(spec, tell_head=spec.via_head)
+            return
+        if spec.via_head:
+            node_load.add(+1)
+        else:
+            node_load.taken_in(spec.owner)     # placed by a rank of this node
+        if not spec.deps:
+            self.ready.append(PendingTask(spec, {}, 0))
+            return
+        missing = set(spec.deps)
+        entry = self.waiting[spec.task_id] = PendingTask(spec, {}, len(missing))
+
+        def arrived(obj, object_id):
+            if self.waiting.get(spec.task_id) is not entry:
+                return                          # cancelled meanwhile
+            entry.deps[object_id] = obj
+            entry.missing -= 1
+            if entry.missing == 0:
+                del self.waiting[spec.task_id]
+                self.ready.append(entry)
+        for object_id in missing:
+            self.access.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
+
+    def on_cancel(self, task_id):
+        """CANCEL: drop a task that has not started (or will be dropped when it arrives)."""
+        entry = self.waiting.pop(task_id, None)
+        if entry is None:
+            for item in self.ready:
+                if item.spec.task_id == task_id:
+                    entry = item
+                    self.ready.remove(item)
+                    break
+        if entry is None:
+            self.cancelled.add(task_id)        # still on its way here: drop it on arrival
+            return
+        self.node_load.add(-1)
+        self.report_cancelled(entry.spec, tell_head=entry.spec.via_head)
+
+    def report_cancelled(self, spec, tell_head=False):
+        """Answer a cancelled task: its results are TaskCancelledError (to the owner), and
+        the head frees its slot if ``tell_head``."""
+        error = serialization.cancelled(spec.task_id)
+        self.send_results(spec, [(object_id, error) for object_id in spec.return_ids()],
+                          None, None)
+        if tell_head and spec.owner != 0:
+            self.transport.send(0, messages.done(spec.task_id, None))
+
+    def schedule(self, work):
+        """Queue a callable for the serving threads (actor work)."""
+        self.work.append(work)
+
+    # ------------------------------------------------------------------ results
+    def finish(self, spec, results, seconds, contained=None):
+        """A task ran: send its results, release its slot.
+
+        ``contained``: ``{object id: [ids of refs its pickle holds]}``; this rank holds them
+        until the owner has taken them over (``HANDOFF``)."""
+        self.node_load.add(-1)
+        self.send_results(spec, results, seconds, contained)
+        if spec.via_head and spec.owner != 0:
+            self.transport.send(0, messages.done(spec.task_id, seconds))
+        if not self.ready:
+            self.transport.flush()             # nothing queued behind it: answer right away
+
+    def send_results(self, spec, results, seconds, contained):
+        """Hand results to the owner of ``spec``."""
+        if contained:
+            self.refs.result_held(spec.task_id, [i for ids in contained.values() for i in ids])
+        if spec.owner == self.rank:
+            self.ownership.deliver(spec.task_id, results, seconds, self.rank, contained)
+        else:
+            self.transport.send(spec.owner, messages.result(spec.task_id, results, seconds,
+                                                            self.rank, contained))
+
+    # ------------------------------------------------------------------ running (no lock)
+    def run_task(self, spec, deps):
+        """Run one task on the calling thread and hand its results on (lock not held)."""
+        stack = current.task_stack()
+        with self.lock:
+            self.progress.enter_user_code()
+        stack.append(spec)
+        started = time.perf_counter()
+        results = contained = None
+        try:
+            results, contained = invoke.execute(self, spec, deps)
+        finally:
+            stack.pop()
+            seconds = time.perf_counter() - started
+            with self.lock:
+                self.progress.leave_user_code()
+                if results is None:            # a fault of ours, not of the task
+                    results = invoke.failed(self, spec, RuntimeError(
+                        "the task ended abnormally in hpcray"))
+                self.finish(spec, results, seconds, contained)
+
+    # what invoke.py needs of the executor
+    def function_of(self, spec):
+        function = self.functions.get(spec.func_id)
+        if function is None:
+            function = self.functions[spec.func_id] = serialization.loads(spec.func_blob)
+        return function
+
+    def where(self):
+        return self.job.where()
+
+    def await_borrows(self, ids):
+        self.access.await_borrows(ids)
+
+    # ------------------------------------------------------------------ serving (no lock)
+    def serve(self, helper=False):
+        """Execute the work that arrives until the job ends (lock not held by the caller).
+
+        A fault here breaks the runtime (``progress.fail``) instead of ending the thread:
+        the rank then only answers messages, so that the job can still end."""
+        lock, progress, transport = self.lock, self.progress, self.transport
+        backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
+        current.set_serving()
+        with lock:
+            progress.polling_threads += 1
+        try:
+            while not progress.stopping:
+                item = None
+                with lock:
+                    if helper and self.serving > 1:
+                        self.serving -= 1
+                        return
+                    try:
+                        activity = progress.turn()
+                    except Exception as error:
+                        progress.fail(f"a turn of the serving loop raised "
+                                      f"{type(error).__name__}: {error}", error)
+                        activity = 0
+                    if progress.broken is None:
+                        if self.work:          # actor work first: calls are latency-bound
+                            item = self.work.popleft()
+                            progress.polling_threads -= 1
+                        elif self.ready:
+                            item = self.ready.popleft()
+                            progress.polling_threads -= 1
+                    # Results of a burst of short tasks leave together, unless they pile up.
+                    if not (self.ready or self.work) or transport.queued >= 64:
+                        transport.flush()
+                if item is not None:
+                    try:
+                        if callable(item):
+                            item()
+                        else:
+                            self.run_task(item.spec, item.deps)
+                    except Exception as error:
+                        with lock:
+                            progress.fail(f"serving a task raised {type(error).__name__}: "
+                                          f"{error}", error)
+                    finally:
+                        with lock:
+                            progress.polling_threads += 1
+                    backoff.reset()
+                elif activity:
+                    backoff.reset()
+                else:
+                    backoff.pause()
+        finally:
+            with lock:
+                progress.polling_threads -= 1
+
+    def start_serving_thread(self):
+        """Serve on a thread of its own (the head, when it is the job's only rank)."""
+        threading.Thread(target=self.serve, name="hpcray-executor", daemon=True).start()
+
+    # ------------------------------------------------------------------ lending (lock held)
+    def lend(self, spec):
+        """The task ``spec`` running on this thread waits: lend its slot to other work.
+        Returns whether this thread stopped serving meanwhile (see :meth:`reclaim`)."""
+        self._note_blocked(spec, True)
+        if not current.is_serving():
+            return False                       # a threaded actor's thread: just sleeps
+        self.serving -= 1
+        if self.serving == 0:
+            self.serving += 1
+            threading.Thread(target=self.serve, args=(True,), name="hpcray-executor",
+                             daemon=True).start()
+        return True
+
+    def reclaim(self, spec, lent):
+        """The waiting task runs again."""
+        if lent:
+            self.serving += 1
+        self._note_blocked(spec, False)
+
+    def _note_blocked(self, spec, blocked):
+        if spec.actor_id is not None:          # actor calls are not counted as load
+            return
+        self.node_load.add(-1 if blocked else +1)
+        if spec.via_head:
+            self.transport.send(0, messages.blocked(spec.task_id) if blocked
+                                else messages.unblocked(spec.task_id))
+
+    # ------------------------------------------------------------------ sessions
+    def forget(self):
+        """A new session: drop the old session's tasks (their slots are freed)."""
+        self.node_load.add(-(len(self.waiting) + len(self.ready)))
+        self.waiting.clear()
+        self.ready.clear()
+        self.work.clear()

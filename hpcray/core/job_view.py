@@ -1,0 +1,45 @@
+"""The job as one rank sees it: who it is, where the ranks are, what they offer.
+
+Built once by ``launch/join.py`` (collectively, so it is the same on every rank but for
+``rank``), read by every role. Only the session's resources change, on ``init()`` after
+``shutdown()`` (:meth:`JobView.set_capacities`).
+"""
+import hashlib
+import os
+import socket
+
+
+class JobView:
+    def __init__(self, rank, size, node_index, node_of, host_of, node_leaders, capacities,
+                 job_tag):
+        self.rank = rank
+        self.size = size
+        self.node_index = node_index           # this rank's node
+        self.node_of = node_of                 # rank -> node index
+        self.host_of = host_of                 # rank -> host name
+        self.node_leaders = node_leaders       # node index -> its first rank
+        self.job_tag = job_tag                 # unique to this job, same on every rank
+        self.host = socket.gethostname()
+        # Ranks that execute tasks: every rank but the head, or the head when it is alone.
+        self.executors = list(range(1, size)) or [0]
+        self.executes = rank in self.executors
+        self.detected_capacities = capacities  # rank -> {resource: amount} the ranks offered
+        self.capacities = capacities           # ... as the session declared (init(num_cpus=))
+
+    def set_capacities(self, capacities):
+        self.capacities = capacities
+
+    def where(self):
+        """This process, for error messages: rank, host and pid."""
+        return f"rank {self.rank} on host {self.host} (pid {os.getpid()})"
+
+    def node_id(self, node_index=None):
+        """A hex id of a node (this rank's by default), the same string on every rank:
+        derived from the node's index and its first rank's host."""
+        index = self.node_index if node_index is None else node_index
+        host = self.host_of[self.node_leaders[index]]
+        return hashlib.sha1(f"{host}/{index}".encode()).hexdigest()[:28]
+
+    def executing_capacities(self):
+        """``{rank: capacity}`` of the ranks that execute tasks."""
+        return {rank: self.capacities[rank] for rank in self.executors}

@@ -1,0 +1,209 @@
+"""Ownership: the objects and tasks this rank owns, and when an owned object is freed.
+
+Every rank owns the objects it creates (``put``) and the results of the tasks it submits, as
+in Ray. An owned object stays in ``objects`` while anything still needs it: a local
+``ObjectRef`` or a hold or borrower elsewhere (``refcount.py`` counts those), a task this rank
+submitted that takes it as an argument (a *pin*), or a callback waiting for it. When the last
+need goes, the object is freed: its record is dropped and, if it lives in a node store, its
+slot is released there (directly on this node, by ``FREE`` to the rank that wrote it
+elsewhere).
+
+Results arrive as ``RESULT`` (or straight from this rank's own executor) and complete the
+task's record: its pins and the holds on refs inside its arguments are released, callbacks
+fire, and waiters wake. All methods run with the runtime lock held.
+"""
+import itertools
+from collections import defaultdict
+
+from ..wire import messages, serialization
+from ..wire.ids import make_id, owner_of
+from ..wire.objects import STORED, results_from_wire
+
+
+class TaskRecord:
+    """What an owner remembers about a task (or call, or actor construction) it submitted
+    until the results arrive."""
+    __slots__ = ("spec", "where", "contained", "router")
+
+    def __init__(self, spec, where=None, contained=()):
+        self.spec = spec
+        self.where = where                     # the rank it was sent to (0: the head placed it)
+        self.contained = contained             # refs inside its arguments, held until done
+        self.router = None                     # what sent it: knows how to cancel it
+
+
+class Ownership:
+    """Collaborators: ``job`` (JobView), this node's ``store``, ``transport``, ``refs``
+    (RefTracker) and ``notify()`` (something arrived: wake waiters). Listeners may be added:
+    ``on_freed(object_id)`` for every owned object freed, ``on_finished(task_id, seconds)``
+    for every task of this rank whose results came back."""
+
+    def __init__(self, job, store, transport, refs, notify):
+        self.job = job
+        self.rank = job.rank
+        self.store = store
+        self.transport = transport
+        self.refs = refs
+        self.notify = notify
+        self._counter = itertools.count(1)
+        self.objects = {}                      # owned object id -> object record
+        self.pending = {}                      # owned object id -> task id not finished yet
+        self.callbacks = defaultdict(list)     # owned object id -> [fn(obj)] fired on arrival
+        self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
+        self.tasks = {}                        # task id -> TaskRecord
+        self.freed_listeners = []
+        self.finished_listeners = []
+
+    # ------------------------------------------------------------------ ids and objects
+    def new_id(self, count=1):
+        """``count`` consecutive new ids owned by this rank; return the first."""
+        first = next(self._counter)
+        for _ in range(count - 1):
+            next(self._counter)
+        return make_id(self.rank, first)
+
+    def add(self, obj):
+        """Own a new object (a put); return its id."""
+        object_id = self.new_id()
+        self.objects[object_id] = obj
+        return object_id
+
+    def get(self, object_id):
+        """The record of an owned object that exists, or None."""
+        return self.objects.get(object_id)
+
+    def is_pending(self, object_id):
+        return object_id in self.pending
+
+    def when_ready(self, object_id, callback):
+        """``callback(obj)`` once an owned object exists (now, if it does; the error record of
+        a lost object if it never will)."""
+        obj = self.objects.get(object_id)
+        if obj is not None:
+            callback(obj)
+        elif object_id in self.pending:
+            self.callbacks[object_id].append(callback)
+        else:
+            callback(serialization.lost(object_id))
+
+    # ------------------------------------------------------------------ submitted tasks
+    def register_task(self, spec, dep_ids):
+        """A task (or call, or construction) submitted here: its results pending, the
+        arguments this rank owns pinned until it is done. Returns its record."""
+        for object_id in spec.return_ids():
+            self.pending[object_id] = spec.task_id
+        for object_id in dep_ids:
+            if owner_of(object_id) == self.rank:
+                self.pins[object_id] += 1
+        record = self.tasks[spec.task_id] = TaskRecord(spec)
+        return record
+
+    def record(self, task_id):
+        return self.tasks.get(task_id)
+
+    def pending_task(self, object_id):
+        """The record of the unfinished task that produces an owned object, or None."""
+        task_id = self.pending.get(object_id)
+        return None if task_id is None else self.tasks.get(task_id)
+
+    def abandon_task(self, spec):
+        """Undo :meth:`register_task` (a named actor that already existed)."""
+        for object_id in spec.return_ids():
+            self.pending.pop(object_id, None)
+        record = self.tasks.pop(spec.task_id, None)
+        if record is not None:
+            self._unpin(record.spec)
+            if record.contained:
+                self.refs.release(record.contained)
+
+    def unfinished(self):
+        """Ids of the tasks this rank submitted whose results are not back."""
+        return set(self.pending.values())
+
+    def on_result(self, task_id, results, seconds, executor, contained):
+        """RESULT: a task's results (from the wire)."""
+        self.deliver(task_id, results_from_wire(results), seconds, executor, contained)
+
+    def deliver(self, task_id, results, seconds=None, executor=None, contained=None):
+        """A task's results are here: keep the ones still wanted, complete the task."""
+        refs = self.refs
+        if refs.events:                        # refs created since the last poll count too
+            refs.process_events()
+        record = self.tasks.pop(task_id, None)
+        unacked = set()
+        for object_id, obj in results:
+            if self.pending.pop(object_id, None) is None:
+                continue                       # stale (an old session) or already cancelled
+            if (refs.in_use(object_id) or object_id in self.callbacks
+                    or object_id in self.pins):
+                self.objects[object_id] = obj
+                if contained and object_id in contained:
+                    unacked |= refs.contain(object_id, contained[object_id])
+            else:
+                self.discard(obj)              # every ref was dropped before it was done
+                for listener in self.freed_listeners:
+                    listener(object_id)
+            self._fire(object_id, obj)
+        if contained and executor is not None:
+            refs.took_over(task_id, executor, unacked)
+        if record is not None:
+            self._unpin(record.spec)
+            if record.contained:
+                refs.release(record.contained)
+        for listener in self.finished_listeners:
+            listener(task_id, seconds)
+
+    def _fire(self, object_id, obj):
+        callbacks = self.callbacks.pop(object_id, None)
+        if callbacks:
+            for callback in callbacks:
+                callback(obj)
+        self.notify()
+
+    def _unpin(self, spec):
+        for object_id in spec.deps:
+            if owner_of(object_id) == self.rank and object_id in self.pins:
+                self.pins[object_id] -= 1
+                if self.pins[object_id] <= 0:
+                    del self.pins[object_id]
+                    self.maybe_free(object_id)
+
+    # ------------------------------------------------------------------ freeing
+    def maybe_free(self, object_id):
+        """Free an owned object if nothing needs it any more."""
+        if (not self.pins.get(object_id) and object_id not in self.pending
+                and not self.callbacks.get(object_id) and not self.refs.in_use(object_id)):
+            obj = self.objects.pop(object_id, None)
+            if obj is not None:
+                self.discard(obj)
+                self.refs.freed(object_id)     # release the refs its pickle held
+            for listener in self.freed_listeners:
+                listener(object_id)
+
+    def discard(self, obj):
+        """An object nobody needs: release its primary copy in its node's store, if any."""
+        if obj.kind != STORED:
+            return
+        if obj.node == self.job.node_index and self.store is not None:
+            self.store.free(obj.slot)
+        else:
+            self.transport.send(obj.writer, messages.free(obj.slot))
+
+    def on_free(self, slot):
+        """FREE: an object this rank wrote into its node's store is dead."""
+        self.store.free(slot)
+
+    def forget(self):
+        """A new session: the old session's objects and tasks are gone; whoever waits for one
+        gets ObjectLostError."""
+        failed = list(self.callbacks.items())
+        for obj in self.objects.values():
+            self.discard(obj)
+        self.objects.clear()
+        self.pending.clear()
+        self.callbacks.clear()
+        self.pins.clear()
+        self.tasks.clear()
+        for object_id, callbacks in failed:
+            for callback in callbacks:
+                callback(serialization.lost(object_id))

@@ -1,0 +1,156 @@
+"""The head's service (rank 0 only): placing tasks, and the head's side of the job's life.
+
+* Placement: the head places the tasks it submits itself and those workers spill to it
+  (``SPILL``) with the :class:`GlobalScheduler`; executors report tasks placed for other
+  owners (``DONE``) and tasks that wait in ``get`` (``BLOCKED``/``UNBLOCKED``), and every turn
+  of the head's progress loop places the queued tasks that fit now. :class:`HeadService` is
+  also the router of the head's own tasks (``send``/``cancel``/``where``, as
+  ``core/submission.NodePlacement`` is a worker's).
+* Sessions: ``reset_session`` starts a new one on every rank (``RESET``).
+* The end: ``shutdown_workers`` sends ``SHUTDOWN`` and counts the ``BYE``s.
+
+All methods but :meth:`shutdown_workers` and :meth:`reset_session` run with the runtime lock
+held.
+"""
+import time
+
+from ..wire import messages
+from ..wire.transport import Backoff
+from .directory import ActorDirectory, answer
+from .groups import GroupRegistry
+from .scheduler import GlobalScheduler
+
+
+class HeadService:
+    """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
+    ``progress``, ``ownership`` (the head's own tasks finish there), ``execution``
+    (answering cancelled tasks) and ``lifecycle`` (the head's own session change)."""
+
+    def __init__(self, lock, job, config, transport, progress, ownership, execution, lifecycle):
+        self.lock = lock
+        self.job = job
+        self.config = config
+        self.transport = transport
+        self.progress = progress
+        self.execution = execution
+        self.lifecycle = lifecycle
+        self.scheduler = GlobalScheduler(job.executing_capacities(), config.prefetch,
+                                         config.queue_seconds)
+        self.scheduler.node_of = job.node_of
+        self.byes = set()
+        self.worker_pids = []                  # pids of the workers that said goodbye
+        ownership.finished_listeners.append(self.scheduler.on_done)
+        progress.turn_hooks.append(self.place_queued)
+
+    # ------------------------------------------------------------------ placement
+    def send(self, spec):
+        """Router of the head's own tasks: place now, or queue at the head."""
+        spec.via_head = True
+        target = self.scheduler.place(spec)
+        if target is not None:
+            self.transport.send(target, messages.task(spec))
+        return 0 if target is None else target
+
+    def cancel(self, record):
+        self.transport.send(0, messages.cancel_at_head(record.spec.task_id))
+
+    def where(self, record):
+        return self.scheduler.where(record.spec.task_id)   # None: still queued here
+
+    def backlog(self):
+        return len(self.scheduler.queue)
+
+    def on_spill(self, spec):
+        """SPILL: a worker's node had no room for this task."""
+        target = self.scheduler.place(spec)
+        if target is not None:
+            self.transport.send(target, messages.task(spec))
+
+    def place_queued(self):
+        """Each turn: place the queued tasks that fit now (some slot was freed)."""
+        scheduler = self.scheduler
+        if scheduler.freed:
+            if scheduler.queue:
+                for target, spec in scheduler.drain():
+                    self.transport.send(target, messages.task(spec))
+            else:
+                scheduler.freed.clear()
+
+    def on_done(self, task_id, seconds):
+        """DONE: a task the head placed for another owner is over."""
+        self.scheduler.on_done(task_id, seconds)
+
+    def on_blocked(self, task_id):
+        """BLOCKED: the task waits in get; lend its resources."""
+        self.scheduler.on_blocked(task_id, True)
+
+    def on_unblocked(self, task_id):
+        self.scheduler.on_blocked(task_id, False)
+
+    def on_cancel(self, task_id):
+        """CANCEL_AT_HEAD: drop the task if it is queued here, else tell its executor."""
+        spec = self.scheduler.cancel_queued(task_id)
+        if spec is not None:
+            self.execution.report_cancelled(spec)
+            return
+        where = self.scheduler.where(task_id)
+        if where is not None:
+            self.transport.send(where, messages.cancel(task_id))
+
+    def on_available(self, token):
+        """AVAILABLE: the logical resources not taken right now."""
+        answer(self.transport.send, token, self.scheduler.available)
+
+    def hold(self, rank, request, sign):
+        """An actor on ``rank`` holds ``request`` for its life (+1) or released it (-1)."""
+        self.scheduler.hold(rank, request, sign)
+
+    # ------------------------------------------------------------------ sessions
+    def reset_session(self, capacities=None):
+        """Start a new session on every rank (``shutdown()`` then ``init()``): forget every
+        object, task and actor (lock not held)."""
+        with self.lock:
+            session = self.progress.session + 1
+            self.lifecycle.new_session(session, capacities)
+            self.scheduler.reset(self.job.executing_capacities())
+            for rank in range(1, self.job.size):
+                self.transport.send(rank, messages.reset(session, self.job.capacities))
+            self.transport.flush()
+
+    # ------------------------------------------------------------------ the end
+    def shutdown_workers(self):
+        """Tell every worker to leave and wait (bounded) for their goodbyes; return whether
+        all said goodbye (lock not held)."""
+        with self.lock:
+            for rank in range(1, self.job.size):
+                self.transport.send(rank, messages.shutdown())
+            self.transport.flush()
+            self.transport.close_to_all_but(-1)
+        deadline = time.monotonic() + self.config.shutdown_grace
+        backoff = Backoff(0.0, 0.005)
+        while len(self.byes) < self.job.size - 1 and time.monotonic() < deadline:
+            with self.lock:
+                self.progress.turn()
+                self.transport.flush()
+            backoff.pause()
+        with self.lock:
+            self.progress.stopping = True
+            self.transport.drain(1.0)
+        return len(self.byes) == self.job.size - 1
+
+    def on_bye(self, rank, pid):
+        """BYE: a worker acknowledged SHUTDOWN and leaves."""
+        self.byes.add(rank)
+        self.worker_pids.append(pid)
+
+
+def attach(rt):
+    """Give rank 0 the head's roles: placement and the job's life, the actor directory, the
+    registry of collective groups."""
+    head = HeadService(rt.lock, rt.job, rt.config, rt.transport, rt.progress, rt.ownership,
+                       rt.execution, rt.lifecycle)
+    rt.submitter.set_placement(head)
+    directory = ActorDirectory(rt.transport.send, rt.job.executing_capacities, head.hold)
+    rt.attach("head", head)
+    rt.attach("directory", directory)
+    rt.attach("groups", GroupRegistry(rt.transport.send, directory.placed_rank))

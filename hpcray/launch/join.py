@@ -1,0 +1,246 @@
+"""Joining the MPI job, and leaving it: the communicator, the node layout, each rank's
+resources, the runtime and its roles.
+
+Three ways in (``launch/session.py`` picks one):
+
+* ``python -m hpcray script.py`` under ``mpirun``/``srun`` (``cli.py``): every rank calls
+  :func:`start_runtime` on ``COMM_WORLD``; rank 0 then runs the script.
+* ``python script.py`` with no launcher (the embedded default, ``embedded.py``): ``init()``
+  spawns workers with ``MPI_Comm_spawn`` and merges them with the driver into one
+  intracommunicator; everyone then calls :func:`start_runtime` on it.
+* ``mpiexec -n N python script.py`` without ``-m hpcray``: ``init()`` notices the launcher's
+  environment, and ranks other than 0 serve work inside ``init`` and exit when the job ends.
+"""
+import faulthandler
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+
+from ..actors.host import attach as attach_actors
+from ..core import current
+from ..core.job_view import JobView
+from ..core.runtime import Runtime
+from ..exceptions import ConfigError
+from ..head.service import attach as attach_head
+from ..store.node_load import NodeLoad
+from ..store.node_store import NodeStore
+from . import resources
+
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+
+
+def import_mpi():
+    """Initialize MPI for several threads. The runtime still enters MPI one thread at a time
+    (under its lock), which MPI_THREAD_SERIALIZED would allow; but with MPICH 5 at that level
+    a non-blocking collective, polled by one thread while another thread makes other MPI calls,
+    sometimes never completed (a standalone mpi4py test hung 8 times in 32 runs; none in 40
+    at MPI_THREAD_MULTIPLE)."""
+    import mpi4py
+    mpi4py.rc.thread_level = "multiple"
+    from mpi4py import MPI
+    return MPI
+
+
+def launched_by_mpi():
+    return any(name in os.environ for name in _LAUNCHER_VARS)
+
+
+def install_stack_dumps():
+    """``kill -USR1 <pid>`` prints every thread's stack: the first tool for a job that hangs."""
+    if threading.current_thread() is threading.main_thread():
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (AttributeError, ValueError, RuntimeError):
+            pass
+
+
+def _precise_sleeps():
+    """Linux rounds short sleeps up by the thread's timer slack (50 us by default); pollers
+    sleep for tens of microseconds, so ask for 1 us (best effort, Linux only)."""
+    try:
+        import ctypes
+        PR_SET_TIMERSLACK = 29
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+    except Exception:
+        pass
+
+
+def store_capacity(config, requested, stores_here):
+    """Bytes of this node's object store: asked for, or 30 % of RAM shared by the host's
+    stores, never more than /dev/shm can hold. Raises ConfigError if what was asked cannot
+    fit."""
+    import psutil
+    shm_free = shutil.disk_usage("/dev/shm").free
+    requested = requested or config.object_store_memory
+    if requested:
+        if requested * stores_here > shm_free:
+            raise ConfigError(
+                f"the object store asked for ({requested:,} bytes per node x {stores_here} "
+                f"node(s) on {socket.gethostname()}) does not fit in /dev/shm ({shm_free:,} "
+                f"bytes free); ask for less (--object-store-memory, HPCRAY_OBJECT_STORE_MEMORY) "
+                f"or make /dev/shm larger")
+        return requested
+    share = int(0.3 * psutil.virtual_memory().total) // stores_here
+    return max(min(share, int(0.9 * shm_free) // stores_here), 1 << 20)
+
+
+def unlink_shared_segments(comm, node_comm):
+    """Remove the names of the shared-memory files this node's ranks have mapped so far
+    (MPICH's segment of MPI_Init, the windows of the node's store and load table), once every
+    rank of the job is past this point: a job that is killed then leaves nothing in /dev/shm
+    (the memory lives on while mapped, and nobody opens these files by name any more). Only
+    files mapped by this process (the node's first rank) are touched: never another job's."""
+    comm.Barrier()
+    if node_comm.Get_rank() != 0:
+        return
+    mapped = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith("/dev/shm/mpich_shm_"):
+                    mapped.add(fields[5].strip())
+    except OSError:
+        pass
+    for path in mapped:
+        if not path.endswith("(deleted)"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
+                  declared_memory=None):
+    """Collective over ``comm``: build this rank's runtime with its roles and make it the
+    process's runtime.
+
+    ``head_apart``: the head cannot share memory with the others (a singleton driver and the
+    workers it spawned are separate shared-memory domains for MPICH), so it is a node of its own.
+
+    Raises:
+        ConfigError: a setting some rank found wrong (every rank raises it, together).
+    """
+    from mpi4py import MPI
+    rank, size = comm.Get_rank(), comm.Get_size()
+    executes = size == 1 or rank != 0
+    if head_apart:
+        apart = comm.Split(0 if rank == 0 else 1, key=rank)
+        node_comm = apart.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
+        apart.Free()
+    else:
+        node_comm = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
+    if config.ranks_per_node:
+        # Simulated nodes: split each host's ranks into groups of K, each a node of its own.
+        host_comm = node_comm
+        node_comm = host_comm.Split(host_comm.Get_rank() // config.ranks_per_node, key=rank)
+        host_comm.Free()
+    leader = node_comm.bcast(rank, root=0)
+    everyone = comm.allgather((leader, socket.gethostname(), executes))
+    placement = [(lead, hostname) for lead, hostname, _ in everyone]
+    leaders = sorted({lead for lead, _ in placement})
+    here = socket.gethostname()
+    stores_here = len({lead for lead, host in placement if host == here})
+    executing_here = sum(1 for _, host, runs in everyone if host == here and runs)
+    # GPUs: the node's first rank looks once; each executing rank of the node takes its share
+    # and pins it (CUDA_VISIBLE_DEVICES) before any user code runs.
+    gpus = node_comm.bcast(resources.node_gpus(config) if node_comm.Get_rank() == 0 else None)
+    executing = [r for r, runs in node_comm.allgather((rank, executes)) if runs]
+    mine = resources.deal_gpus(gpus, executing.index(rank) if executes else None,
+                               len(executing))
+    resources.pin_gpus(mine)
+    try:
+        capacity, problem = store_capacity(config, declared_memory, stores_here), None
+        offered = resources.rank_capacity(config, executes, executing_here, mine,
+                                          capacity * stores_here)
+    except ValueError as error:
+        capacity, offered, problem = 0, {}, str(error)
+    problems = [p for p in comm.allgather(problem) if p]
+    if problems:                   # every rank learns it: nobody enters the collective alone
+        node_comm.Free()
+        raise ConfigError(problems[0])
+    detected = dict(enumerate(comm.allgather(offered)))
+    executors = max(size - 1, 1)
+    capacities = {r: resources.with_declared(offered, declared or {}, executors)
+                  for r, offered in detected.items()}
+    tag = comm.bcast(f"{os.getpid():x}-{os.urandom(4).hex()}" if rank == 0 else None)
+    node_index = leaders.index(leader)
+    store = NodeStore(node_comm, capacity, tag, node_index, config.spill_dir)
+    node_load = NodeLoad(node_comm, node_comm.allgather(rank),
+                         set(range(1, size)) or {0})
+    unlink_shared_segments(comm, node_comm)
+    job = JobView(rank, size, node_index, [leaders.index(lead) for lead, _ in placement],
+                  [hostname for _, hostname in placement], leaders, capacities, tag)
+    job.detected_capacities = detected                 # before init() declared any
+    parent_pid = None if (head_apart and rank == 0) else os.getppid()  # an embedded driver
+    rt = Runtime(comm, config, job, store, node_load, on_exit, parent_pid)  # has no launcher
+    attach_actors(rt)
+    if rank == 0:
+        attach_head(rt)
+    if config.transfer == "rma" and len(leaders) > 1:
+        rt.copies.open_window()                        # collective over the job
+    current.set_runtime(rt)
+    rt.progress.start_background()
+    if rank == 0 and job.executes:                     # alone, the head also executes tasks
+        rt.execution.start_serving_thread()
+    install_stack_dumps()
+    _precise_sleeps()
+    return rt
+
+
+def serve(rt):
+    """A worker's life: serve tasks until the head says the job is over, then leave."""
+    rt.execution.serve()
+    rt.lifecycle.leave()
+
+
+def declared_resources(num_cpus=None, num_gpus=None, resources=None):
+    declared = dict(resources or {})
+    if num_gpus is not None:
+        declared["GPU"] = num_gpus
+    if num_cpus is not None:
+        declared["CPU"] = num_cpus
+    return declared
+
+
+# ---------------------------------------------------------------- leaving a launched job
+def finish_launched(rt, exit_code):
+    """Head of a launched job: stop the workers, finalize, and exit with the script's status."""
+    from mpi4py import MPI
+    with rt.lock:
+        rt.progress.leave_user_code()
+    clean = rt.head.shutdown_workers()
+    rt.lifecycle.close()
+    current.set_runtime(None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not clean:
+        sys.stderr.write("hpcray: some workers did not stop within HPCRAY_SHUTDOWN_GRACE; "
+                         "aborting the job\n")
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(exit_code or 1)
+    MPI.Finalize()
+    return exit_code
+
+
+def worker_exit_hard():
+    """A worker whose task still runs when the job ends: finalize and leave at once."""
+    from mpi4py import MPI
+    MPI.Finalize()
+    exit_process(0)
+
+
+def exit_process(code):
+    """End the process from any thread, running C-level exit handlers (unlike ``os._exit``).
+
+    MPICH's launcher sometimes reports a rank that left through ``_exit`` as killed (status
+    9), which would replace the script's exit status; libc's ``exit`` keeps it. ``PyDLL``
+    keeps the GIL during the call, so no other Python thread runs while the process ends.
+    """
+    import ctypes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.PyDLL(None).exit(code)

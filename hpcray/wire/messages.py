@@ -1,0 +1,381 @@
+"""The protocol: every message kind ranks send each other, in one table, and one constructor
+per kind.
+
+A message is a tuple ``(kind, *fields)`` built by the constructor of its kind (below the
+table), never by hand. ``TABLE`` is the single source for each kind: its fields by name, who
+sends it to whom, which role's method handles it, and whether it belongs to a session.
+``core/progress.py`` builds its dispatch from ``TABLE``; ``tests/test_protocol.py`` checks that
+every kind has exactly one handler whose parameters are the kind's fields, that each
+constructor takes exactly those fields, and that every send site in the package calls a
+constructor with the right number of fields. ``docs/architecture.md`` points here instead of
+keeping a copy.
+
+On the wire (``transport.py``) messages travel in envelopes ``(session, message)`` or
+``(session, [message, ...])``: the sender's session when the message was queued. The receiver
+drops a *scoped* message of an older session (work of a job session ended by ``shutdown()``)
+and keeps one of a newer session until its own ``RESET`` arrives; unscoped kinds (the job's
+lifecycle, copies of stored bytes) are handled whatever their session.
+
+Handlers are named ``role.method``; the roles are the objects of one rank that receive
+messages: ``execution``, ``ownership``, ``access``, ``refs``, ``lifecycle``, ``progress``,
+``requests`` (core/), ``copies`` (store/), ``client``, ``host`` (actors/), ``head``,
+``directory``, ``groups`` (head/, on rank 0 only).
+"""
+from dataclasses import dataclass
+
+from .objects import from_wire, results_to_wire, to_wire
+
+TAG = 7                 # the MPI tag of runtime messages on the runtime's communicator
+DATA_TAG_BASE = 100     # object bytes between nodes travel as raw buffers on tags from here
+DATA_TAGS = 30000
+
+
+@dataclass(frozen=True)
+class Kind:
+    code: int
+    name: str
+    fields: tuple       # field names, in order
+    route: str          # who sends it to whom
+    handler: str        # "role.method" that handles it
+    scoped: bool        # belongs to a session (dropped if it is an older one)
+    doc: str
+
+
+TABLE = (
+    # ------------------------------------------------------------------ tasks
+    Kind(1, "TASK", ("spec",), "owner or head -> executor", "execution.on_task", True,
+         "run this TaskSpec"),
+    Kind(2, "SPILL", ("spec",), "owner on a worker -> head", "head.on_spill", True,
+         "place this task for me (my node has no room)"),
+    Kind(3, "RESULT", ("task_id", "results", "seconds", "executor", "contained"),
+         "executor -> owner", "ownership.on_result", True,
+         "the task's return objects [(object_id, object)], how long it ran (None: it did "
+         "not run), the executor rank, {object_id: [ids of refs its pickle holds]} or None"),
+    Kind(4, "DONE", ("task_id", "seconds"), "executor -> head", "head.on_done", True,
+         "a task the head placed for another owner is over: free its slot"),
+    Kind(5, "BLOCKED", ("task_id",), "executor -> head", "head.on_blocked", True,
+         "a task waits in get: lend its resources to other tasks"),
+    Kind(6, "UNBLOCKED", ("task_id",), "executor -> head", "head.on_unblocked", True,
+         "the task runs again"),
+    Kind(7, "GET_OBJECT", ("object_id", "requester"), "any -> owner",
+         "access.on_get_object", True, "send me this object once it exists"),
+    Kind(8, "OBJECT", ("object_id", "obj"), "owner -> requester", "access.on_object", True,
+         "the object asked for (an Error record if it is lost)"),
+    Kind(9, "CANCEL", ("task_id",), "owner or head -> executor", "execution.on_cancel", True,
+         "drop this task if it has not started"),
+    Kind(10, "CANCEL_AT_HEAD", ("task_id",), "owner -> head", "head.on_cancel", True,
+         "drop this task if it waits at the head, else pass the cancel to its executor"),
+    Kind(11, "CANCEL_CALL", ("task_id",), "owner -> actor's rank", "host.on_cancel", True,
+         "drop this method call if it has not started"),
+    # ------------------------------------------------------------------ the job's life
+    Kind(12, "SHUTDOWN", (), "head -> workers", "lifecycle.on_shutdown", False,
+         "the job is over: say BYE and leave"),
+    Kind(13, "RESET", ("session", "capacities"), "head -> workers", "lifecycle.on_reset",
+         False, "a new session (shutdown() then init()): forget every object, task and actor"),
+    Kind(14, "BYE", ("rank", "pid"), "worker -> head", "head.on_bye", False,
+         "acknowledges SHUTDOWN; the worker leaves"),
+    Kind(15, "BROKEN", ("rank", "host", "cause"), "any -> every rank", "progress.on_broken",
+         False, "an internal fault broke the runtime on that rank: fail every wait"),
+    # ------------------------------------------------------------------ stored bytes
+    Kind(16, "FETCH", ("slot", "size", "requester", "tag"), "reader -> writer",
+         "copies.on_fetch", False,
+         "send the bytes of a stored object (raw buffers on tag, tag + 1, ...)"),
+    Kind(17, "FREE", ("slot",), "owner -> writer", "ownership.on_free", False,
+         "the object is dead: release its slot in your node's store"),
+    Kind(18, "RMA_OPEN", ("object_id", "slot", "requester", "requester_leader"),
+         "reader -> home node's first rank", "copies.on_rma_open", False,
+         "a copy, please (served, or placed by the copy tree)"),
+    Kind(19, "RMA_SERVE", ("object_id", "requester", "coordinator"),
+         "home -> a node with a copy", "copies.on_rma_serve", False,
+         "serve one more copy to requester"),
+    Kind(20, "RMA_READY", ("object_id", "start", "source", "source_slot", "coordinator"),
+         "server -> reader", "copies.on_rma_ready", False,
+         "the object is held in place at page start (None: lost) of source's window: "
+         "MPI_Rget it; coordinator: the home rank (None: no tree)"),
+    Kind(21, "RMA_CLOSE", ("slot",), "reader -> server", "copies.on_rma_close", False,
+         "the Get is done: release the slot"),
+    Kind(22, "RMA_DONE", ("object_id", "source", "holder"), "reader -> home",
+         "copies.on_rma_done", False,
+         "a copy is done; holder (the reader's node's first rank, None: private copy) may "
+         "serve the next"),
+    Kind(23, "RMA_GONE", ("object_id", "source", "requester"), "server -> home",
+         "copies.on_rma_gone", False, "no copy here any more: place requester again"),
+    # ------------------------------------------------------------------ references
+    Kind(24, "BORROW", ("object_id", "rank"), "borrower -> owner", "refs.on_borrow", True,
+         "register rank as a borrower"),
+    Kind(25, "ACK", ("object_id",), "owner -> borrower", "refs.on_ack", True,
+         "registered"),
+    Kind(26, "UNBORROW", ("object_id", "rank"), "borrower -> owner", "refs.on_unborrow", True,
+         "the borrower's last instance is gone"),
+    Kind(27, "HANDOFF", ("task_id",), "owner -> executor", "refs.on_handoff", True,
+         "the refs inside the task's results are held by their new owner: let go"),
+    # ------------------------------------------------------------------ actors
+    Kind(28, "ACTOR_CREATE", ("spec",), "creator -> head", "directory.on_create", True,
+         "place this new actor (ActorSpec)"),
+    Kind(29, "ACTOR_START", ("spec",), "head -> host rank", "host.on_start", True,
+         "construct the actor here"),
+    Kind(30, "ACTOR_PLACED", ("actor_id", "rank", "error"), "head -> callers",
+         "client.on_placed", True,
+         "the actor lives on rank (or: it is dead, error is what its calls get)"),
+    Kind(31, "ACTOR_LOOKUP", ("actor_id", "requester"), "caller -> head",
+         "directory.on_lookup", True, "where does this actor live? (ACTOR_PLACED answers)"),
+    Kind(32, "ACTOR_CALL", ("spec",), "caller -> host rank", "host.on_call", True,
+         "run this method call (a TaskSpec with actor_id)"),
+    Kind(33, "ACTOR_RELEASE", ("actor_id",), "owner or head -> host rank",
+         "host.on_release", True,
+         "every handle is gone: end the actor once its queued calls are done"),
+    Kind(34, "ACTOR_RELEASE_AT_HEAD", ("actor_id",), "owner -> head",
+         "directory.on_release", True,
+         "ACTOR_RELEASE for an actor whose rank the owner does not know yet"),
+    Kind(35, "ACTOR_KILL", ("actor_id", "reason"), "any or head -> host rank",
+         "host.on_kill", True, "end the actor now (kill)"),
+    Kind(36, "ACTOR_KILL_AT_HEAD", ("actor_id", "reason"), "any -> head",
+         "directory.on_kill", True, "ACTOR_KILL for an actor whose rank the killer does not know"),
+    Kind(37, "ACTOR_GONE", ("actor_id", "reason"), "host rank -> head", "directory.on_gone",
+         True, "the actor ended: free its name and resources"),
+    # ------------------------------------------------------------------ requests to the head
+    Kind(38, "NAME_ACTOR", ("token", "spec", "get_if_exists"), "creator -> head",
+         "directory.on_name_actor", True,
+         "register a named actor and create it, or answer the live one of that name"),
+    Kind(39, "GET_ACTOR", ("token", "name", "namespace"), "any -> head",
+         "directory.on_get_actor", True, "the live actor of that name (get_actor)"),
+    Kind(40, "LIST_ACTORS", ("token",), "any -> head", "directory.on_list_actors", True,
+         "every actor of the session (util.state.list_actors)"),
+    Kind(41, "GROUP_DECLARE", ("token", "name", "world_size", "members"), "driver -> head",
+         "groups.on_declare", True,
+         "a collective group of actors: {actor id: group rank} (create_collective_group)"),
+    Kind(42, "GROUP_JOIN", ("token", "name", "world_size", "group_rank", "actor_id"),
+         "member -> head", "groups.on_join", True,
+         "an actor joins a group (init_collective_group)"),
+    Kind(43, "GROUP_INFO", ("token", "name", "mpi_rank"), "member's rank -> head",
+         "groups.on_info", True,
+         "who is in the group, where; mpi_rank (or None) says that rank is ready"),
+    Kind(44, "GROUP_DROP", ("token", "name"), "any -> head", "groups.on_drop", True,
+         "forget the group"),
+    Kind(45, "AVAILABLE", ("token",), "any -> head", "head.on_available", True,
+         "logical resources not taken by running or queued work (available_resources)"),
+    Kind(46, "REPLY", ("token", "ok", "answer"), "head -> asker", "requests.on_reply", True,
+         "the answer to a request (ok False: answer is the exception to raise)"),
+)
+
+BY_CODE = {kind.code: kind for kind in TABLE}
+
+TASK, SPILL, RESULT, DONE, BLOCKED, UNBLOCKED, GET_OBJECT, OBJECT = 1, 2, 3, 4, 5, 6, 7, 8
+CANCEL, CANCEL_AT_HEAD, CANCEL_CALL = 9, 10, 11
+SHUTDOWN, RESET, BYE, BROKEN = 12, 13, 14, 15
+FETCH, FREE, RMA_OPEN, RMA_SERVE, RMA_READY, RMA_CLOSE, RMA_DONE, RMA_GONE = range(16, 24)
+BORROW, ACK, UNBORROW, HANDOFF = 24, 25, 26, 27
+ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 31, 32
+ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
+NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
+GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
+
+
+# ---------------------------------------------------------------------- constructors
+# One per kind, taking exactly the kind's fields. Object records become plain tuples here
+# (objects.to_wire); handlers turn them back (objects.from_wire).
+def task(spec):
+    return (TASK, spec)
+
+
+def spill(spec):
+    return (SPILL, spec)
+
+
+def result(task_id, results, seconds, executor, contained):
+    return (RESULT, task_id, results_to_wire(results), seconds, executor, contained)
+
+
+def done(task_id, seconds):
+    return (DONE, task_id, seconds)
+
+
+def blocked(task_id):
+    return (BLOCKED, task_id)
+
+
+def unblocked(task_id):
+    return (UNBLOCKED, task_id)
+
+
+def get_object(object_id, requester):
+    return (GET_OBJECT, object_id, requester)
+
+
+def object_(object_id, obj):
+    return (OBJECT, object_id, to_wire(obj))
+
+
+def cancel(task_id):
+    return (CANCEL, task_id)
+
+
+def cancel_at_head(task_id):
+    return (CANCEL_AT_HEAD, task_id)
+
+
+def cancel_call(task_id):
+    return (CANCEL_CALL, task_id)
+
+
+def shutdown():
+    return (SHUTDOWN,)
+
+
+def reset(session, capacities):
+    return (RESET, session, capacities)
+
+
+def bye(rank, pid):
+    return (BYE, rank, pid)
+
+
+def broken(rank, host, cause):
+    return (BROKEN, rank, host, cause)
+
+
+def fetch(slot, size, requester, tag):
+    return (FETCH, slot, size, requester, tag)
+
+
+def free(slot):
+    return (FREE, slot)
+
+
+def rma_open(object_id, slot, requester, requester_leader):
+    return (RMA_OPEN, object_id, slot, requester, requester_leader)
+
+
+def rma_serve(object_id, requester, coordinator):
+    return (RMA_SERVE, object_id, requester, coordinator)
+
+
+def rma_ready(object_id, start, source, source_slot, coordinator):
+    return (RMA_READY, object_id, start, source, source_slot, coordinator)
+
+
+def rma_close(slot):
+    return (RMA_CLOSE, slot)
+
+
+def rma_done(object_id, source, holder):
+    return (RMA_DONE, object_id, source, holder)
+
+
+def rma_gone(object_id, source, requester):
+    return (RMA_GONE, object_id, source, requester)
+
+
+def borrow(object_id, rank):
+    return (BORROW, object_id, rank)
+
+
+def ack(object_id):
+    return (ACK, object_id)
+
+
+def unborrow(object_id, rank):
+    return (UNBORROW, object_id, rank)
+
+
+def handoff(task_id):
+    return (HANDOFF, task_id)
+
+
+def actor_create(spec):
+    return (ACTOR_CREATE, spec)
+
+
+def actor_start(spec):
+    return (ACTOR_START, spec)
+
+
+def actor_placed(actor_id, rank, error):
+    return (ACTOR_PLACED, actor_id, rank, None if error is None else to_wire(error))
+
+
+def actor_lookup(actor_id, requester):
+    return (ACTOR_LOOKUP, actor_id, requester)
+
+
+def actor_call(spec):
+    return (ACTOR_CALL, spec)
+
+
+def actor_release(actor_id):
+    return (ACTOR_RELEASE, actor_id)
+
+
+def actor_release_at_head(actor_id):
+    return (ACTOR_RELEASE_AT_HEAD, actor_id)
+
+
+def actor_kill(actor_id, reason):
+    return (ACTOR_KILL, actor_id, reason)
+
+
+def actor_kill_at_head(actor_id, reason):
+    return (ACTOR_KILL_AT_HEAD, actor_id, reason)
+
+
+def actor_gone(actor_id, reason):
+    return (ACTOR_GONE, actor_id, reason)
+
+
+def name_actor(token, spec, get_if_exists):
+    return (NAME_ACTOR, token, spec, get_if_exists)
+
+
+def get_actor(token, name, namespace):
+    return (GET_ACTOR, token, name, namespace)
+
+
+def list_actors(token):
+    return (LIST_ACTORS, token)
+
+
+def group_declare(token, name, world_size, members):
+    return (GROUP_DECLARE, token, name, world_size, members)
+
+
+def group_join(token, name, world_size, group_rank, actor_id):
+    return (GROUP_JOIN, token, name, world_size, group_rank, actor_id)
+
+
+def group_info(token, name, mpi_rank):
+    return (GROUP_INFO, token, name, mpi_rank)
+
+
+def group_drop(token, name):
+    return (GROUP_DROP, token, name)
+
+
+def available(token):
+    return (AVAILABLE, token)
+
+
+def reply(token, ok, answer):
+    return (REPLY, token, ok, answer)
+
+
+# The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).
+CONSTRUCTORS = {
+    TASK: task, SPILL: spill, RESULT: result, DONE: done, BLOCKED: blocked,
+    UNBLOCKED: unblocked, GET_OBJECT: get_object, OBJECT: object_, CANCEL: cancel,
+    CANCEL_AT_HEAD: cancel_at_head, CANCEL_CALL: cancel_call, SHUTDOWN: shutdown,
+    RESET: reset, BYE: bye, BROKEN: broken, FETCH: fetch, FREE: free, RMA_OPEN: rma_open,
+    RMA_SERVE: rma_serve, RMA_READY: rma_ready, RMA_CLOSE: rma_close, RMA_DONE: rma_done,
+    RMA_GONE: rma_gone, BORROW: borrow, ACK: ack, UNBORROW: unborrow, HANDOFF: handoff,
+    ACTOR_CREATE: actor_create, ACTOR_START: actor_start, ACTOR_PLACED: actor_placed,
+    ACTOR_LOOKUP: actor_lookup, ACTOR_CALL: actor_call, ACTOR_RELEASE: actor_release,
+    ACTOR_RELEASE_AT_HEAD: actor_release_at_head, ACTOR_KILL: actor_kill,
+    ACTOR_KILL_AT_HEAD: actor_kill_at_head, ACTOR_GONE: actor_gone, NAME_ACTOR: name_actor,
+    GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
+    GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
+    AVAILABLE: available, REPLY: reply,
+}
+
+
+def error_from_wire(raw):
+    """An error record carried in a field (ACTOR_PLACED's ``error``), or None."""
+    return None if raw is None else from_wire(raw)

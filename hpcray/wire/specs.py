@@ -1,0 +1,120 @@
+"""What messages carry about work: a task (or an actor method call) and an actor, and the
+states an actor goes through (one vocabulary for the head's directory and the host rank)."""
+from .objects import from_wire
+
+
+class ActorState:
+    """Ray's names for an actor's states."""
+    PENDING_CREATION = "PENDING_CREATION"   # not placed yet, or its __init__ is running
+    ALIVE = "ALIVE"
+    DEAD = "DEAD"
+
+
+def _wire(obj):
+    return None if obj is None else tuple(obj)
+
+
+class TaskSpec:
+    """Everything an executor needs to run one task and send its results to the owner.
+
+    A task with ``num_returns = k`` owns object ids ``task_id .. task_id + k - 1``.
+    ``deps`` lists the object ids of the top-level ``ObjectRef`` arguments, resolved to values
+    before the call. ``via_head`` tells the executor to report completion to the head too.
+    ``node_hint`` names the node whose store holds most of the arguments' bytes, if any.
+    ``args_blob`` is the encoded ``(args, kwargs)`` (an object record); when they hold large
+    buffers they are stored like a ``put`` instead, as the owned object ``args_ref`` (also one
+    of ``deps``).
+
+    A method call on an actor is a TaskSpec too: ``actor_id`` names the actor, ``func_id``
+    the method, and ``caller`` the submitting thread of work (calls from one caller run in
+    the order they were submitted).
+    """
+    __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
+                 "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
+                 "session", "node_hint", "args_ref", "actor_id", "caller")
+
+    def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
+                 resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
+                 args_ref=None, actor_id=None, caller=None):
+        self.task_id = task_id
+        self.owner = owner
+        self.name = name
+        self.func_id = func_id
+        self.func_blob = func_blob
+        self.args_blob = args_blob
+        self.deps = deps
+        self.num_returns = num_returns
+        self.resources = resources
+        self.max_retries = max_retries
+        self.retry_exceptions = retry_exceptions
+        self.via_head = via_head
+        self.session = session
+        self.node_hint = node_hint             # node holding most of the argument bytes
+        self.args_ref = args_ref               # object id of arguments too large to inline
+        self.actor_id = actor_id               # a method call: the actor it goes to
+        self.caller = caller                   # a method call: who submitted it (ordering)
+
+    def __reduce__(self):
+        return (_task_spec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
+                             _wire(self.args_blob), self.deps, self.num_returns,
+                             self.resources, self.max_retries, self.retry_exceptions,
+                             self.via_head, self.session, self.node_hint, self.args_ref,
+                             self.actor_id, self.caller))
+
+    def return_ids(self):
+        return range(self.task_id, self.task_id + self.num_returns)
+
+
+def _task_spec(task_id, owner, name, func_id, func_blob, args_blob, *rest):
+    return TaskSpec(task_id, owner, name, func_id, func_blob,
+                    None if args_blob is None else from_wire(args_blob), *rest)
+
+
+class ActorSpec:
+    """Everything a rank needs to construct an actor, and the head to place it.
+
+    ``actor_id`` is also the id of the actor's *token*, an object owned by the creator that
+    every handle holds a ref to: when the last ref anywhere is gone, the actor is released.
+    Construction reports to the owner as a task whose one result is that token.
+    """
+    __slots__ = ("actor_id", "owner", "class_name", "class_id", "class_blob", "args_blob",
+                 "deps", "args_ref", "resources", "max_concurrency", "is_async", "name",
+                 "namespace", "detached", "session", "methods")
+
+    def __init__(self, actor_id, owner, class_name, class_id, class_blob, args_blob, deps,
+                 args_ref, resources, max_concurrency, is_async, name, namespace, detached,
+                 session, methods):
+        self.actor_id = actor_id
+        self.owner = owner
+        self.class_name = class_name
+        self.class_id = class_id
+        self.class_blob = class_blob
+        self.args_blob = args_blob
+        self.deps = deps
+        self.args_ref = args_ref
+        self.resources = resources
+        self.max_concurrency = max_concurrency
+        self.is_async = is_async
+        self.name = name                       # registered name, or None
+        self.namespace = namespace
+        self.detached = detached
+        self.session = session
+        self.methods = methods                 # {method name: num_returns}
+
+    def __reduce__(self):
+        values = [getattr(self, name) for name in self.__slots__]
+        values[5] = _wire(self.args_blob)
+        return (_actor_spec, tuple(values))
+
+    def construction(self):
+        """The actor's construction seen as a task whose one result is the actor's token."""
+        return TaskSpec(self.actor_id, self.owner, f"{self.class_name}.__init__", None, None,
+                        self.args_blob, self.deps, 1, {}, 0, False, False, self.session,
+                        args_ref=self.args_ref, actor_id=self.actor_id)
+
+
+def _actor_spec(*values):
+    values = list(values)
+    if values[5] is not None:
+        values[5] = from_wire(values[5])
+    return ActorSpec(*values)
