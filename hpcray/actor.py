@@ -190,6 +190,12 @@ class ActorHandle:
         return f"Actor({self._class_name}, {self._token.id:016x})"
 
 
+def actor_id_of(handle):
+    """The id of the actor a handle names (for hpcray's own modules: ``_actor_id`` stays
+    private on the handle, so that no name of the actor's own methods is shadowed)."""
+    return handle._actor_id
+
+
 class ActorMethod:
     """``handle.method``: ``.remote(...)`` calls it, ``.options(num_returns=...)`` adjusts it."""
     __slots__ = ("_handle", "_name", "_num_returns")

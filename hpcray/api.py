@@ -6,7 +6,7 @@ A thin layer: each function checks its arguments as Ray does, then asks the runt
 import inspect
 
 from . import reduction
-from .actor import ActorClass, ActorHandle
+from .actor import ActorClass, ActorHandle, actor_id_of
 from .context import RuntimeContext
 from .core.object_ref import ObjectRef
 from .launch import resources as _resources
@@ -162,7 +162,7 @@ def kill(actor, *, no_restart=True):
     rt = session.runtime()
     with rt.lock:
         rt.progress.check()
-        rt.client.kill(actor._actor_id, "it was killed by hpcray.kill()")
+        rt.client.kill(actor_id_of(actor), "it was killed by hpcray.kill()")
         rt.transport.flush()
 
 

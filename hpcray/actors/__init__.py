@@ -1,4 +1,5 @@
-"""Actors (floor: above ``core``, beside ``head``; imports ``core``, ``wire``, ``exceptions``).
+"""Actors (floor 4, beside ``head``, which it never imports; imports ``core``, ``store``,
+``wire``, ``config``, ``exceptions``).
 
 Owns both sides of actors on every rank: the caller's side (``client.py``: creating actors,
 calling them, where each lives, releasing an actor when its last handle is gone) and the

@@ -20,7 +20,7 @@ from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT, is_valid
 from ..wire.objects import STORED, from_wire, nbytes
 from . import refcount
-from .object_ref import ObjectRef, _rebuild
+from .object_ref import rebuild
 
 MAX_FETCHED = 4096        # objects owned elsewhere kept here at most (also bounded in bytes)
 
@@ -286,7 +286,7 @@ class ObjectAccess:
         """A new ref to an object owned elsewhere, registered with its owner (an actor's
         token described by the head). Lock not held."""
         with refcount.capture("borrowed") as borrowed:
-            ref = _rebuild(object_id)
+            ref = rebuild(object_id)
         self.await_borrows(borrowed)
         return ref
 
@@ -300,6 +300,3 @@ class ObjectAccess:
         for object_id, callbacks in failed:
             for callback in callbacks:
                 callback(serialization.lost(object_id))
-
-
-__all__ = ["ObjectAccess", "ObjectRef"]

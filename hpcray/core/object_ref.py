@@ -32,7 +32,7 @@ class ObjectRef:
             rt = current.runtime_or_none()
             if rt is not None:
                 rt.refs.note_escape(self.id)
-        return (_rebuild, (self.id,))
+        return (rebuild, (self.id,))
 
     def __eq__(self, other):
         return isinstance(other, ObjectRef) and other.id == self.id
@@ -64,8 +64,9 @@ class ObjectRef:
         return asyncio.wrap_future(self.future())
 
 
-def _rebuild(object_id):
-    """Unpickling an ObjectRef: count it, and note it for borrower registration."""
+def rebuild(object_id):
+    """Unpickling an ObjectRef (and borrowing one by id): count it, and note it for borrower
+    registration."""
     ref = ObjectRef(object_id)
     refcount.unpickled(object_id)
     return ref

@@ -241,7 +241,7 @@ class Submitter:
         if record is None or record.router is None:
             return None
         rank = record.router.where(record)
-        if rank is None or (rank == 0 and self.job.size > 1):  # rank 0 runs tasks only alone
+        if rank is None or rank not in self.job.executors:    # placed by the head, queued
             return None
         return self.job.node_of[rank]
 

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from ..actor import actor_id_of
 from ..actors.host import current_call
 from ..exceptions import HpcrayError
 from ..launch import session
@@ -77,7 +78,7 @@ def create_collective_group(actors, world_size, ranks, backend="mpi", group_name
     if len(actors) != world_size or sorted(ranks) != list(range(world_size)):
         raise ValueError(f"need {world_size} actors with ranks 0..{world_size - 1}, got "
                          f"{len(actors)} actors and ranks {list(ranks)}")
-    members = {actor._actor_id: rank for actor, rank in zip(actors, ranks)}
+    members = {actor_id_of(actor): rank for actor, rank in zip(actors, ranks)}
     _runtime().requests.ask(messages.group_declare, group_name, world_size, members)
 
 
