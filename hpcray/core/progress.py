@@ -61,7 +61,7 @@ class Progress:
         self.last_api_call = 0.0               # when user code last submitted here
         self.futures_pending = 0               # futures of refs not completed yet
         self._background = None
-
+        self.register("progress", self)        # BROKEN
     # ------------------------------------------------------------------ dispatch
     def register(self, role, obj):
         """Route to ``obj`` every kind whose handler is ``role.<method>``."""

@@ -93,7 +93,7 @@ class Runtime:
         self.lifecycle = Lifecycle(lock, job, transport, progress, [execution], store,
                                    node_load, copies, on_exit)
         self.lifecycle.forgetful += [copies, refs, submitter, ownership, access, requests]
-        for name, role in (("progress", progress), ("refs", refs), ("ownership", ownership),
+        for name, role in (("refs", refs), ("ownership", ownership),
                            ("access", access), ("execution", execution),
                            ("requests", requests), ("lifecycle", self.lifecycle),
                            ("copies", copies)):
