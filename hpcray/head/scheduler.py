@@ -119,7 +119,7 @@ class GlobalScheduler:
             used[name] = used.get(name, 0.0) + sign * amount
 
     def on_done(self, task_id, seconds=None):
-        """Free the task's slot; return ``[(rank, spec), ...]`` of queued tasks that now fit.
+        """Free the task's slot (:meth:`drain` then places what fits).
 
         ``seconds`` (how long the task ran) adapts the queue depth: short tasks are queued
         deeper on each rank, about ``queue_seconds`` of work, so ranks never wait for the head;

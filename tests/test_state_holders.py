@@ -1,0 +1,308 @@
+"""The pure state holders, without MPI, driven with small fakes: the head's scheduler, the
+actor directory, the reference tracker, actor mailboxes, and serialization (object records on
+and off the wire, a fake node store for stored objects)."""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from hpcray.actors.mailbox import Mailbox
+from hpcray.core.refcount import RefTracker
+from hpcray.exceptions import ActorDiedError, ObjectLostError, TaskError
+from hpcray.head.directory import ActorDirectory
+from hpcray.head.groups import GroupRegistry
+from hpcray.head.scheduler import GlobalScheduler
+from hpcray.wire import messages, objects, serialization
+from hpcray.wire.ids import make_id
+from hpcray.wire.specs import ActorSpec, ActorState, TaskSpec
+
+
+def _task(task_id, cpus=1.0, node_hint=None, caller=None, deps=()):
+    return TaskSpec(task_id, 0, f"t{task_id}", b"f", None, None, tuple(deps), 1,
+                    {"CPU": cpus}, 0, False, True, 0, node_hint=node_hint, caller=caller)
+
+
+# ---------------------------------------------------------------------- global scheduler
+def test_scheduler_spreads_queues_and_refills_freed_ranks():
+    scheduler = GlobalScheduler({1: {"CPU": 1.0}, 2: {"CPU": 1.0}}, prefetch=0)
+    assert [scheduler.place(_task(i)) for i in range(2)] == [1, 2]   # least loaded first
+    assert scheduler.place(_task(2)) is None                         # every rank is full
+    assert len(scheduler.queue) == 1 and scheduler.drain() == []
+    scheduler.on_done(0, seconds=0.5)                                  # rank 1 frees a slot
+    placed = scheduler.drain()
+    assert [(rank, spec.task_id) for rank, spec in placed] == [(1, 2)]
+    assert scheduler.where(2) == 1 and scheduler.where(0) is None
+
+
+def test_a_blocked_task_lends_its_slot_and_takes_it_back():
+    scheduler = GlobalScheduler({1: {"CPU": 1.0}}, prefetch=0)
+    scheduler.place(_task(0))
+    assert scheduler.place(_task(1)) is None
+    scheduler.on_blocked(0, True)                                       # waits in get
+    assert [spec.task_id for _, spec in scheduler.drain()] == [1]
+    scheduler.on_blocked(0, False)
+    assert scheduler.count[1] == 2 and scheduler.available()["CPU"] == 0.0
+
+
+def test_node_hints_and_resources_and_actor_holds():
+    scheduler = GlobalScheduler({1: {"CPU": 2.0}, 2: {"CPU": 2.0, "GPU": 1.0}}, prefetch=0)
+    scheduler.node_of = [0, 1, 2]
+    assert scheduler.place(_task(0, node_hint=2)) == 2
+    gpu = _task(1)
+    gpu.resources = {"CPU": 1.0, "GPU": 1.0}
+    assert scheduler.place(gpu) == 2                                   # only rank 2 fits
+    scheduler.hold(1, {"CPU": 2.0}, +1)                                 # an actor holds rank 1
+    assert scheduler.place(_task(2)) is None
+    assert scheduler.cancel_queued(2).task_id == 2 and not scheduler.queue
+
+
+# ---------------------------------------------------------------------- actor directory
+class _Outbox:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, rank, message):
+        self.sent.append((rank, message))
+
+    def kinds(self):
+        return [(rank, messages.BY_CODE[message[0]].name) for rank, message in self.sent]
+
+
+def _actor(actor_id, owner=3, name=None, cpus=0.0):
+    return ActorSpec(actor_id, owner, "Counter", b"c", b"blob", None, (), None,
+                     {"CPU": cpus} if cpus else {}, 1, False, name, None, False, 0,
+                     {"add": 1})
+
+
+def _directory(capacities=None):
+    outbox, holds = _Outbox(), []
+    capacities = capacities or {1: {"CPU": 1.0}, 2: {"CPU": 1.0}}
+    directory = ActorDirectory(outbox.send, lambda: capacities,
+                               lambda rank, request, sign: holds.append((rank, sign)))
+    return directory, outbox, holds
+
+
+def test_directory_places_actors_evenly_and_answers_lookups():
+    directory, outbox, holds = _directory()
+    directory.on_lookup(10, requester=5)                 # asked before its CREATE arrived
+    directory.on_create(_actor(10))
+    directory.on_create(_actor(11))
+    assert outbox.kinds() == [(1, "ACTOR_START"), (3, "ACTOR_PLACED"), (5, "ACTOR_PLACED"),
+                              (2, "ACTOR_START"), (3, "ACTOR_PLACED")]
+    assert directory.placed_rank(10) == 1 and directory.placed_rank(11) == 2
+    assert holds == [(1, 1), (2, 1)]
+    assert [a["state"] for a in directory.list_actors()] == [ActorState.ALIVE] * 2
+
+
+def test_directory_queues_an_actor_until_resources_free_and_names_it():
+    directory, outbox, holds = _directory({1: {"CPU": 1.0}})
+    directory.on_create(_actor(10, cpus=1.0))
+    directory.on_create(_actor(11, cpus=1.0))             # no room: waits
+    assert directory.placed_rank(11) is None
+    directory.on_lookup(11, requester=4)
+    directory.on_gone(10, "released")                     # 10 ends: 11 takes its place
+    assert directory.placed_rank(11) == 1
+    assert (4, "ACTOR_PLACED") in outbox.kinds()[-3:]
+    # names: a duplicate fails, get_if_exists answers the live one
+    directory.on_name_actor((7, 1), _actor(20, name="acc"), False)
+    directory.on_name_actor((7, 2), _actor(21, name="acc"), False)
+    directory.on_name_actor((7, 3), _actor(22, name="acc"), True)
+    replies = [message for rank, message in outbox.sent if message[0] == messages.REPLY]
+    assert replies[0][2:] == (True, ("created", None))
+    assert replies[1][2] is False and isinstance(replies[1][3], ValueError)
+    assert replies[2][3] == ("exists", (20, "Counter", {"add": 1}, False))
+
+
+def test_directory_ends_an_actor_killed_before_it_was_placed():
+    directory, outbox, _ = _directory({1: {"CPU": 0.0}})
+    directory.on_create(_actor(10, cpus=1.0))             # never fits now
+    directory.on_lookup(10, requester=6)
+    directory.on_kill(10, "killed")
+    rank, message = outbox.sent[-1]
+    assert rank in (3, 6) and message[0] == messages.ACTOR_PLACED and message[2] is None
+    error = messages.error_from_wire(message[3])
+    with pytest.raises(ActorDiedError, match="killed"):
+        serialization.materialize(error)
+
+
+def test_group_registry_answers_once_every_member_is_placed():
+    directory, outbox, _ = _directory()
+    groups = GroupRegistry(outbox.send, directory.placed_rank)
+    directory.on_create(_actor(10))
+    groups.declare("g", 2, {10: 0, 11: 1})
+    assert groups.info("g") is None                       # 11 is not placed yet
+    directory.on_create(_actor(11))
+    assert groups.info("g", mpi_rank=1) == (2, {0: (10, 1), 1: (11, 2)}, False)
+    assert groups.info("g", mpi_rank=2)[2] is True
+    with pytest.raises(ValueError, match="taken"):
+        groups.join("g", 2, 0, 99)
+
+
+# ---------------------------------------------------------------------- reference tracker
+def _tracker(rank):
+    outbox, unused, acked = _Outbox(), [], []
+    tracker = RefTracker(rank, outbox.send, unused.append, lambda: acked.append(1))
+    return tracker, outbox, unused, acked
+
+
+def test_local_counts_free_an_owned_object_when_the_last_ref_goes():
+    tracker, _, unused, _ = _tracker(0)
+    oid = make_id(0, 5)
+    tracker.note(oid, +1)
+    tracker.note(oid, +1)
+    tracker.note(oid, -1)
+    tracker.process_events()
+    assert tracker.in_use(oid) and unused == []
+    tracker.note(oid, -1)
+    tracker.process_events()
+    assert not tracker.in_use(oid) and unused == [oid]
+    tracker.note_escape(oid)                              # pickled outside a tracked path
+    tracker.process_events()
+    assert tracker.in_use(oid)
+
+
+def test_borrowers_register_and_release():
+    owner, owner_out, unused, _ = _tracker(0)
+    borrower, borrower_out, _, acked = _tracker(2)
+    oid = make_id(0, 9)
+    borrower.note(oid, +1)                                # a ref unpickled on rank 2
+    assert borrower.register([oid]) == {oid}
+    (dest, borrow), = borrower_out.sent
+    assert dest == 0 and borrow == messages.borrow(oid, 2)
+    owner.on_borrow(oid, 2)
+    assert owner.in_use(oid) and owner_out.sent == [(2, messages.ack(oid))]
+    borrower.on_ack(oid)
+    assert acked and borrower.pending_acks({oid}) == set()
+    borrower.note(oid, -1)
+    borrower.process_events()
+    assert borrower_out.sent[-1] == (0, messages.unborrow(oid, 2))
+    owner.on_unborrow(oid, 2)
+    assert unused == [oid] and not owner.in_use(oid)
+
+
+def test_refs_inside_results_are_handed_off_after_the_owner_registered():
+    executor, executor_out, _, _ = _tracker(3)
+    owner, owner_out, _, _ = _tracker(1)
+    inner = make_id(2, 4)                                 # owned by a third rank
+    executor.result_held(77, [inner])                     # the executor holds it for now
+    assert executor_out.sent == [(2, messages.borrow(inner, 3))]
+    owner.note(inner, +1)
+    pending = owner.contain(make_id(1, 1), [inner])       # the owner keeps the result
+    owner.took_over(77, executor=3, pending=pending)
+    assert owner_out.sent == [(2, messages.borrow(inner, 1))]   # HANDOFF waits for the ACK
+    owner.on_ack(inner)
+    assert owner_out.sent[-1] == (3, messages.handoff(77))
+    executor.on_handoff(77)                               # the executor lets go
+    assert executor.borrowed.get(inner) is None
+    assert executor_out.sent[-1] == (2, messages.unborrow(inner, 3))
+
+
+# ---------------------------------------------------------------------- mailboxes
+def _call(task_id, caller, deps=()):
+    call = _task(task_id, caller=caller, deps=deps)
+    call.actor_id = 1
+    return call
+
+
+def test_calls_of_one_caller_run_in_order_and_a_waiting_call_holds_back_only_its_caller():
+    mailbox = Mailbox()
+    first = mailbox.add(_call(1, caller="a", deps=[100]))  # waits for an argument
+    mailbox.add(_call(2, caller="a"))
+    mailbox.add(_call(3, caller="b"))
+    assert [entry.call.task_id for entry in mailbox.runnable] == [3]
+    mailbox.arrived(first, 100, objects.value(b""))
+    order = []
+    while (entry := mailbox.next()) is not None:
+        order.append(entry.call.task_id)
+    assert order == [3, 1, 2] and not mailbox
+
+
+def test_cancel_and_drain():
+    mailbox = Mailbox()
+    waiting = mailbox.add(_call(1, caller="a", deps=[100]))
+    mailbox.add(_call(2, caller="a"))
+    mailbox.add(_call(3, caller="b"))
+    assert mailbox.cancel(1).task_id == 1                 # the caller's next may go now
+    assert [entry.call.task_id for entry in mailbox.runnable] == [3, 2]
+    assert mailbox.cancel(42) is None
+    assert waiting.missing == 1
+    assert [call.task_id for call in mailbox.drain()] == [3, 2] and not mailbox
+
+
+# ---------------------------------------------------------------------- serialization
+class _FakeStore:
+    """A node store in plain memory: write_object, pin, view (what serialization needs)."""
+    node_index = 4
+
+    def __init__(self):
+        self.objects = {}
+        self.pins = 0
+
+    def write_object(self, buffers):
+        slot = len(self.objects)
+        data = b"".join(bytes(buffer) for buffer in buffers)
+        self.objects[slot] = bytearray(data)
+        parts, offset = [], 0
+        for buffer in buffers:
+            parts.append((offset, buffer.nbytes))
+            offset += buffer.nbytes
+        return slot, len(data), parts
+
+    def pin(self, slot, count=1):
+        self.pins += count
+        return 0
+
+    def view(self, slot, start, offset, nbytes):
+        return memoryview(self.objects[slot])[offset:offset + nbytes]
+
+
+def test_small_values_inline_and_large_ones_stored():
+    store = _FakeStore()
+    small = serialization.encode({"a": 1}, store, rank=2)
+    assert small.kind == objects.VALUE
+    array = np.arange(10.0)
+    inline = serialization.encode(array, store, rank=2, inline_limit=1 << 20)
+    assert inline.kind == objects.INLINE and not store.objects
+    big = serialization.encode(array, store, rank=2, inline_limit=16)
+    assert big.kind == objects.STORED and (big.node, big.writer, big.slot) == (4, 2, 0)
+    assert np.array_equal(serialization.materialize(big, store), array) and store.pins == 1
+    assert np.array_equal(serialization.materialize(inline), array)
+    assert serialization.materialize(small) == {"a": 1}
+    other = _FakeStore()
+    other.node_index = 5
+    with pytest.raises(RuntimeError, match="fetched to this node"):
+        serialization.materialize(big, other)
+
+
+def test_records_travel_as_plain_tuples_and_come_back():
+    for obj in (objects.value(b"x"), objects.inline(b"h", [b"1"]),
+                objects.stored(1, 2, 3, 4, b"h", [(0, 4)]), serialization.lost(make_id(1, 1))):
+        wire = objects.to_wire(obj)
+        assert type(wire) is tuple
+        back = objects.from_wire(pickle.loads(pickle.dumps(wire)))
+        assert back == obj and type(back) is type(obj)
+    spec = _task(7)
+    spec.args_blob = objects.value(pickle.dumps(((1,), {})))
+    again = pickle.loads(pickle.dumps(spec))
+    assert type(again.args_blob) is objects.Value and again.args_blob == spec.args_blob
+    result = messages.result(7, [(8, objects.value(b"v"))], 0.1, 2, None)
+    assert type(result[2][0][1]) is tuple                 # plain on the wire
+
+
+def test_errors_keep_their_type_and_remote_traceback():
+    try:
+        raise KeyError("missing")
+    except KeyError as error:
+        obj = serialization.error_object(error, "mod.f", "rank 3 on host h (pid 1)")
+    with pytest.raises(KeyError) as caught:
+        serialization.materialize(obj)
+    assert isinstance(caught.value, TaskError)
+    assert "rank 3 on host h" in str(caught.value.__cause__)
+    with pytest.raises(ObjectLostError):
+        serialization.materialize(serialization.lost(make_id(0, 1)))
+
+
+def test_an_unpicklable_argument_is_named():
+    with pytest.raises(serialization.SerializationError, match="argument 1"):
+        serialization.serialize_args("f", (1, threading.Lock()), {})
