@@ -44,11 +44,11 @@ def start_job(tmp_path):
     jobs = []
 
     def _start(script_source: str, n: int = 2, args=(), env=None, embedded: bool = False,
-               prelude: bool = True, name: str | None = None) -> Job:
+               prelude: bool = True, name: str | None = None, launcher: str = "hpcray") -> Job:
         if not embedded:
             _check_tools()
         job = Job(tmp_path, script_source, n=n, args=args, env=env, embedded=embedded,
-                  prelude=prelude, name=name).start()
+                  prelude=prelude, name=name, launcher=launcher).start()
         jobs.append(job)
         return job
 
@@ -72,9 +72,10 @@ def start_job(tmp_path):
 @pytest.fixture
 def run_job(start_job):
     def _run(script_source: str, n: int = 2, args=(), timeout: float = 60, env=None,
-             embedded: bool = False, prelude: bool = True, name: str | None = None) -> JobResult:
+             embedded: bool = False, prelude: bool = True, name: str | None = None,
+             launcher: str = "hpcray") -> JobResult:
         job = start_job(script_source, n=n, args=args, env=env, embedded=embedded,
-                        prelude=prelude, name=name)
+                        prelude=prelude, name=name, launcher=launcher)
         return job.wait(timeout * TIMEOUT_SCALE)
 
     return _run

@@ -208,7 +208,8 @@ class Job:
     _counter = 0
 
     def __init__(self, workdir: Path, script_source: str, n: int = 2, args=(), env=None,
-                 embedded: bool = False, prelude: bool = True, name: str | None = None):
+                 embedded: bool = False, prelude: bool = True, name: str | None = None,
+                 launcher: str = "hpcray"):
         Job._counter += 1
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +221,9 @@ class Job:
         self.stderr_path = self.workdir / f"{stem}.stderr"
         if embedded:
             self.cmd = [sys.executable, str(self.script), *map(str, args)]
+        elif launcher == "python":         # mpiexec python script.py: init() joins the job
+            self.cmd = ["mpiexec", "-n", str(n), sys.executable, str(self.script),
+                        *map(str, args)]
         else:
             self.cmd = ["mpiexec", "-n", str(n), sys.executable, "-m", "hpcray",
                         str(self.script), *map(str, args)]
