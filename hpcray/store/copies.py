@@ -37,6 +37,53 @@ RMA_SPIN = 0.001      # seconds each progress call spins MPI while Gets are in f
 SPIN_TAG = 32766      # a tag no message uses: Iprobe on it only drives MPI's progress
 
 
+class Landing:
+    """Where a copy of a remote object lands on this node: its slot here (pinned), the remote
+    object record, and whether the copy is the node's (shared) or this rank's own."""
+    __slots__ = ("local_slot", "obj", "shared")
+
+    def __init__(self, local_slot, obj, shared):
+        self.local_slot = local_slot
+        self.obj = obj
+        self.shared = shared
+
+
+class Incoming:
+    """Bytes on their way into this node's store: the MPI requests moving them, and, for a
+    Get, the rank read from, its slot and the tree's coordinator (``rma``; None for the
+    two-sided protocol)."""
+    __slots__ = ("requests", "object_id", "landing", "source", "source_slot", "coordinator",
+                 "rma")
+
+    def __init__(self, requests, object_id, landing, source=None, source_slot=None,
+                 coordinator=None, rma=False):
+        self.requests = requests
+        self.object_id = object_id
+        self.landing = landing
+        self.source = source
+        self.source_slot = source_slot
+        self.coordinator = coordinator
+        self.rma = rma
+
+
+class Outgoing:
+    """Bytes this rank sends (two-sided): the requests, and the slot pinned meanwhile."""
+    __slots__ = ("requests", "slot")
+
+    def __init__(self, requests, slot):
+        self.requests = requests
+        self.slot = slot
+
+
+class Awaited:
+    """A copy another rank of this node is making: ours to read once ready."""
+    __slots__ = ("copy", "obj")
+
+    def __init__(self, copy, obj):
+        self.copy = copy
+        self.obj = obj
+
+
 def chunks(size, chunk=CHUNK):
     """``[(begin, end), ...]`` cutting ``size`` bytes into at most MAX_CHUNKS messages."""
     step = max(chunk, -(-size // MAX_CHUNKS))
@@ -67,10 +114,10 @@ class NodeCopies:
         self.held_bytes = 0
         self.private = set()               # held copies outside the node's directory
         self.waiting = {}                  # object id -> callbacks waiting for its copy
-        self.incoming = []                 # ([Irecv], object id, local slot, remote obj, shared)
-        self.outgoing = []                 # ([Isend], pinned slot or None)
-        self.awaiting = {}                 # object id -> (copy, remote obj) another rank makes
-        self.opening = {}                  # object id -> (local slot, remote obj, shared)
+        self.incoming = []                 # Incoming transfers
+        self.outgoing = []                 # Outgoing transfers (two-sided)
+        self.awaiting = {}                 # object id -> Awaited (another rank copies it)
+        self.opening = {}                  # object id -> Landing (asked, not answered yet)
         self.serving = 0                   # Gets other ranks are making from this node's store
         self.served = 0                    # copies served to other nodes so far (statistics)
         self.window = None                 # the job's RMA window over the node stores
@@ -118,7 +165,7 @@ class NodeCopies:
             self._hold(object_id, copy, shared=True)
             self._deliver(object_id, copy)
         else:                                  # another rank of this node is copying it
-            self.awaiting[object_id] = (copy, obj)
+            self.awaiting[object_id] = Awaited(copy, obj)
 
     # ------------------------------------------------------------------ one-sided (RMA)
     def open_window(self):
@@ -142,7 +189,7 @@ class NodeCopies:
         place for us (and keeps polling MPI, which a passive target must do for a Get to
         progress here) or has a node that already copied it do so (``copy_tree.py``); the
         answer, RMA_READY, says whose window to read with MPI_Rget."""
-        self.opening[object_id] = (local_slot, obj, shared)
+        self.opening[object_id] = Landing(local_slot, obj, shared)
         self.transport.send(self.node_leaders[obj.node], messages.rma_open(
             object_id, obj.slot, self.rank, self.node_leaders[self.node_index]))
 
@@ -196,19 +243,19 @@ class NodeCopies:
 
     def on_rma_ready(self, object_id, start, source, source_slot, coordinator):
         from mpi4py import MPI
-        local_slot, obj, shared = self.opening.pop(object_id)
-        size = obj.size
+        landing = self.opening.pop(object_id)
+        size = landing.obj.size
         if start is None:
             if coordinator is not None:
                 self.transport.send(coordinator, messages.rma_done(object_id, source, None))
-            self._finish(object_id, local_slot, obj, shared, ok=False)
+            self._finish(object_id, landing, ok=False)
             return
-        target = self.store.writable(self.store.first_page(local_slot), size)
+        target = self.store.writable(self.store.first_page(landing.local_slot), size)
         requests = [self.window.Rget([target[begin:end], MPI.BYTE], source,
                                      target=(start * PAGE + begin, end - begin, MPI.BYTE))
                     for begin, end in chunks(size, RMA_CHUNK) if end > begin]
-        self.incoming.append((requests, object_id, local_slot, obj, shared,
-                              (source, source_slot, coordinator)))
+        self.incoming.append(Incoming(requests, object_id, landing, source, source_slot,
+                                      coordinator, rma=True))
 
     def on_rma_close(self, slot):
         self.store.unpin(slot)
@@ -228,7 +275,7 @@ class NodeCopies:
         target = self.store.writable(start, size)
         requests = [self.comm.Irecv([target[begin:end], MPI.BYTE], writer, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
-        self.incoming.append((requests, object_id, local_slot, obj, shared, None))
+        self.incoming.append(Incoming(requests, object_id, Landing(local_slot, obj, shared)))
         self.transport.send(writer, messages.fetch(obj.slot, size, self.rank, tag))
 
     def on_fetch(self, slot, size, requester, tag):
@@ -239,12 +286,12 @@ class NodeCopies:
             empty = self.store.writable(0, 0)
             requests = [self.comm.Isend([empty, MPI.BYTE], requester, tag + index)
                         for index in range(len(chunks(size)))]
-            self.outgoing.append((requests, None))
+            self.outgoing.append(Outgoing(requests, None))
             return
         source = self.store.writable(start, size)
         requests = [self.comm.Isend([source[begin:end], MPI.BYTE], requester, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
-        self.outgoing.append((requests, slot))
+        self.outgoing.append(Outgoing(requests, slot))
 
     def _spin_rma(self):
         """Drive MPI's progress engine in a tight loop for a moment. This MPICH moves a Get's
@@ -270,63 +317,67 @@ class NodeCopies:
     def progress(self):
         """Advance transfers (lock held); return how many move bytes right now."""
         from mpi4py import MPI
-        if self.serving or any(item[5] for item in self.incoming):
+        if self.serving or any(item.rma for item in self.incoming):
             self._spin_rma()
         if self.outgoing:
             still = []
-            for requests, slot in self.outgoing:
-                if MPI.Request.Testall(requests):
-                    if slot is not None:
-                        self.store.unpin(slot)
+            for item in self.outgoing:
+                if MPI.Request.Testall(item.requests):
+                    if item.slot is not None:
+                        self.store.unpin(item.slot)
                 else:
-                    still.append((requests, slot))
+                    still.append(item)
             self.outgoing = still
         if self.incoming:
             still = []
             for item in self.incoming:
-                requests, object_id, local_slot, obj, shared, rma = item
-                statuses = [MPI.Status() for _ in requests]
-                if not MPI.Request.Testall(requests, statuses):
+                statuses = [MPI.Status() for _ in item.requests]
+                if not MPI.Request.Testall(item.requests, statuses):
                     still.append(item)
                     continue
-                if rma is None:
-                    ok = sum(status.Get_count(MPI.BYTE) for status in statuses) == obj.size
-                    self._finish(object_id, local_slot, obj, shared, ok)
+                landing = item.landing
+                if not item.rma:
+                    ok = (sum(status.Get_count(MPI.BYTE) for status in statuses)
+                          == landing.obj.size)
+                    self._finish(item.object_id, landing, ok)
                     continue
-                source, source_slot, coordinator = rma   # a Get: the data is here
-                self.transport.send(source, messages.rma_close(source_slot))
-                self._finish(object_id, local_slot, obj, shared, ok=True)
-                if coordinator is not None:    # our node may serve the next copies
-                    holder = self.node_leaders[self.node_index] if shared else None
-                    self.transport.send(coordinator, messages.rma_done(object_id, source, holder))
+                # a Get: the data is here
+                self.transport.send(item.source, messages.rma_close(item.source_slot))
+                self._finish(item.object_id, landing, ok=True)
+                if item.coordinator is not None:   # our node may serve the next copies
+                    holder = self.node_leaders[self.node_index] if landing.shared else None
+                    self.transport.send(item.coordinator,
+                                        messages.rma_done(item.object_id, item.source, holder))
             self.incoming = still
         if self.awaiting:
-            for object_id, (copy, obj) in list(self.awaiting.items()):
+            for object_id, awaited in list(self.awaiting.items()):
                 state = self.store.copy_state(object_id)
                 if state == COPY_READY:
                     del self.awaiting[object_id]
-                    self._hold(object_id, copy, shared=True)
-                    self._deliver(object_id, copy)
+                    self._hold(object_id, awaited.copy, shared=True)
+                    self._deliver(object_id, awaited.copy)
                 elif state == 0:               # the rank copying it failed: try ourselves
                     del self.awaiting[object_id]
-                    self._claim(object_id, obj)
+                    self._claim(object_id, awaited.obj)
         # Only moving bytes keep this rank polling hot: waiting for a source (a tree may queue
         # us) or for another rank of the node to finish its copy does not burn a core.
         return len(self.incoming) + len(self.outgoing) + self.serving
 
-    def _finish(self, object_id, local_slot, obj, shared, ok):
+    def _finish(self, object_id, landing, ok):
         """The bytes of a copy are in (or not): publish it to the node, or report it lost."""
-        if shared:
+        if landing.shared:
             self.store.copy_done(object_id, ok)
         else:
-            self.store.unpin(local_slot)
+            self.store.unpin(landing.local_slot)
             if not ok:
-                self.store.free(local_slot)
+                self.store.free(landing.local_slot)
         if not ok:
             self._deliver(object_id, serialization.lost(object_id))
             return
-        copy = stored(self.node_index, self.rank, local_slot, obj.size, obj.header, obj.parts)
-        self._hold(object_id, copy, shared)
+        obj = landing.obj
+        copy = stored(self.node_index, self.rank, landing.local_slot, obj.size, obj.header,
+                      obj.parts)
+        self._hold(object_id, copy, landing.shared)
         self._deliver(object_id, copy)
 
     def _deliver(self, object_id, obj):
