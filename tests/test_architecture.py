@@ -223,3 +223,22 @@ def test_every_package_says_what_it_owns_and_may_import():
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         assert "floor" in doc and "import" in doc, f"{module}: its docstring must say its " \
                                                    f"floor and what it may import"
+
+
+def test_the_architecture_doc_names_only_modules_that_exist():
+    import re
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = []
+    for name in set(re.findall(r"\b((?:[a-z_]+/)?[a-z_]+\.py)\b", doc)):
+        if name in ("script.py",):             # the user's script in examples
+            continue
+        if "/" in name:
+            if not (PACKAGE / name).exists() and not (PACKAGE.parent / name).exists():
+                missing.append(name)
+        elif not any(path.name == name for path in PACKAGE.rglob(name)) \
+                and not (PACKAGE.parent / name).exists() \
+                and not list((PACKAGE.parent / "tests").rglob(name)):
+            missing.append(name)
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+    for room in ("wire", "store", "core", "actors", "head", "launch", "util"):
+        assert f"{room}/" in doc, f"the rooms picture misses {room}/"
