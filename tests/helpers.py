@@ -7,9 +7,10 @@ timeout every Python process of the job gets SIGUSR1 first (hpcray registers
 stderr), then, 2 s later, the whole process tree is killed and the test fails
 with the captured output.
 
-Scripts get a small *prelude* (see ``PRELUDE``) that defines ``check`` and
-``record``: each check prints one ``RESULT {json}`` line, so one MPI job can
-verify many things and a failing check names itself precisely.
+A job is a script file under ``tests/jobs`` (``JOBS_DIR``), run in place.  The job's
+``PYTHONPATH`` holds that folder, so every rank imports ``jobkit`` (``check``,
+``record``, ``settle``, ``runtime``): each check prints one ``RESULT {json}`` line, so
+one MPI job can verify many things and a failing check names itself precisely.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,56 +28,8 @@ import psutil
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+JOBS_DIR = Path(__file__).resolve().parent / "jobs"
 PY_BIN_DIR = str(Path(sys.executable).parent)
-
-# Prepended to every job script (unless prelude=False).  Kept on ONE logical
-# block so that line numbers in the script body shift by a fixed amount.
-PRELUDE = r'''
-import json as _hp_json, sys as _hp_sys, traceback as _hp_tb
-def _hp_emit(_name, **payload):
-    payload["name"] = _name
-    print("RESULT " + _hp_json.dumps(payload, default=repr), flush=True)
-def record(name, value):
-    """Record a plain value under ``name``."""
-    _hp_emit(name, value=value)
-def _hp_describe(e):
-    cause = e.__cause__ if e.__cause__ is not None else e.__context__
-    return {
-        "type": type(e).__name__,
-        "mro": [c.__name__ for c in type(e).__mro__],
-        "msg": str(e),
-        "repr": repr(e),
-        "cause": None if cause is None else str(cause),
-        "cause_type": None if cause is None else type(cause).__name__,
-        "tb": "".join(_hp_tb.format_exception(type(e), e, e.__traceback__)),
-    }
-def check(fn_or_name):
-    """Decorator: run the function right away; record its return value, or the
-    exception it raised (type, mro names, str, cause, traceback)."""
-    def _run(fn, name):
-        try:
-            v = fn()
-        except Exception as e:  # SystemExit / KeyboardInterrupt propagate
-            _hp_emit(name, error=_hp_describe(e))
-        else:
-            _hp_emit(name, value=v)
-        return fn
-    if callable(fn_or_name):
-        return _run(fn_or_name, fn_or_name.__name__)
-    return lambda fn: _run(fn, fn_or_name)
-def settle(rounds=60):
-    """Let the runtime take in what is in flight (frees, unpins) for about rounds x 10 ms."""
-    import time as _t
-    from hpcray import runtime as _rt
-    rt = _rt._instance
-    for _ in range(rounds):
-        with rt.lock:
-            rt.progress()
-            rt.transport.flush()
-        _t.sleep(0.01)
-# ---- end of prelude ----
-'''
-
 
 def _tail(text: str, limit: int = 12000) -> str:
     if len(text) <= limit:
@@ -207,15 +159,15 @@ class Job:
 
     _counter = 0
 
-    def __init__(self, workdir: Path, script_source: str, n: int = 2, args=(), env=None,
-                 embedded: bool = False, prelude: bool = True, name: str | None = None):
+    def __init__(self, workdir: Path, job, n: int = 2, args=(), env=None,
+                 embedded: bool = False, name: str | None = None):
         Job._counter += 1
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        stem = name or f"script{Job._counter}"
-        self.script = self.workdir / f"{stem}.py"
-        body = textwrap.dedent(script_source)
-        self.script.write_text((PRELUDE + "\n" + body) if prelude else body)
+        self.script = JOBS_DIR / job                      # an absolute path stays as it is
+        if not self.script.is_file():
+            raise FileNotFoundError(f"no job file {self.script}")
+        stem = name or f"{self.script.stem}-{Job._counter}"
         self.stdout_path = self.workdir / f"{stem}.stdout"
         self.stderr_path = self.workdir / f"{stem}.stderr"
         if embedded:
@@ -225,7 +177,8 @@ class Job:
                         str(self.script), *map(str, args)]
         e = dict(os.environ)
         e["PATH"] = PY_BIN_DIR + os.pathsep + e.get("PATH", "")
-        e["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+        e["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(JOBS_DIR)]
+                                          + ([e["PYTHONPATH"]] if e.get("PYTHONPATH") else []))
         e["PYTHONUNBUFFERED"] = "1"
         e["PYTHONFAULTHANDLER"] = "1"
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

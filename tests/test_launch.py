@@ -11,20 +11,7 @@ import pytest
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_argv_main_and_exit_zero(run_job, n):
     res = run_job(
-        """
-        import os, sys
-        import hpcray as ray
-
-        @ray.remote
-        def inc(x):
-            return x + 1
-
-        record("argv", sys.argv)
-        record("name", __name__)
-        record("cwd_script_exists", os.path.exists(sys.argv[0]))
-        record("task", ray.get(inc.remote(41)))
-        print("END-OF-SCRIPT")
-        """,
+        'launch/argv_main.py',
         n=n, args=["a", "--flag", "two words", "-n", "7"], timeout=60,
     )
     res.assert_ok()
@@ -42,18 +29,7 @@ def test_argv_main_and_exit_zero(run_job, n):
 @pytest.mark.parametrize("n", [1, 2])
 def test_sys_exit_code_propagates(run_job, n):
     res = run_job(
-        """
-        import sys
-        import hpcray as ray
-
-        @ray.remote
-        def f():
-            return 1
-
-        assert ray.get(f.remote()) == 1
-        print("BEFORE-EXIT", flush=True)
-        sys.exit(3)
-        """,
+        'launch/sys_exit_code.py',
         n=n, timeout=60,
     )
     assert res.returncode == 3, res.describe()
@@ -62,25 +38,14 @@ def test_sys_exit_code_propagates(run_job, n):
 
 
 def test_sys_exit_without_tasks(run_job):
-    res = run_job("import sys\nimport hpcray\nsys.exit(5)\n", n=2, timeout=60)
+    res = run_job("launch/exit_five.py", n=2, timeout=60)
     assert res.returncode == 5, res.describe()
 
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_uncaught_exception_on_rank0(run_job, n):
     res = run_job(
-        """
-        import hpcray as ray
-
-        @ray.remote
-        def f():
-            return 1
-
-        ray.get(f.remote())
-        def deep_helper_xyz():
-            raise RuntimeError("kaboom-on-rank0")
-        deep_helper_xyz()
-        """,
+        'launch/uncaught_exception.py',
         n=n, timeout=60,
     )
     assert res.returncode != 0, res.describe()
@@ -93,19 +58,7 @@ def test_uncaught_exception_on_rank0(run_job, n):
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_uncaught_exception_while_task_sleeps_exits_fast(run_job, n):
     res = run_job(
-        """
-        import time
-        import hpcray as ray
-
-        @ray.remote
-        def sleeper(t):
-            time.sleep(t)
-            return t
-
-        refs = [sleeper.remote(60) for _ in range(3)]
-        time.sleep(1.0)          # let the sleepers start on the workers
-        raise RuntimeError("driver-failed-while-tasks-run")
-        """,
+        'launch/exception_while_task_sleeps.py',
         n=n, timeout=45,
     )
     assert res.returncode != 0, res.describe()
@@ -120,16 +73,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
     names the task function, the driver's shows the script."""
     with pytest.raises(pytest.fail.Exception) as info:
         run_job(
-            """
-            import time
-            import hpcray as ray
-
-            @ray.remote
-            def sleeper_in_worker_task():
-                time.sleep(1000)
-
-            ray.get(sleeper_in_worker_task.remote())
-            """,
+            'launch/hanging_task.py',
             n=2, timeout=8,
         )
     text = str(info.value)
@@ -142,19 +86,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
 def test_idle_ranks_do_not_spin(start_job, tmp_path):
     marker = tmp_path / "sleeping.marker"
     job = start_job(
-        """
-        import sys, time
-        import hpcray as ray
-
-        @ray.remote
-        def warm(x):
-            return x * 2
-
-        assert ray.get([warm.remote(i) for i in range(6)]) == [0, 2, 4, 6, 8, 10]
-        open(sys.argv[1], "w").close()
-        time.sleep(5)
-        print("DONE", flush=True)
-        """,
+        'launch/idle_ranks.py',
         n=4, args=[str(marker)],
     )
     deadline = time.monotonic() + 45
@@ -193,25 +125,7 @@ def test_idle_ranks_do_not_spin(start_job, tmp_path):
 
 def test_sixteen_ranks_hundred_sleep_tasks(run_job):
     res = run_job(
-        """
-        import time
-        import hpcray as ray
-
-        @ray.remote
-        def nap(i):
-            time.sleep(0.1)
-            return i
-
-        @ray.remote
-        def where():
-            return ray.get_runtime_context().get_rank()
-
-        t0 = time.time()
-        out = ray.get([nap.remote(i) for i in range(100)])
-        record("ok", out == list(range(100)))
-        record("elapsed", time.time() - t0)
-        record("ranks", sorted(set(ray.get([where.remote() for _ in range(60)]))))
-        """,
+        'launch/sixteen_ranks.py',
         n=16, timeout=90,
     )
     res.assert_ok()

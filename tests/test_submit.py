@@ -6,13 +6,14 @@ slurm/local-cluster.sh)."""
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from helpers import PY_BIN_DIR
+from helpers import JOBS_DIR, PY_BIN_DIR
 from test_slurm import _env, _slurm_up
 
 from hpcray.__main__ import main as hpcray_main
@@ -184,18 +185,6 @@ def test_submit_pipes_the_script_to_sbatch_parsable(tmp_path, monkeypatch, capsy
 
 # ---- real jobs -------------------------------------------------------------------------------
 
-JOB = """
-import sys
-import hpcray as ray
-
-@ray.remote
-def rank():
-    return ray.get_runtime_context().get_rank()
-
-print("ARGV", sys.argv[1:])
-print("RANKS", sorted(set(ray.get([rank.remote() for _ in range(30)]))))
-sys.exit(int(sys.argv[1]))
-"""
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
                 "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
@@ -238,7 +227,7 @@ def _wait_for_job(job_id, timeout=240):
 @needs_slurm
 @pytest.mark.parametrize("exit_code, final_state", [(0, "COMPLETED"), (3, "FAILED")])
 def test_submit_runs_on_three_ranks(tmp_path, exit_code, final_state):
-    (tmp_path / "job.py").write_text(JOB)
+    shutil.copy(JOBS_DIR / "submit" / "ranks.py", tmp_path / "job.py")
     out = _run([sys.executable, "-m", "hpcray", "submit", "job.py", "--nodes", "1",
                 "--ntasks-per-node", "3", "--time", "2", "--job-name", "hpcray-test-submit",
                 "--output", "job-%j.out", "--", str(exit_code), "two words"],
@@ -256,7 +245,7 @@ def test_submit_runs_on_three_ranks(tmp_path, exit_code, final_state):
 
 @needs_slurm
 def test_submit_rejected_by_sbatch(tmp_path):
-    (tmp_path / "job.py").write_text(JOB)
+    shutil.copy(JOBS_DIR / "submit" / "ranks.py", tmp_path / "job.py")
     out = _run([sys.executable, "-m", "hpcray", "submit", "job.py", "--ntasks-per-node", "2",
                 "--time", "2", "--partition", "no-such-partition"], cwd=tmp_path, timeout=150)
     assert out.returncode == 2
