@@ -2,19 +2,18 @@
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
 from hpcray.api import submit_task
-from jobkit import record
+from jobkit import record, runtime
 
 @ray.remote
 def read(box, start_at):
     time.sleep(max(0.0, start_at - time.time()))    # every node asks at the same moment
     a = ray.get(box[0])
-    return runtime._instance.node_index, int(a[0]), int(a[-1]), int(a[::4096].sum())
+    return runtime().node_index, int(a[0]), int(a[-1]), int(a[::4096].sum())
 
 @ray.remote
 def served():
-    return runtime._instance.node_index, runtime._instance.copies.served
+    return runtime().node_index, runtime().copies.served
 
 nodes = len(ray.nodes())
 n = 16_000_000                                      # 128 MB
@@ -24,6 +23,6 @@ out = ray.get([submit_task(read, ([ref], start_at), {}, node_hint=i) for i in ra
 record("nodes_read", sorted(o[0] for o in out))
 record("values", sorted({o[1:] for o in out}))
 record("expected", (0, n - 1, int(np.arange(n, dtype=np.int64)[::4096].sum())))
-record("home_served", runtime._instance.copies.served)
+record("home_served", runtime().copies.served)
 counts = ray.get([submit_task(served, (), {}, node_hint=i) for i in range(1, nodes)])
 record("worker_served", sorted(c for _, c in counts))

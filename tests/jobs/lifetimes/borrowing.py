@@ -2,9 +2,8 @@
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record, settle
-rt = runtime._instance
+from jobkit import record, settle, runtime
+rt = runtime()
 
 def in_use():
     settle()

@@ -1,7 +1,6 @@
 """Job of tests/test_lifetimes.py::test_dropped_refs_are_freed."""
-from hpcray import runtime
 import hpcray as ray
-from jobkit import record
+from jobkit import record, runtime
 
 @ray.remote
 def f(x):
@@ -16,7 +15,7 @@ for _ in range(10):
     assert ray.get(add.remote(f.remote(1), ray.put(2))) == 3
 kept = ray.put("kept")
 nested = ray.put([kept])                 # a ref pickled inside another object: kept for good
-rt = runtime._instance
+rt = runtime()
 with rt.lock:
     rt.progress()
 record("owned_after", len(rt.objects))

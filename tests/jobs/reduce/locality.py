@@ -2,8 +2,7 @@
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record
+from jobkit import record, runtime
 
 N = 300_000
 
@@ -22,10 +21,10 @@ def make(i, delay):
     time.sleep(delay)
     a = np.full(N, float(i))
     a[-1] = 0.5                                # marks an input: combined values end >= 1
-    return a, runtime._instance.node_index
+    return a, runtime().node_index
 
 def traced_add(a, b):
-    rt = runtime._instance
+    rt = runtime()
     args = [[float(x[0]) if x[-1] == 0.5 else None,        # which input, if one
              bool(np.shares_memory(x, rt.store.data))]     # read in place from this node
             for x in (a, b)]
@@ -61,7 +60,7 @@ def summary(nodes, total, calls):
             "where_they_live": all(inputs[i][0] == nodes[i] for i in inputs),
             "zero_copy": all(zero_copy for _, zero_copy in inputs.values()),
             "pair_nodes": sorted(set(pair_nodes)), "pairs": len(pair_nodes),
-            "caller_node": runtime._instance.node_index}
+            "caller_node": runtime().node_index}
 
 @ray.remote
 def nested(count):                             # the same, reduced by a worker

@@ -2,9 +2,8 @@
 import operator, time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record
-rt = runtime._instance
+from jobkit import record, runtime
+rt = runtime()
 
 N = 300_000                                   # 2.4 MB per array: stored, not inline
 

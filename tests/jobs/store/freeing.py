@@ -2,9 +2,8 @@
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record, settle
-rt = runtime._instance
+from jobkit import record, settle, runtime
+rt = runtime()
 
 base = rt.store.in_use()
 view = ray.get(ray.put(np.ones(1_000_000)))        # a view keeps its object alive...

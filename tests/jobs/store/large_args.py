@@ -2,9 +2,8 @@
 import time
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record
-rt = runtime._instance
+from jobkit import record, runtime
+rt = runtime()
 
 @ray.remote
 def total(x, scale=1.0):

@@ -2,12 +2,11 @@
 import time
 import numpy as np
 import hpcray as ray
-from jobkit import record
+from jobkit import record, runtime
 
 @ray.remote
 def probe(box):
-    from hpcray import runtime
-    rt = runtime._instance
+    rt = runtime()
     value = ray.get(box[0])
     time.sleep(0.2)                                  # keep ranks busy: spread the probes
     copy = rt.copies.held.get(box[0].id)

@@ -1,9 +1,8 @@
 """Job of tests/test_store.py::test_zero_copy_reads."""
 import numpy as np
 import hpcray as ray
-from hpcray import runtime
-from jobkit import record
-store = runtime._instance.store
+from jobkit import record, runtime
+store = runtime().store
 
 a = np.arange(4_000_000, dtype=np.float64)          # 32 MB: goes to the store
 ref = ray.put(a)
@@ -19,8 +18,7 @@ except ValueError:
 
 @ray.remote
 def inspect(x):
-    from hpcray import runtime
-    s = runtime._instance.store
+    s = runtime().store
     return [bool(np.shares_memory(x, s.data)), x.flags.writeable, float(x.sum())]
 record("task_view", ray.get(inspect.remote(ref)))
 
