@@ -4,10 +4,7 @@ processes."""
 
 
 def test_embedded_init_tasks_shutdown_reinit(run_job):
-    res = run_job(
-        'embedded/init_shutdown_reinit.py',
-        embedded=True, timeout=90,
-    )
+    res = run_job("embedded/init_shutdown_reinit.py", embedded=True, timeout=90)
     assert res.value("before") is False
     s1 = res.value("first_session")
     assert s1["init"] is True
@@ -29,10 +26,7 @@ def test_embedded_init_tasks_shutdown_reinit(run_job):
 
 
 def test_embedded_default_init_and_fib(run_job):
-    res = run_job(
-        'embedded/default_init_and_fib.py',
-        embedded=True, timeout=150,
-    )
+    res = run_job("embedded/default_init_and_fib.py", embedded=True, timeout=150)
     assert res.value("default_init") == [True, 1, True]
     assert res.value("fib_two_workers") == 610
     res.assert_ok()
@@ -41,29 +35,20 @@ def test_embedded_default_init_and_fib(run_job):
 
 def test_embedded_exit_without_shutdown(run_job):
     """Interpreter exit must shut the workers down (atexit)."""
-    res = run_job(
-        'embedded/exit_without_shutdown.py',
-        embedded=True, timeout=60,
-    )
+    res = run_job("embedded/exit_without_shutdown.py", embedded=True, timeout=60)
     assert res.value("v") == [0, 3, 6, 9]
     res.assert_ok()
     assert res.leftover == [], res.describe()
 
 
 def test_embedded_sys_exit_code(run_job):
-    res = run_job(
-        'embedded/exit_code.py',
-        embedded=True, timeout=60,
-    )
+    res = run_job("embedded/exit_code.py", embedded=True, timeout=60)
     assert res.returncode == 3, res.describe()
     assert res.leftover == [], res.describe()
 
 
 def test_embedded_uncaught_exception_while_task_sleeps(run_job):
-    res = run_job(
-        'embedded/driver_crash.py',
-        embedded=True, timeout=45,
-    )
+    res = run_job("embedded/driver_crash.py", embedded=True, timeout=45)
     assert res.returncode != 0, res.describe()
     assert "embedded-driver-crash" in res.stderr, res.describe()
     assert res.duration < 15, res.describe()
@@ -79,10 +64,7 @@ def test_embedded_leaves_no_shared_memory_segments(run_job):
     """Each spawn cycle's workers finish exiting before the driver goes on, so MPICH unlinks
     their segments (a driver that left first took the workers down mid-finalize)."""
     before = _shm()
-    res = run_job(
-        'embedded/no_shm_segments.py',
-        embedded=True, timeout=90,
-    )
+    res = run_job("embedded/no_shm_segments.py", embedded=True, timeout=90)
     res.assert_ok()
     assert res.value("done") is True
     assert _shm() - before == set(), _shm() - before

@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_argv_main_and_exit_zero(run_job, n):
     res = run_job(
-        'launch/argv_main.py',
+        "launch/argv_main.py",
         n=n, args=["a", "--flag", "two words", "-n", "7"], timeout=60,
     )
     res.assert_ok()
@@ -28,10 +28,7 @@ def test_argv_main_and_exit_zero(run_job, n):
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_sys_exit_code_propagates(run_job, n):
-    res = run_job(
-        'launch/sys_exit_code.py',
-        n=n, timeout=60,
-    )
+    res = run_job("launch/sys_exit_code.py", n=n, timeout=60)
     assert res.returncode == 3, res.describe()
     assert "BEFORE-EXIT" in res.stdout
     assert res.leftover == [], res.describe()
@@ -44,10 +41,7 @@ def test_sys_exit_without_tasks(run_job):
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_uncaught_exception_on_rank0(run_job, n):
-    res = run_job(
-        'launch/uncaught_exception.py',
-        n=n, timeout=60,
-    )
+    res = run_job("launch/uncaught_exception.py", n=n, timeout=60)
     assert res.returncode != 0, res.describe()
     assert "Traceback" in res.stderr, res.describe()
     assert "kaboom-on-rank0" in res.stderr, res.describe()
@@ -57,10 +51,7 @@ def test_uncaught_exception_on_rank0(run_job, n):
 
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_uncaught_exception_while_task_sleeps_exits_fast(run_job, n):
-    res = run_job(
-        'launch/exception_while_task_sleeps.py',
-        n=n, timeout=45,
-    )
+    res = run_job("launch/exception_while_task_sleeps.py", n=n, timeout=45)
     assert res.returncode != 0, res.describe()
     assert "driver-failed-while-tasks-run" in res.stderr, res.describe()
     assert res.duration < 15, f"job took {res.duration:.1f}s to die\n" + res.describe()
@@ -73,7 +64,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
     names the task function, the driver's shows the script."""
     with pytest.raises(pytest.fail.Exception) as info:
         run_job(
-            'launch/hanging_task.py',
+            "launch/hanging_task.py",
             n=2, timeout=8,
         )
     text = str(info.value)
@@ -85,10 +76,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
 
 def test_idle_ranks_do_not_spin(start_job, tmp_path):
     marker = tmp_path / "sleeping.marker"
-    job = start_job(
-        'launch/idle_ranks.py',
-        n=4, args=[str(marker)],
-    )
+    job = start_job("launch/idle_ranks.py", n=4, args=[str(marker)])
     deadline = time.monotonic() + 45
     while not marker.exists():
         if job.proc.poll() is not None or time.monotonic() > deadline:
@@ -124,10 +112,7 @@ def test_idle_ranks_do_not_spin(start_job, tmp_path):
 
 
 def test_sixteen_ranks_hundred_sleep_tasks(run_job):
-    res = run_job(
-        'launch/sixteen_ranks.py',
-        n=16, timeout=90,
-    )
+    res = run_job("launch/sixteen_ranks.py", n=16, timeout=90)
     res.assert_ok()
     assert res.value("ok") is True
     ranks = res.value("ranks")

@@ -65,10 +65,7 @@ def test_basics(run_job, n):
 
 
 def test_tasks_spread_over_workers(run_job):
-    res = run_job(
-        'tasks/spread.py',
-        n=4, timeout=60,
-    )
+    res = run_job("tasks/spread.py", n=4, timeout=60)
     res.assert_ok()
     assert res.value("ranks") == [1, 2, 3]
 
@@ -76,10 +73,7 @@ def test_tasks_spread_over_workers(run_job):
 @pytest.mark.parametrize("n", [1, 2])
 def test_cancel_queued_task(run_job, tmp_path, n):
     marker = tmp_path / f"victim-ran-{n}"
-    res = run_job(
-        'tasks/cancel_queued.py',
-        n=n, args=[str(marker)], timeout=90,
-    )
+    res = run_job("tasks/cancel_queued.py", n=n, args=[str(marker)], timeout=90)
     err = res.error("get_cancelled")
     assert "TaskCancelledError" in err["mro"], err
     assert res.value("wait_reports_cancelled_ready") == 1
@@ -90,10 +84,7 @@ def test_cancel_queued_task(run_job, tmp_path, n):
 
 
 def test_init_attach_reinit_shutdown(run_job):
-    res = run_job(
-        'tasks/init_reinit_shutdown.py',
-        n=2, timeout=60,
-    )
+    res = run_job("tasks/init_reinit_shutdown.py", n=2, timeout=60)
     assert res.value("first_init") is True
     err = res.error("second_init_raises")
     assert "RuntimeError" in err["mro"], err
@@ -125,10 +116,7 @@ def test_nested_fib(run_job, n):
 
 def test_api_surface_without_init(run_job):
     """``import hpcray as ray`` exposes Ray's core names; nothing starts on import."""
-    res = run_job(
-        'tasks/api_surface.py',
-        embedded=True, timeout=60,
-    )
+    res = run_job("tasks/api_surface.py", embedded=True, timeout=60)
     assert res.value("missing") == []
     assert res.value("missing_exceptions") == []
     assert res.value("subclassing") == [True, True, True]
@@ -145,10 +133,7 @@ def test_nested_get_wakes_promptly(run_job, n):
     result arrives, not on some polling timer: ten nested round trips and a
     depth-8 chain take milliseconds each, so generous bounds (~50x) hold even
     on a loaded 2-core machine."""
-    res = run_job(
-        'tasks/nested_get_wakes.py',
-        n=n, timeout=90,
-    )
+    res = run_job("tasks/nested_get_wakes.py", n=n, timeout=90)
     ok, took = res.value("ten_nested")
     assert ok is True
     assert took < 3.0, f"10 sequential nested gets took {took:.2f}s\n" + res.describe()
