@@ -6,10 +6,12 @@ e.g. ``"tasks/basics.py"``; an absolute path is taken as it is -- in place, as
 ``mpiexec -n n python -m hpcray tests/jobs/<job> *args`` -- or
 ``python tests/jobs/<job> *args`` when ``embedded=True`` -- with the test's tmp_path
 as working directory (``<name>.stdout`` / ``<name>.stderr`` land there) and
-``tests/jobs`` on the job's PYTHONPATH, and returns a ``helpers.JobResult``
-(returncode / stdout / stderr / duration / leftover, plus ``.value(name)`` /
-``.error(name)`` for the ``RESULT`` lines printed by ``jobkit.check`` / ``jobkit.record``,
-see tests/jobs/jobkit.py).
+``tests/jobs`` on the job's PYTHONPATH, and returns a ``helpers.JobResult``:
+returncode / stdout / stderr / duration / leftover (processes of the job still alive
+after it ended), files_seen / files_left (the job's own /dev/shm segments and spill
+directories, told apart from other jobs' by ``helpers.JobTracker``), and ``.value(name)``
+/ ``.error(name)`` for the ``RESULT`` lines printed by ``jobkit.check`` /
+``jobkit.record`` (tests/jobs/jobkit.py).
 
 On timeout every Python rank receives SIGUSR1 (faulthandler stack dump),
 after 2 s the process tree is killed and the test fails showing the output.
@@ -70,6 +72,7 @@ def start_job(tmp_path):
                     p.kill()
                 except Exception:
                     pass
+        job.tracker.stop()
 
 
 @pytest.fixture
