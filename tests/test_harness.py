@@ -9,15 +9,7 @@ import tempfile
 
 import pytest
 
-# A process of "another job": maps a /dev/shm segment until its stdin closes.
-OTHER_JOB = """
-import mmap, os, sys
-fd = os.open("/dev/shm/" + sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-os.ftruncate(fd, 4096)
-view = mmap.mmap(fd, 4096)
-print("mapped", flush=True)
-sys.stdin.read()
-"""
+from helpers import JOBS_DIR
 
 
 def _remove(paths):
@@ -34,7 +26,8 @@ def test_leak_check_counts_the_jobs_files_only(start_job, embedded):
     me = os.getpid()
     job = start_job("harness/leaked_files.py", n=2, args=[1.0], embedded=embedded)
     # Meanwhile another job: a segment in use, a leaked segment, a spill directory.
-    other = subprocess.Popen([sys.executable, "-c", OTHER_JOB, f"mpich_shm_other_{me}"],
+    other = subprocess.Popen([sys.executable, JOBS_DIR / "harness" / "other_job.py",
+                              f"mpich_shm_other_{me}"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     other_files = [f"mpich_shm_other_{me}", f"mpich_shm_otherleak_{me}",
                    os.path.join(tempfile.gettempdir(), f"hpcray-spill-{other.pid:x}-0-node0")]
