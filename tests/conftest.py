@@ -1,12 +1,18 @@
 """pytest fixtures for the hpcray test-suite.
 
-``run_job(script_source, n=2, args=(), timeout=60, env=None, embedded=False,
-prelude=True)`` writes ``script_source`` (dedented) into the test's tmp_path
-and runs ``mpiexec -n n python -m hpcray script.py *args`` -- or
-``python script.py *args`` when ``embedded=True`` -- and returns a
-``helpers.JobResult`` (returncode / stdout / stderr / duration / leftover,
-plus ``.value(name)`` / ``.error(name)`` for the ``RESULT`` lines printed by
-the script's ``check``/``record`` helpers, see helpers.PRELUDE).
+``run_job(job, n=2, args=(), timeout=60, env=None, embedded=False, name=None,
+launcher="hpcray")``
+runs the job file ``job`` -- a path relative to ``tests/jobs`` (``helpers.JOBS_DIR``),
+e.g. ``"tasks/basics.py"``; an absolute path is taken as it is -- in place, as
+``mpiexec -n n python -m hpcray tests/jobs/<job> *args`` -- or
+``python tests/jobs/<job> *args`` when ``embedded=True`` -- with the test's tmp_path
+as working directory (``<name>.stdout`` / ``<name>.stderr`` land there) and
+``tests/jobs`` on the job's PYTHONPATH, and returns a ``helpers.JobResult``:
+returncode / stdout / stderr / duration / leftover (processes of the job still alive
+after it ended), files_seen / files_left (the job's own /dev/shm segments and spill
+directories, told apart from other jobs' by ``helpers.JobTracker``), and ``.value(name)``
+/ ``.error(name)`` for the ``RESULT`` lines printed by ``jobkit.check`` /
+``jobkit.record`` (tests/jobs/jobkit.py).
 
 On timeout every Python rank receives SIGUSR1 (faulthandler stack dump),
 after 2 s the process tree is killed and the test fails showing the output.
@@ -43,14 +49,14 @@ def _check_tools():
 def start_job(tmp_path):
     jobs = []
 
-    def _start(script_source: str, n: int = 2, args=(), env=None, embedded: bool = False,
-               prelude: bool = True, name: str | None = None, launcher: str = "hpcray") -> Job:
+    def _start(job, n: int = 2, args=(), env=None, embedded: bool = False,
+               name: str | None = None, launcher: str = "hpcray") -> Job:
         if not embedded:
             _check_tools()
-        job = Job(tmp_path, script_source, n=n, args=args, env=env, embedded=embedded,
-                  prelude=prelude, name=name, launcher=launcher).start()
-        jobs.append(job)
-        return job
+        started = Job(tmp_path, job, n=n, args=args, env=env, embedded=embedded,
+                      name=name, launcher=launcher).start()
+        jobs.append(started)
+        return started
 
     yield _start
     # Whatever happened in the test, leave no process behind.
@@ -67,15 +73,17 @@ def start_job(tmp_path):
                     p.kill()
                 except Exception:
                     pass
+        job.tracker.stop()
 
 
 @pytest.fixture
 def run_job(start_job):
-    def _run(script_source: str, n: int = 2, args=(), timeout: float = 60, env=None,
-             embedded: bool = False, prelude: bool = True, name: str | None = None,
+    def _run(job, n: int = 2, args=(), timeout: float = 60, env=None,
+             embedded: bool = False, name: str | None = None,
              launcher: str = "hpcray") -> JobResult:
-        job = start_job(script_source, n=n, args=args, env=env, embedded=embedded,
-                        prelude=prelude, name=name, launcher=launcher)
+        """``launcher="python"``: ``mpiexec -n N python script.py`` (init() joins the job)."""
+        job = start_job(job, n=n, args=args, env=env, embedded=embedded, name=name,
+                        launcher=launcher)
         return job.wait(timeout * TIMEOUT_SCALE)
 
     return _run

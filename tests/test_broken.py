@@ -1,11 +1,9 @@
 """One broken path: an internal fault on any rank, under every launcher, fails every pending
 get, wait and future at once with RuntimeBrokenError naming the rank, host and cause; later
 calls fail fast; the job still ends promptly and leaves nothing behind."""
-from pathlib import Path
-
 import pytest
 
-JOB = (Path(__file__).parent / "jobs" / "broken" / "inject_fault.py").read_text()
+JOB = "broken/inject_fault.py"
 
 
 def _check_broken(res, where):
@@ -19,7 +17,7 @@ def _check_broken(res, where):
         kind, seconds = res.value(call)
         assert kind == "RuntimeBrokenError" and seconds < 1.0, (call, kind, seconds)
     assert f"internal fault on rank {rank}" in res.stderr
-    assert not res.leftover
+    assert not res.leftover and not res.files_left
 
 
 @pytest.mark.parametrize("where", ["handler", "turn", "head"])
@@ -30,9 +28,9 @@ def test_a_fault_on_a_worker_breaks_every_wait_under_python_m_hpcray(run_job, wh
     _check_broken(res, where)
 
 
-def test_same_under_mpiexec_python_script(run_job, tmp_path):
-    script = JOB.replace("import hpcray as ray\n", "import hpcray as ray\nray.init()\n", 1)
-    res = run_job(script, n=3, args=["handler", "catch"], timeout=120, launcher="python")
+def test_same_under_mpiexec_python_script(run_job):
+    res = run_job(JOB, n=3, args=["handler", "catch", "attach"], timeout=120,
+                  launcher="python")
     res.assert_ok()
     _check_broken(res, "handler")
 
@@ -48,4 +46,4 @@ def test_an_uncaught_broken_runtime_ends_the_job_with_status_1(run_job):
     assert res.returncode == 1, res.describe()
     assert "RuntimeBrokenError" in res.stderr and "injected fault" in res.stderr
     assert res.duration < 40
-    assert not res.leftover
+    assert not res.leftover and not res.files_left

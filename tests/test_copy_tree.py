@@ -112,40 +112,10 @@ def test_server_without_the_copy_sends_the_request_back_home():
     assert copies.serving == 1                         # polls hot until the reader closes
 
 
-BROADCAST = """
-import time
-import numpy as np
-import hpcray as ray
-from hpcray.core import current
-
-@ray.remote
-def read(box, start_at):
-    time.sleep(max(0.0, start_at - time.time()))    # every node asks at the same moment
-    a = ray.get(box[0])
-    return current.runtime().job.node_index, int(a[0]), int(a[-1]), int(a[::4096].sum())
-
-@ray.remote
-def served():
-    return current.runtime().job.node_index, current.runtime().copies.served
-
-nodes = len(ray.nodes())
-n = 16_000_000                                      # 128 MB
-ref = ray.put(np.arange(n, dtype=np.int64))
-start_at = time.time() + 1.0
-out = ray.get([read.submit(([ref], start_at), {}, node_hint=i) for i in range(1, nodes)])
-record("nodes_read", sorted(o[0] for o in out))
-record("values", sorted({o[1:] for o in out}))
-record("expected", (0, n - 1, int(np.arange(n, dtype=np.int64)[::4096].sum())))
-record("home_served", current.runtime().copies.served)
-counts = ray.get([served.submit((), {}, node_hint=i) for i in range(1, nodes)])
-record("worker_served", sorted(c for _, c in counts))
-"""
-
-
 @pytest.mark.parametrize("fanout", [1, 0])
 def test_an_object_wanted_everywhere_reaches_nodes_by_a_tree(run_job, fanout):
     # 5 simulated nodes of one rank: the head's (home of the object) and 4 readers
-    res = run_job(BROADCAST, n=5, timeout=180,
+    res = run_job("copy_tree/broadcast.py", n=5, timeout=180,
                   env={"HPCRAY_RANKS_PER_NODE": 1, "HPCRAY_COPY_FANOUT": fanout,
                        "HPCRAY_OBJECT_STORE_MEMORY": "600M"})
     res.assert_ok()

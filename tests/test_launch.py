@@ -11,20 +11,7 @@ import pytest
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_argv_main_and_exit_zero(run_job, n):
     res = run_job(
-        """
-        import os, sys
-        import hpcray as ray
-
-        @ray.remote
-        def inc(x):
-            return x + 1
-
-        record("argv", sys.argv)
-        record("name", __name__)
-        record("cwd_script_exists", os.path.exists(sys.argv[0]))
-        record("task", ray.get(inc.remote(41)))
-        print("END-OF-SCRIPT")
-        """,
+        "launch/argv_main.py",
         n=n, args=["a", "--flag", "two words", "-n", "7"], timeout=60,
     )
     res.assert_ok()
@@ -41,48 +28,20 @@ def test_argv_main_and_exit_zero(run_job, n):
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_sys_exit_code_propagates(run_job, n):
-    res = run_job(
-        """
-        import sys
-        import hpcray as ray
-
-        @ray.remote
-        def f():
-            return 1
-
-        assert ray.get(f.remote()) == 1
-        print("BEFORE-EXIT", flush=True)
-        sys.exit(3)
-        """,
-        n=n, timeout=60,
-    )
+    res = run_job("launch/sys_exit_code.py", n=n, timeout=60)
     assert res.returncode == 3, res.describe()
     assert "BEFORE-EXIT" in res.stdout
     assert res.leftover == [], res.describe()
 
 
 def test_sys_exit_without_tasks(run_job):
-    res = run_job("import sys\nimport hpcray\nsys.exit(5)\n", n=2, timeout=60)
+    res = run_job("launch/exit_five.py", n=2, timeout=60)
     assert res.returncode == 5, res.describe()
 
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_uncaught_exception_on_rank0(run_job, n):
-    res = run_job(
-        """
-        import hpcray as ray
-
-        @ray.remote
-        def f():
-            return 1
-
-        ray.get(f.remote())
-        def deep_helper_xyz():
-            raise RuntimeError("kaboom-on-rank0")
-        deep_helper_xyz()
-        """,
-        n=n, timeout=60,
-    )
+    res = run_job("launch/uncaught_exception.py", n=n, timeout=60)
     assert res.returncode != 0, res.describe()
     assert "Traceback" in res.stderr, res.describe()
     assert "kaboom-on-rank0" in res.stderr, res.describe()
@@ -92,22 +51,7 @@ def test_uncaught_exception_on_rank0(run_job, n):
 
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_uncaught_exception_while_task_sleeps_exits_fast(run_job, n):
-    res = run_job(
-        """
-        import time
-        import hpcray as ray
-
-        @ray.remote
-        def sleeper(t):
-            time.sleep(t)
-            return t
-
-        refs = [sleeper.remote(60) for _ in range(3)]
-        time.sleep(1.0)          # let the sleepers start on the workers
-        raise RuntimeError("driver-failed-while-tasks-run")
-        """,
-        n=n, timeout=45,
-    )
+    res = run_job("launch/exception_while_task_sleeps.py", n=n, timeout=45)
     assert res.returncode != 0, res.describe()
     assert "driver-failed-while-tasks-run" in res.stderr, res.describe()
     assert res.duration < 15, f"job took {res.duration:.1f}s to die\n" + res.describe()
@@ -120,16 +64,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
     names the task function, the driver's shows the script."""
     with pytest.raises(pytest.fail.Exception) as info:
         run_job(
-            """
-            import time
-            import hpcray as ray
-
-            @ray.remote
-            def sleeper_in_worker_task():
-                time.sleep(1000)
-
-            ray.get(sleeper_in_worker_task.remote())
-            """,
+            "launch/hanging_task.py",
             n=2, timeout=8,
         )
     text = str(info.value)
@@ -141,22 +76,7 @@ def test_timeout_harness_dumps_every_rank_stack(run_job):
 
 def test_idle_ranks_do_not_spin(start_job, tmp_path):
     marker = tmp_path / "sleeping.marker"
-    job = start_job(
-        """
-        import sys, time
-        import hpcray as ray
-
-        @ray.remote
-        def warm(x):
-            return x * 2
-
-        assert ray.get([warm.remote(i) for i in range(6)]) == [0, 2, 4, 6, 8, 10]
-        open(sys.argv[1], "w").close()
-        time.sleep(5)
-        print("DONE", flush=True)
-        """,
-        n=4, args=[str(marker)],
-    )
+    job = start_job("launch/idle_ranks.py", n=4, args=[str(marker)])
     deadline = time.monotonic() + 45
     while not marker.exists():
         if job.proc.poll() is not None or time.monotonic() > deadline:
@@ -192,28 +112,7 @@ def test_idle_ranks_do_not_spin(start_job, tmp_path):
 
 
 def test_sixteen_ranks_hundred_sleep_tasks(run_job):
-    res = run_job(
-        """
-        import time
-        import hpcray as ray
-
-        @ray.remote
-        def nap(i):
-            time.sleep(0.1)
-            return i
-
-        @ray.remote
-        def where():
-            return ray.get_runtime_context().get_rank()
-
-        t0 = time.time()
-        out = ray.get([nap.remote(i) for i in range(100)])
-        record("ok", out == list(range(100)))
-        record("elapsed", time.time() - t0)
-        record("ranks", sorted(set(ray.get([where.remote() for _ in range(60)]))))
-        """,
-        n=16, timeout=90,
-    )
+    res = run_job("launch/sixteen_ranks.py", n=16, timeout=90)
     res.assert_ok()
     assert res.value("ok") is True
     ranks = res.value("ranks")

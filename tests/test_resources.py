@@ -8,58 +8,13 @@ import time
 
 import pytest
 
-from helpers import PY_BIN_DIR
+from helpers import JOBS_DIR, PY_BIN_DIR
 from test_slurm import _env, _slurm_up
-
-PINNING = r"""
-import os
-import hpcray as ray
-
-record("driver_sees", os.environ.get("CUDA_VISIBLE_DEVICES"))
-record("resources", ray.cluster_resources())
-
-@ray.remote(num_gpus=1)
-def one_gpu():
-    return [ray.get_runtime_context().get_rank(), os.environ["CUDA_VISIBLE_DEVICES"],
-            ray.get_gpu_ids()]
-
-@ray.remote(num_gpus=0.5)
-def half_gpu():
-    return os.environ["CUDA_VISIBLE_DEVICES"]
-
-@ray.remote
-def anywhere():
-    return [ray.get_runtime_context().get_rank(), os.environ["CUDA_VISIBLE_DEVICES"],
-            ray.get_gpu_ids()]
-
-@ray.remote(num_gpus=1)
-class GpuActor:
-    def device(self):
-        return os.environ["CUDA_VISIBLE_DEVICES"]
-
-@ray.remote(resources={"ssd": 1})
-def needs_ssd():
-    return ray.get_runtime_context().get_rank()
-
-record("one_gpu", sorted({tuple(map(str, r)) for r in ray.get([one_gpu.remote() for _ in range(12)])}))
-record("half_gpu", sorted(set(ray.get([half_gpu.remote() for _ in range(12)]))))
-record("anywhere", sorted({tuple(map(str, r)) for r in ray.get([anywhere.remote() for _ in range(30)])}))
-record("actors", sorted(ray.get([GpuActor.remote().device.remote() for _ in range(2)])))
-record("ssd", sorted(set(ray.get([needs_ssd.remote() for _ in range(6)]))))
-
-@check
-def too_many_gpus():
-    one_gpu.options(num_gpus=2).remote()
-
-@check
-def unknown_resource():
-    needs_ssd.options(resources={"tape": 1}).remote()
-"""
 
 
 def test_declared_gpus_are_pinned_one_per_worker(run_job):
     # 3 workers, 2 declared GPUs: ranks 1 and 2 get one each, rank 3 none
-    res = run_job(PINNING, n=4, timeout=120,
+    res = run_job("resources/pinning.py", n=4, timeout=120,
                   env={"HPCRAY_GPUS": "0,1", "HPCRAY_RESOURCES": '{"ssd": 1}'})
     res.assert_ok()
     assert res.value("driver_sees") == ""               # the head is not a GPU rank
@@ -75,22 +30,9 @@ def test_declared_gpus_are_pinned_one_per_worker(run_job):
     assert "tape" in res.error("unknown_resource")["msg"]
 
 
-SLURM_VARS = r"""
-import os
-import hpcray as ray
-
-@ray.remote(num_gpus=1)
-def device():
-    return [ray.get_runtime_context().get_rank(), os.environ["CUDA_VISIBLE_DEVICES"]]
-
-record("resources", ray.cluster_resources())
-record("devices", sorted({tuple(map(str, r)) for r in ray.get([device.remote() for _ in range(8)])}))
-"""
-
-
 def test_resources_from_slurm_variables(run_job):
     # what srun would export with --cpus-per-task=2 --gpus=2 (GPUs 4 and 5 of the node)
-    res = run_job(SLURM_VARS, n=3, timeout=120,
+    res = run_job("resources/slurm_vars.py", n=3, timeout=120,
                   env={"SLURM_CPUS_PER_TASK": "2", "SLURM_STEP_GPUS": "4,5",
                        "SLURM_MEM_PER_NODE": "2048"})
     res.assert_ok()
@@ -101,42 +43,9 @@ def test_resources_from_slurm_variables(run_job):
 
 
 def test_bad_custom_resources_stop_the_job_clearly(run_job):
-    res = run_job("print('never')", n=2, timeout=60, env={"HPCRAY_RESOURCES": "{not json"})
+    res = run_job("resources/never_runs.py", n=2, timeout=60, env={"HPCRAY_RESOURCES": "{not json"})
     assert res.returncode != 0
     assert "HPCRAY_RESOURCES" in res.stderr and "never" not in res.stdout
-
-
-PREEMPTED = r"""
-import sys, time
-import hpcray as ray
-
-@ray.remote
-class Trainer:
-    def __init__(self):
-        self.step = 0
-    def train(self):
-        self.step += 1
-        time.sleep(0.01)
-        return self.step
-    def checkpoint(self, path):
-        with open(path, "w") as f:
-            f.write(f"step {self.step}\n")
-        return self.step
-
-trainer = Trainer.remote()
-
-@ray.register_shutdown_hook
-def save():
-    print("HOOK checkpoint at step", ray.get(trainer.checkpoint.remote(sys.argv[1])), flush=True)
-
-ray.get(trainer.train.remote())
-print("TRAINING", flush=True)
-while True:
-    try:
-        ray.get(trainer.train.remote())
-    except Exception:           # must not swallow the stop
-        pass
-"""
 
 
 def _wait_for(path, text, timeout):
@@ -180,8 +89,7 @@ def _plain_env():
 
 @pytest.mark.parametrize("launch", ["mpiexec", "embedded"])
 def test_sigterm_runs_hooks_and_ends_the_job(tmp_path, launch):
-    script = tmp_path / "train.py"
-    script.write_text(PREEMPTED)
+    script = JOBS_DIR / "resources" / "preempted.py"
     checkpoint = tmp_path / "ckpt.txt"
     if launch == "mpiexec":
         cmd = ["mpiexec", "-n", "3", sys.executable, "-m", "hpcray", str(script), str(checkpoint)]
@@ -198,8 +106,7 @@ def test_sigterm_runs_hooks_and_ends_the_job(tmp_path, launch):
 
 @pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster (slurm/local-cluster.sh start)")
 def test_scancel_signal_term_under_slurm(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(PREEMPTED)
+    script = JOBS_DIR / "resources" / "preempted.py"
     checkpoint = tmp_path / "ckpt.txt"
     out = tmp_path / "slurm.out"
     batch = tmp_path / "job.slurm"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import PY_BIN_DIR
+from helpers import JOBS_DIR, PY_BIN_DIR
 
 
 def _slurm_up():
@@ -33,26 +33,9 @@ def _env():
     return env
 
 
-SCRIPT = """
-import sys
-import hpcray as ray
-
-@ray.remote
-def rank():
-    return ray.get_runtime_context().get_rank()
-
-print("ARGV", sys.argv[1:])
-print("RANKS", sorted(set(ray.get([rank.remote() for _ in range(30)]))))
-if sys.argv[1] == "fail":
-    raise RuntimeError("boom on rank 0")
-sys.exit(int(sys.argv[1]))
-"""
-
-
 @pytest.mark.parametrize("mode, code", [("0", 0), ("3", 3), ("fail", 1)])
 def test_srun_launch(tmp_path, mode, code):
-    script = tmp_path / "job.py"
-    script.write_text(SCRIPT)
+    script = JOBS_DIR / "slurm" / "srun_job.py"
     out = subprocess.run(["srun", "-n", "3", "--mpi=pmi2", sys.executable, "-m", "hpcray",
                           str(script), mode], capture_output=True, text=True, timeout=120,
                          env=_env(), cwd=tmp_path)

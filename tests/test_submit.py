@@ -6,13 +6,14 @@ slurm/local-cluster.sh)."""
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from helpers import PY_BIN_DIR
+from helpers import JOBS_DIR, PY_BIN_DIR
 from test_slurm import _env, _slurm_up
 
 from hpcray.__main__ import main as hpcray_main
@@ -67,12 +68,34 @@ def test_dry_run_writes_every_option(tmp_path):
     ]
 
 
+def _console_script_python(script):
+    """The interpreter a console script runs with, as ``sys.executable`` names it there: its
+    shebang's (``#!/usr/bin/env python3``: found on PATH), or the one pip's long-path form
+    (``#!/bin/sh`` then ``'''exec' "/path/python" "$0" "$@"``) executes."""
+    with open(script) as f:
+        first, second = f.readline().strip(), f.readline().strip()
+    assert first.startswith("#!"), first
+    command = shlex.split(first[2:])
+    if os.path.basename(command[0]) == "env":
+        return shutil.which(command[1], path=_env()["PATH"])      # the PATH _run gives it
+    if os.path.basename(command[0]) == "sh":
+        exec_line = re.fullmatch(r"'''exec' (.+) \"\$0\" \"\$@\"", second)
+        assert exec_line, second
+        return shlex.split(exec_line.group(1))[0]
+    return command[0]
+
+
 def test_dry_run_minimal_through_console_script(tmp_path):
-    """The console script ``hpcray submit``; only what was given (and the job name)."""
+    """The console script ``hpcray submit``; only what was given (and the job name). The
+    batch script names the interpreter the console script runs with: this Python, under the
+    name its shebang gives (a venv's console scripts name ``.../bin/python3`` where the
+    tests may run as ``.../bin/python``)."""
     (tmp_path / "job.py").write_text("")
     hpcray = os.path.join(PY_BIN_DIR, "hpcray")
     if not os.path.exists(hpcray):
         pytest.skip("the hpcray console script is not installed next to this Python")
+    python = _console_script_python(hpcray)
+    assert python and os.path.samefile(python, sys.executable), (python, sys.executable)
     out = _run([hpcray, "submit", str(tmp_path / "job.py"), "--ntasks-per-node", "3",
                 "--time", "2", "--dry-run"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -83,7 +106,7 @@ def test_dry_run_minimal_through_console_script(tmp_path):
     assert lines[-3:] == [
         "set -euo pipefail",
         f"cd {shlex.quote(str(tmp_path))}",
-        f"srun --mpi=pmi2 {shlex.quote(sys.executable)} -m hpcray "
+        f"srun --mpi=pmi2 {shlex.quote(python)} -m hpcray "
         f"{shlex.quote(str(tmp_path / 'job.py'))}",
     ]
 
@@ -184,18 +207,6 @@ def test_submit_pipes_the_script_to_sbatch_parsable(tmp_path, monkeypatch, capsy
 
 # ---- real jobs -------------------------------------------------------------------------------
 
-JOB = """
-import sys
-import hpcray as ray
-
-@ray.remote
-def rank():
-    return ray.get_runtime_context().get_rank()
-
-print("ARGV", sys.argv[1:])
-print("RANKS", sorted(set(ray.get([rank.remote() for _ in range(30)]))))
-sys.exit(int(sys.argv[1]))
-"""
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
                 "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
@@ -238,7 +249,7 @@ def _wait_for_job(job_id, timeout=240):
 @needs_slurm
 @pytest.mark.parametrize("exit_code, final_state", [(0, "COMPLETED"), (3, "FAILED")])
 def test_submit_runs_on_three_ranks(tmp_path, exit_code, final_state):
-    (tmp_path / "job.py").write_text(JOB)
+    shutil.copy(JOBS_DIR / "submit" / "ranks.py", tmp_path / "job.py")
     out = _run([sys.executable, "-m", "hpcray", "submit", "job.py", "--nodes", "1",
                 "--ntasks-per-node", "3", "--time", "2", "--job-name", "hpcray-test-submit",
                 "--output", "job-%j.out", "--", str(exit_code), "two words"],
@@ -256,7 +267,7 @@ def test_submit_runs_on_three_ranks(tmp_path, exit_code, final_state):
 
 @needs_slurm
 def test_submit_rejected_by_sbatch(tmp_path):
-    (tmp_path / "job.py").write_text(JOB)
+    shutil.copy(JOBS_DIR / "submit" / "ranks.py", tmp_path / "job.py")
     out = _run([sys.executable, "-m", "hpcray", "submit", "job.py", "--ntasks-per-node", "2",
                 "--time", "2", "--partition", "no-such-partition"], cwd=tmp_path, timeout=150)
     assert out.returncode == 2

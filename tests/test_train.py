@@ -31,8 +31,8 @@ def parse_losses(text, epochs, context=""):
 
 
 def run_train(run_job, args, **kwargs):
-    """Run jobs/train.py (a copy in the test's directory) through the tests' job helpers."""
-    return run_job(TRAIN.read_text(), args=args, prelude=False, name="train", **kwargs)
+    """Run jobs/train.py (in place, from the test's directory) through the tests' job helpers."""
+    return run_job(TRAIN, args=args, name="train", **kwargs)
 
 
 @pytest.mark.parametrize("args, epochs, workers", [

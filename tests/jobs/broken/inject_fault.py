@@ -2,15 +2,19 @@
 pending get/wait/future fails at once with RuntimeBrokenError naming rank, host and cause,
 and later calls fail fast. argv[1]: where the fault is ("handler": a worker's GET_OBJECT
 handler; "turn": a turn of a worker's serving loop; "head": the head's RESULT handler); argv[2]: "catch" (the script catches and records) or
-"uncaught" (the error ends the script); argv[3]: "embedded" to start the embedded default."""
+"uncaught" (the error ends the script); argv[3]: "embedded" to start the embedded default
+with 2 workers, "attach" for init() under ``mpiexec python script.py``."""
 import sys
 import time
 
 import hpcray as ray
+from jobkit import record
 
 where, how = sys.argv[1], sys.argv[2]
 if sys.argv[3:] == ["embedded"]:
     ray.init(num_cpus=2)
+elif sys.argv[3:] == ["attach"]:
+    ray.init()
 
 
 @ray.remote(num_cpus=1)             # holds its rank's CPU: the slow task runs elsewhere
@@ -19,9 +23,9 @@ class Saboteur:
         return [ray.put("owned by this worker")]
 
     def sabotage(self, where):
-        from hpcray.core import current
+        from jobkit import runtime
         from hpcray.wire import messages
-        rt = current.runtime()
+        rt = runtime()
 
         def boom(*args):
             raise RuntimeError("injected fault")
@@ -42,12 +46,12 @@ inner = ray.get(saboteur.make.remote())[0]
 pending = slow.remote()
 future = pending.future()
 if where == "head":
-    from hpcray.core import current
+    from jobkit import runtime
     from hpcray.wire import messages
 
     def boom(*args):
         raise RuntimeError("injected fault")
-    current.runtime().progress.handlers[messages.RESULT] = boom
+    runtime().progress.handlers[messages.RESULT] = boom
     inner = saboteur.make.remote()                  # its RESULT breaks the head
     rank = 0
 else:
