@@ -9,6 +9,8 @@ like any ref, and when the last one anywhere is gone, the actor ends.
 import hashlib
 import inspect
 
+from .actors.host import current_call
+from .core.invoke import ExitActor
 from .core.resources import request_of
 from .launch import session
 from .remote_function import validate_options
@@ -25,6 +27,19 @@ ACTOR_OPTIONS = {
 METHOD_OPTIONS = {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
                   "enable_task_events", "name", "_metadata"}
 DEFAULT_ASYNC_CONCURRENCY = 1000       # Ray's default for async actors
+
+
+def exit_actor():
+    """End the actor whose method calls this, as Ray's ``ray.actor.exit_actor()``: this call
+    and every call waiting for the actor raise ActorDiedError, and later calls too.
+
+    Raises:
+        TypeError: called outside an actor method (as Ray does).
+    """
+    call = current_call.get()
+    if call is None or call.actor_id is None:
+        raise TypeError("exit_actor() was called outside an actor method")
+    raise ExitActor(0)
 
 
 def method(*args, **options):

@@ -200,7 +200,6 @@ def get(object_refs, *, timeout=None):
         TaskCancelledError: the task was cancelled.
         RuntimeBrokenError: an internal fault broke the runtime (rank, host and cause named).
         TypeError: something other than ObjectRefs was passed.
-        ValueError: a ref that names no object of this job.
     """
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
@@ -212,7 +211,6 @@ def get(object_refs, *, timeout=None):
     _check_refs(object_refs_list, "get")
     rt = session.runtime()
     ids = [ref.id for ref in object_refs_list]
-    rt.access.check_ids(ids)
     values = rt.access.get(ids, timeout)
     return values[0] if single else values
 
@@ -239,8 +237,7 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
 
     Raises:
         TypeError: not a list of ObjectRefs.
-        ValueError: duplicate refs, ``num_returns`` out of range, or a ref that names no
-            object of this job.
+        ValueError: duplicate refs, or ``num_returns`` out of range.
     """
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError("wait expects a list of ObjectRefs")
@@ -258,7 +255,6 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
         return [], []
     rt = session.runtime()
     ids = [ref.id for ref in object_refs]
-    rt.access.check_ids(ids)
     ready_ids = rt.access.wait(ids, num_returns, timeout)
     ready, not_ready = [], []
     for ref in object_refs:

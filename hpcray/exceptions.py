@@ -4,7 +4,7 @@ __all__ = [
     "HpcrayError", "RayError", "TaskError", "RayTaskError", "GetTimeoutError",
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
-    "ActorError", "RayActorError", "ActorDiedError", "ConfigError",
+    "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
 ]
 
 
@@ -48,7 +48,10 @@ class TaskError(HpcrayError):
     def as_instanceof_cause(self):
         """Return an error that is an instance of both ``TaskError`` and the original class."""
         cause = self.cause
-        if cause is None:
+        if cause is None or not isinstance(cause, Exception):
+            # A BaseException-only cause (SystemExit, KeyboardInterrupt, ...): an error that
+            # were also one would escape ``except Exception`` and the driver's handlers, and
+            # a SystemExit would end the script silently with its code.
             return self
         cause_cls = type(cause)
         if isinstance(cause, TaskError):
@@ -119,6 +122,35 @@ class RuntimeBrokenError(HpcrayError):
 
 class ConfigError(HpcrayError, ValueError):
     """A knob (``HPCRAY_*`` variable or launcher flag) has a value that does not parse."""
+
+
+class WorkerCrashedError(HpcrayError):
+    """A task ended the way a worker process dies: it called ``sys.exit()`` (Ray's name: there
+    the task's worker process exits, and ``get`` raises this). hpcray runs tasks in threads of
+    a rank, which goes on; the task fails with this error, and is retried up to its
+    ``max_retries``, as Ray retries a task whose worker died.
+
+    Attributes:
+        function_name: the remote function's qualified name.
+        exit_code: the ``sys.exit`` argument (``None`` for ``sys.exit()``).
+        remote_traceback: where it exited, headed by the rank and host.
+    """
+
+    def __init__(self, function_name=None, exit_code=None, remote_traceback=None):
+        super().__init__(function_name, exit_code, remote_traceback)
+        self.function_name = function_name
+        self.exit_code = exit_code
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self):
+        return (WorkerCrashedError, (self.function_name, self.exit_code, self.remote_traceback))
+
+    def __str__(self):
+        text = (f"task {self.function_name} called sys.exit({self.exit_code!r}): the task "
+                f"failed (exit code {self.exit_code!r}); its rank goes on")
+        if self.remote_traceback:
+            text += f"\n\n{self.remote_traceback}"
+        return text
 
 
 class ActorError(HpcrayError):

@@ -64,7 +64,6 @@ def reduce(object_refs, op="sum"):
         raise ValueError("reduce of an empty list of ObjectRefs: there is nothing to combine")
     function = resolve_op(op)
     rt = session.runtime()
-    rt.access.check_ids([ref.id for ref in object_refs])
     with rt.lock:
         locations = [rt.submitter.locate(ref.id) for ref in object_refs]
         job = rt.job

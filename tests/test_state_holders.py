@@ -142,7 +142,7 @@ def test_group_registry_answers_once_every_member_is_placed():
 # ---------------------------------------------------------------------- reference tracker
 def _tracker(rank):
     outbox, unused, acked = _Outbox(), [], []
-    tracker = RefTracker(rank, outbox.send, unused.append, lambda: acked.append(1))
+    tracker = RefTracker(rank, 4, outbox.send, unused.append, lambda: acked.append(1))
     return tracker, outbox, unused, acked
 
 

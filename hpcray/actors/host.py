@@ -124,6 +124,9 @@ class ActorHost:
                     + "".join(traceback.format_exception(type(error), error,
                                                          error.__traceback__)))
                 cause = error.cause if isinstance(error, TaskError) else error
+                if isinstance(error, SystemExit):  # the actor exits (see invoke.execute); no
+                    reason = f"its __init__ called sys.exit({error.code!r})"   # SystemExit
+                    cause = None                   # as the cause of what get raises
                 failure = serialization.actor_died(spec.class_name, spec.actor_id, reason,
                                                    serialization.picklable_or_none(cause), tb)
                 result = failure
@@ -173,8 +176,8 @@ class ActorHost:
             self.access.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
 
     def _dispatch(self, actor):
-        if actor.state != ActorState.ALIVE:
-            return
+        if actor.state != ActorState.ALIVE or self.progress.stopping:
+            return                             # (once the job is over, no call starts)
         mailbox = actor.mailbox
         while mailbox.runnable and len(actor.active) < actor.limit:
             entry = mailbox.next()
@@ -197,7 +200,7 @@ class ActorHost:
             self.progress.enter_user_code()
         stack.append(call)
         token = current_call.set(call)
-        results = contained = None
+        results = contained = exit_reason = None
         try:
             function = getattr(actor.instance, call.func_id, None)
             if function is None:
@@ -205,19 +208,31 @@ class ActorHost:
                     f"actor {actor.spec.class_name} has no method {call.func_id!r}"))
             else:
                 results, contained = invoke.execute(self.execution, call, deps, function)
+        except invoke.ActorExit as exit_:
+            exit_reason = exit_.reason
         finally:
             current_call.reset(token)
             stack.pop()
             with self.lock:
                 self.progress.leave_user_code()
+                self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
+
+    def _exit(self, actor, reason):
+        """A call of the actor called sys.exit (``reason`` says so; None: it did not): the
+        actor is over, as in Ray, where its process exits. This call and every other one,
+        waiting or running, get ActorDiedError (the call is answered here: ``_finished``
+        then finds it abandoned)."""
+        if reason is not None and actor.state == ActorState.ALIVE:
+            self._end(actor, serialization.actor_died(actor.spec.class_name,
+                                                      actor.spec.actor_id, reason), reason)
 
     def _start_async(self, actor, call, deps):
         asyncio.ensure_future(self._run_async(actor, call, deps))
 
     async def _run_async(self, actor, call, deps):
         """Run one call of an async actor on the event loop (lock not held)."""
-        results = contained = None
+        results = contained = exit_reason = None
         executor = self.execution
         current_call.set(call)                 # this coroutine's own context
         try:
@@ -231,12 +246,15 @@ class ActorHost:
                     value = function(*args, **kwargs)
                     if inspect.isawaitable(value):
                         value = await value
+                except SystemExit as error:    # the actor exits (see invoke.execute)
+                    exit_reason = invoke.ActorExit(call, error).reason
                 except BaseException as error:
                     results = invoke.failed(executor, call, error)
                 else:
                     results, contained = invoke.package(executor, call, value)
         finally:
             with self.lock:
+                self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
 
     def _finished(self, actor, call, results, contained):

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 from ..exceptions import GetTimeoutError, RuntimeBrokenError
 from ..wire import messages, serialization
-from ..wire.ids import OWNER_SHIFT, is_valid
+from ..wire.ids import OWNER_SHIFT, made_in
 from ..wire.objects import STORED, from_wire, nbytes
 from . import refcount
 from .object_ref import rebuild
@@ -67,6 +67,13 @@ class ObjectAccess:
         if obj is not None:
             callback(obj)
             return
+        if not made_in(object_id, self.job.size):
+            # No rank of this job made this id (an ObjectRef built from bytes): the object
+            # does not exist, and its "owner" is no rank to ask.
+            callback(serialization.lost(object_id, f"no rank of this job ({self.job.size} "
+                                        f"ranks) made this id: an ObjectRef built from bytes "
+                                        f"that name no object?"))
+            return
         self.callbacks[object_id].append(callback)
         if object_id not in self.fetching:
             self.fetching.add(object_id)
@@ -105,15 +112,6 @@ class ObjectAccess:
         while len(fetched) > MAX_FETCHED or self.fetched_bytes > self.cache_limit:
             _, old = fetched.popitem(last=False)
             self.fetched_bytes -= nbytes(old)
-
-    def check_ids(self, object_ids):
-        """Raise ValueError for an id that names no possible object of this job (a ref
-        built by hand from bytes that name nothing)."""
-        size = self.job.size
-        for object_id in object_ids:
-            if not is_valid(object_id, size):
-                raise ValueError(f"ObjectRef({object_id!r}) names no object of this job "
-                                 f"(an id owned by one of its {size} ranks)")
 
     # ------------------------------------------------------------------ get
     def get(self, object_ids, timeout=None):

@@ -126,6 +126,8 @@ class Execution:
         ``contained``: ``{object id: [ids of refs its pickle holds]}``; this rank holds them
         until the owner has taken them over (``HANDOFF``)."""
         self.node_load.add(-1)
+        if self.progress.stopping:
+            return                             # the job is over: nobody takes results
         self.send_results(spec, results, seconds, contained)
         if spec.via_head and spec.owner != 0:
             self.transport.send(0, messages.done(spec.task_id, seconds))
@@ -200,6 +202,12 @@ class Execution:
                         progress.fail(f"a turn of the serving loop raised "
                                       f"{type(error).__name__}: {error}", error)
                         activity = 0
+                    if progress.stopping:
+                        # The job is over (SHUTDOWN was just handled): start nothing more.
+                        # Work that arrived but has not started is dropped, as Ray drops a
+                        # finished job's queued tasks (starting it made the job wait for it,
+                        # or hang when it then waited for an owner that no longer answers).
+                        break
                     if progress.broken is None:
                         if self.work:          # actor work first: calls are latency-bound
                             item = self.work.popleft()

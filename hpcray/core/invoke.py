@@ -7,7 +7,9 @@ runs without the runtime lock held. The ``executor`` passed in is the rank's ``E
 it knows the functions already loaded, the node's store, where errors happened
 (``where``), and how to wait for borrowed refs to be registered.
 """
-from ..exceptions import TaskError
+import traceback
+
+from ..exceptions import TaskError, WorkerCrashedError
 from ..wire import serialization
 from ..wire.serialization import error_object, serialize_result
 from . import refcount
@@ -28,12 +30,54 @@ def execute(executor, spec, dep_objects, function=None):
         try:
             value = function(*args, **kwargs)
             break
-        except BaseException as error:          # SystemExit in a task fails the task, not the rank
+        except SystemExit as error:
+            # Ray: sys.exit() ends the worker process; an actor whose method exits is dead
+            # (ActorDiedError), a task fails with WorkerCrashedError and is retried up to
+            # max_retries. Here the rank goes on; the error must not be a SystemExit itself
+            # (``except RayActorError`` would miss it and the script end silently, status 0).
+            if spec.actor_id is not None:
+                raise ActorExit(spec, error) from None
+            if _retries_left(spec, attempts):
+                attempts += 1
+                continue
+            return exited(executor, spec, error), None
+        except BaseException as error:          # fails the task, not the rank
             if _should_retry(spec, error, attempts):
                 attempts += 1
                 continue
             return failed(executor, spec, error), None
     return package(executor, spec, value)
+
+
+class ExitActor(SystemExit):
+    """Raised by ``hpcray.actor.exit_actor()`` to end the actor running the call."""
+
+
+class ActorExit(Exception):
+    """An actor method called ``sys.exit()`` (or ``exit_actor()``): the actor host ends the
+    actor, giving ``reason``."""
+
+    def __init__(self, spec, system_exit):
+        code = system_exit.code
+        if isinstance(system_exit, ExitActor):
+            reason = f"the actor exited: {spec.name} called exit_actor()"
+        else:
+            reason = (f"the actor exited: {spec.name} called sys.exit({code!r}) "
+                      f"(exit code {code!r})")
+        super().__init__(reason)
+        self.reason = reason
+
+
+def exited(executor, spec, system_exit):
+    """The results of a task that called ``sys.exit``: WorkerCrashedError for each return."""
+    tb = "".join(traceback.format_exception(type(system_exit), system_exit,
+                                            system_exit.__traceback__))
+    header = f"Remote traceback ({spec.name} on {executor.where()}):\n"
+    code = system_exit.code
+    if not isinstance(code, (int, str, type(None))):   # sys.exit(anything): keep it picklable
+        code = repr(code)
+    error = WorkerCrashedError(spec.name, code, header + tb)
+    return _fail_all(spec, serialization.exception_object(error))
 
 
 def prepare(executor, spec, dep_objects, function=None):
@@ -106,6 +150,12 @@ def _resolve(value, dep_objects, store):
     if isinstance(value, ObjectRef) and value.id in dep_objects:
         return serialization.materialize(dep_objects[value.id], store)
     return value
+
+
+def _retries_left(spec, attempts):
+    """Whether a task whose "worker died" (sys.exit) runs again: Ray retries those up to
+    ``max_retries`` (-1: forever), whatever ``retry_exceptions`` says."""
+    return spec.max_retries < 0 or attempts < spec.max_retries
 
 
 def _should_retry(spec, error, attempts):

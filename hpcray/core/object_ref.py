@@ -14,6 +14,18 @@ class ObjectRef:
     __slots__ = ("id", "__weakref__")
 
     def __init__(self, object_id):
+        """``ObjectRef(ref.binary())`` rebuilds a ref, as Ray's ``ray.ObjectRef(binary)`` does.
+
+        Raises:
+            TypeError: ``object_id`` is neither ``bytes`` nor an id.
+            ValueError: bytes of the wrong length (an id is ``ID_SIZE`` bytes, as in Ray).
+
+        Bytes of the right length that name no object of this job are accepted, as Ray
+        accepts them; ``get`` on such a ref raises ObjectLostError (a task that takes it as
+        an argument fails with it), and ``wait`` counts it as ready, as for any lost object.
+        """
+        if type(object_id) is not int:         # internal callers pass ints: keep them fast
+            object_id = _id_from_binary(object_id)
         self.id = object_id
         rt = current.runtime_or_none()
         if rt is not None:
@@ -44,7 +56,9 @@ class ObjectRef:
         """The object id as 16 hex digits (owner rank in the top 24 bits)."""
         return f"{self.id:016x}"
 
-    binary = hex
+    def binary(self):
+        """The object id as ``ID_SIZE`` bytes: ``ObjectRef(ref.binary()) == ref``."""
+        return self.id.to_bytes(ID_SIZE, "big")
 
     def task_id(self):
         return f"{self.id:016x}"
@@ -62,6 +76,23 @@ class ObjectRef:
     def as_future(self):
         """Return an ``asyncio.Future`` for this object (for use inside a running event loop)."""
         return asyncio.wrap_future(self.future())
+
+
+# Bytes of a binary id: Ray's size (``ray.ObjectRef(b"x" * 28)`` is well formed there too).
+# hpcray's ids are ints below 2**64, stored big-endian in the last 8 of these bytes.
+ID_SIZE = 28
+
+
+def _id_from_binary(binary):
+    """The int id of ``ObjectRef(binary)``, with the checks of Ray's ``check_id`` (bytes kept
+    as the id once reached the runtime, whose progress thread then died on them)."""
+    if not isinstance(binary, bytes):
+        raise TypeError(f"ObjectRef() takes the bytes of an object id (ref.binary()), "
+                        f"got {type(binary).__name__}")
+    if len(binary) != ID_SIZE:
+        raise ValueError(f"ObjectRef() takes the {ID_SIZE} bytes of an object id "
+                         f"(ref.binary()), got {len(binary)} bytes")
+    return int.from_bytes(binary, "big")
 
 
 def rebuild(object_id):

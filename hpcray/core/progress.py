@@ -10,7 +10,8 @@ the rank is busy in user code (the driver's script, a long task).
 Dispatch is built from ``wire/messages.TABLE``: each role registers itself under its name and
 each kind's handler is ``getattr(role, method)``. The session filter runs here, once per
 envelope: a scoped message of an older session is dropped, one of a newer session is kept
-until this rank's own ``RESET`` (:meth:`set_session`).
+until this rank's own ``RESET`` (:meth:`set_session`). Once the job is over (``stopping``:
+a worker got ``SHUTDOWN``) every scoped message is dropped: no work starts any more.
 
 **One broken path.** A handler that raises, a failure of a serving loop or of the background
 thread, on any rank and under every launcher, calls :meth:`fail`: the runtime is *broken* for
@@ -80,10 +81,10 @@ class Progress:
 
     def _handle(self, session, message):
         kind = message[0]
-        if session != self.session and self.scoped[kind]:
-            if session > self.session:         # we have not seen our RESET yet
+        if self.scoped[kind] and (session != self.session or self.stopping):
+            if session > self.session and not self.stopping:   # our RESET is still to come
                 self.newer.append((session, message))
-            return
+            return                             # an older session's, or the job is over
         try:
             handler = self.handlers[kind]
             if handler is None:
@@ -138,6 +139,15 @@ class Progress:
         """Raise RuntimeBrokenError if the runtime is broken (lock held or not)."""
         if self.broken is not None:
             raise RuntimeBrokenError(self.broken)
+
+    def check_running(self):
+        """Raise RuntimeBrokenError if the runtime is broken or the job is over: then a wait
+        can never be satisfied (no thread polls MPI any more, and the head no longer
+        answers). Called before any MPI call: MPI may be finalizing."""
+        self.check()
+        if self.stopping:
+            raise RuntimeBrokenError(f"the job is ending (rank {self.job.rank}): what this "
+                                     f"wait needs will not arrive")
 
     def fail(self, cause, error=None):
         """An internal fault on this rank: break the runtime here and on every rank."""

@@ -69,8 +69,9 @@ class RefTracker:
     a registration is acknowledged (it wakes whoever waits for it).
     """
 
-    def __init__(self, rank, send, on_unused, acked):
+    def __init__(self, rank, size, send, on_unused, acked):
         self.rank = rank
+        self.size = size
         self.send = send
         self.on_unused = on_unused
         self.acked = acked
@@ -146,6 +147,8 @@ class RefTracker:
             owner = object_id >> OWNER_SHIFT
             if owner == rank or object_id in self.registered or not self.borrowed.get(object_id):
                 continue
+            if owner >= self.size:             # an id no rank made (ObjectRef from bytes):
+                continue                       # no owner to register with
             self.registered.add(object_id)
             self.unacked.add(object_id)
             self.send(owner, messages.borrow(object_id, rank))
@@ -234,7 +237,7 @@ class RefTracker:
     def forget(self):
         """A new session: every count of the old one is void."""
         events, local = self.events, self.local
-        self.__init__(self.rank, self.send, self.on_unused, self.acked)
+        self.__init__(self.rank, self.size, self.send, self.on_unused, self.acked)
         self.events, self.local = events, local   # live ObjectRefs still count themselves
 
 

@@ -68,7 +68,7 @@ class Runtime:
         self.transport = transport = Transport(comm)
         cache_limit = store.capacity // 4 if store is not None else 0
         # Late-bound callbacks: refs and copies report to roles built after them.
-        self.refs = refs = RefTracker(job.rank, transport.send,
+        self.refs = refs = RefTracker(job.rank, job.size, transport.send,
                                       on_unused=lambda object_id: self.ownership.maybe_free(object_id),
                                       acked=lambda: self.waiting.notify())
         self.copies = copies = NodeCopies(comm, store, transport, job.node_index,

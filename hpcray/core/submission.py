@@ -101,7 +101,6 @@ class Submitter:
 
         Raises:
             SerializationError: an argument cannot be pickled (named).
-            ValueError: an ObjectRef argument names no object of this job.
             RuntimeBrokenError: the runtime is broken.
         """
         deps, args_blob, contained = self._encode_arguments(name, args, kwargs)
@@ -138,8 +137,6 @@ class Submitter:
             return [], None, []
         deps = [a.id for a in args if isinstance(a, ObjectRef)]
         deps += [v.id for v in kwargs.values() if isinstance(v, ObjectRef)]
-        if deps:
-            self.access.check_ids(deps)
         with refcount.capture("contained") as contained:
             args_blob = serialization.serialize_args(name, args, kwargs, self.store,
                                                      self.job.rank, self.config.inline_limit)

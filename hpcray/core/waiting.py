@@ -11,7 +11,7 @@ Two ways, chosen by what the thread is doing:
   for a moment after activity, then backing off to sleeps (``transport.Backoff``).
 
 Either way a wait ends when ``done()`` holds, when the deadline passes, or when the runtime
-is broken (then with RuntimeBrokenError): it never waits on nothing.
+is broken or the job is over (then with RuntimeBrokenError): it never waits on nothing.
 """
 import threading
 import time
@@ -78,7 +78,9 @@ class Waiting:
         try:
             while True:
                 with self.lock:
-                    progress.check()
+                    if progress.stopping and done():
+                        return True
+                    progress.check_running()
                     activity = progress.turn()
                     progress.flush()
                     if done():
@@ -95,7 +97,9 @@ class Waiting:
 
     def _sleep_until(self, spec, done, deadline):
         with self.lock:
-            self.progress.check()
+            if self.progress.stopping and done():
+                return True
+            self.progress.check_running()
             self.progress.turn()
             if done():
                 return True
@@ -109,9 +113,9 @@ class Waiting:
                 if timeout > 0:
                     sleeper.event.wait(timeout)
                 with self.lock:
-                    self.progress.check()
                     if done():
                         return True
+                    self.progress.check_running()
                     if deadline is not None and time.monotonic() >= deadline:
                         return False
                     sleeper.event.clear()

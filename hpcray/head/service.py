@@ -12,6 +12,7 @@
 All methods but :meth:`shutdown_workers` and :meth:`reset_session` run with the runtime lock
 held.
 """
+import sys
 import time
 
 from ..wire import messages
@@ -32,6 +33,7 @@ class HeadService:
         self.config = config
         self.transport = transport
         self.progress = progress
+        self.ownership = ownership
         self.execution = execution
         self.lifecycle = lifecycle
         self.scheduler = GlobalScheduler(job.executing_capacities(), config.prefetch,
@@ -118,10 +120,21 @@ class HeadService:
             self.transport.flush()
 
     # ------------------------------------------------------------------ the end
-    def shutdown_workers(self):
+    def shutdown_workers(self, report_abandoned=True):
         """Tell every worker to leave and wait (bounded) for their goodbyes; return whether
-        all said goodbye (lock not held)."""
+        all said goodbye (lock not held). From SHUTDOWN on no rank starts a task, and the
+        tasks running are abandoned, as Ray does when its driver exits; with
+        ``report_abandoned`` the head says how many of the script's tasks were not finished,
+        so that a task nobody waited for is never dropped silently."""
         with self.lock:
+            self.progress.turn()               # results that already arrived count as done
+            unfinished = len(self.ownership.tasks)
+            if unfinished and report_abandoned:
+                sys.stderr.write(
+                    f"hpcray: the job ends with {unfinished} task(s) or actor call(s) "
+                    f"submitted by the script not finished; they are abandoned (hpcray.get "
+                    f"or hpcray.wait on their refs waits for them)\n")
+                sys.stderr.flush()
             for rank in range(1, self.job.size):
                 self.transport.send(rank, messages.shutdown())
             self.transport.flush()

@@ -15,7 +15,7 @@ import time
 from ..config import Config
 from ..core import current
 from . import preemption
-from .join import exit_process, import_mpi, serve, start_runtime
+from .join import exit_process, import_mpi, serve, shutdown_workers, start_runtime
 
 
 class Spawned:
@@ -72,12 +72,15 @@ def stop():
     if rt is None or _spawned is None:
         return
     spawned, _spawned = _spawned, None
-    clean = rt.head.shutdown_workers()
+    clean = shutdown_workers(rt)
+    if not clean:
+        # Abort before closing: the window frees are collective, and a worker that never
+        # said goodbye never joins them (the driver hung there forever).
+        sys.stderr.write("hpcray: workers did not stop in time; aborting them\n")
+        sys.stderr.flush()
+        spawned.comm.Abort(1)
     rt.lifecycle.close()
     current.set_runtime(None)
-    if not clean:
-        sys.stderr.write("hpcray: workers did not stop in time; aborting them\n")
-        spawned.comm.Abort(1)
     spawned.comm.Free()
     spawned.intercomm.Disconnect()
     _wait_for_exit(rt.head.worker_pids)

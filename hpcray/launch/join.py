@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 
 from ..actors.host import attach as attach_actors
 from ..core import current
@@ -27,7 +28,7 @@ from ..exceptions import ConfigError
 from ..head.service import attach as attach_head
 from ..store.node_load import NodeLoad
 from ..store.node_store import NodeStore
-from . import resources
+from . import preemption, resources
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
 
@@ -212,18 +213,31 @@ def finish_launched(rt, exit_code):
     from mpi4py import MPI
     with rt.lock:
         rt.progress.leave_user_code()
-    clean = rt.head.shutdown_workers()
-    rt.lifecycle.close()
-    current.set_runtime(None)
+    clean = shutdown_workers(rt)
     sys.stdout.flush()
     sys.stderr.flush()
     if not clean:
+        # Abort before closing: the window frees are collective, and a worker that never
+        # said goodbye never joins them (the head hung there, with the other ranks).
         sys.stderr.write("hpcray: some workers did not stop within HPCRAY_SHUTDOWN_GRACE; "
                          "aborting the job\n")
         sys.stderr.flush()
         MPI.COMM_WORLD.Abort(exit_code or 1)
+    rt.lifecycle.close()
+    current.set_runtime(None)
     MPI.Finalize()
     return exit_code
+
+
+def shutdown_workers(rt):
+    """The head ends the job's workers; False (the caller aborts the job) if some did not say
+    goodbye in time, or if ending them raised: the other ranks would wait for a SHUTDOWN or
+    a collective forever."""
+    try:
+        return rt.head.shutdown_workers(report_abandoned=preemption.received() is None)
+    except BaseException:
+        traceback.print_exc()
+        return False
 
 
 def worker_exit_hard():

@@ -29,6 +29,7 @@ progress loop or its next store operation, as finalizers may run anywhere).
 import fcntl
 import os
 import shutil
+import stat
 import threading
 import time
 from collections import deque
@@ -182,7 +183,7 @@ class NodeStore:
         start, size = int(slots[slot, START]), int(slots[slot, SIZE])
         path = self._spill_path(slot)
         try:
-            os.makedirs(self.spill_dir, mode=0o700, exist_ok=True)   # made on the first spill
+            self._make_spill_dir()
             fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
             with os.fdopen(fd, "wb", closefd=True) as file:
                 file.write(self.data[start * PAGE:start * PAGE + size])
@@ -194,6 +195,19 @@ class NodeStore:
         self._free_pages(slot)
         self.spills += 1
         return True
+
+    def _make_spill_dir(self):
+        """Make the spill directory at the first spill of the node (node lock held; made at
+        start, every job that died left an empty one behind); an existing one must be this
+        job's: a private directory of this user."""
+        try:
+            os.makedirs(self.spill_dir, mode=0o700)
+        except FileExistsError:
+            info = os.lstat(self.spill_dir)
+            if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
+                    or info.st_mode & 0o077):
+                raise OSError(f"{self.spill_dir} exists and is not a private directory of "
+                              f"this user") from None
 
     def _restore(self, slot):
         """Bring a spilled object back into the store (lock held)."""

@@ -5,7 +5,6 @@ Anyone holding an id knows whom to ask for it (``owner_of``) without a directory
 token object (see ``actors/``).
 """
 OWNER_SHIFT = 40
-MAX_COUNTER = (1 << OWNER_SHIFT) - 1
 
 
 def make_id(owner, counter):
@@ -16,7 +15,7 @@ def owner_of(object_id):
     return object_id >> OWNER_SHIFT
 
 
-def is_valid(object_id, ranks):
-    """Whether ``object_id`` could name an object of a job of ``ranks`` ranks."""
-    return (isinstance(object_id, int) and not isinstance(object_id, bool) and object_id > 0
-            and object_id >> OWNER_SHIFT < ranks and object_id & MAX_COUNTER != 0)
+def made_in(object_id, ranks):
+    """Whether a rank of a job of ``ranks`` ranks could have made ``object_id`` (an id from
+    the bytes of a hand-made ObjectRef may name no rank)."""
+    return 0 <= object_id >> OWNER_SHIFT < ranks

@@ -143,11 +143,9 @@ def cancelled(task_id):
     return objects.error(dumps(TaskCancelledError(f"{task_id:016x}")))
 
 
-def lost(object_id):
-    """The Error record of an object that is gone."""
-    return objects.error(dumps(ObjectLostError(
-        f"object {object_id:016x} is gone: it was freed, or belongs to a runtime that was "
-        f"shut down")))
+def lost(object_id, why="it was freed, or belongs to a runtime that was shut down"):
+    """The Error record of an object that is gone (``why``: the reason given)."""
+    return objects.error(dumps(ObjectLostError(f"object {object_id:016x} is gone: {why}")))
 
 
 def picklable_or_none(exc):
