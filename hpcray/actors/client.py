@@ -40,7 +40,6 @@ class ActorClient:
         self.asked = set()                     # actor ids looked up at the head
         self.owned = {}                        # actor id -> ActorSpec, created here, alive
         self.construction = _Construction(self)
-        ownership.freed_listeners.append(self.on_freed)
 
     def session_key(self):
         """What a handle made now records: handles of an earlier session are dead."""
@@ -88,6 +87,7 @@ class ActorClient:
         """Router of constructions: the actor goes to the head to be placed."""
         spec = self.construction.pending.pop(construction.task_id)
         self.owned[spec.actor_id] = spec
+        self.ownership.when_freed(spec.actor_id, self.on_freed)
         if spec.detached:
             self.refs.escape(spec.actor_id)    # no count of handles ends it
         if spec.name is None:                  # a named one goes with its NAME_ACTOR request
@@ -178,7 +178,7 @@ class ActorClient:
 
     # ------------------------------------------------------------------ end of life
     def on_freed(self, object_id):
-        """An owned object was freed: if it is an actor's token, no handle is left."""
+        """The token of an actor this rank created was freed: no handle is left."""
         spec = self.owned.pop(object_id, None)
         if spec is None or spec.detached:
             return

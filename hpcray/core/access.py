@@ -137,16 +137,18 @@ class ObjectAccess:
         found = {}
         rank = self.rank
         ownership = self.ownership
+        owned, pending = ownership.objects, ownership.pending
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         remaining = deque()
         with self.lock:
-            self.progress.check()
+            if self.progress.broken is not None:
+                self.progress.check()
             for object_id in object_ids:
                 if object_id >> OWNER_SHIFT == rank:
-                    obj = ownership.get(object_id)
+                    obj = owned.get(object_id)
                     if obj is not None:
                         found[object_id] = obj
-                    elif ownership.is_pending(object_id):
+                    elif object_id in pending:
                         remaining.append(object_id)
                     else:
                         found[object_id] = serialization.lost(object_id)
@@ -158,7 +160,6 @@ class ObjectAccess:
                         remaining.append(object_id)
                         self.lookup(object_id, lambda obj, oid=object_id: found.__setitem__(oid, obj))
             self.transport.flush()
-        pending = ownership.pending
 
         def done():
             while remaining:
@@ -166,8 +167,7 @@ class ObjectAccess:
                 if object_id in found:
                     remaining.popleft()
                 elif object_id >> OWNER_SHIFT == rank and object_id not in pending:
-                    found[object_id] = (ownership.get(object_id)
-                                        or serialization.lost(object_id))
+                    found[object_id] = owned.get(object_id) or serialization.lost(object_id)
                     remaining.popleft()
                 else:
                     return False

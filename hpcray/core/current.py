@@ -33,6 +33,14 @@ def set_runtime(rt):
     _runtime = rt
 
 
+def note_ref(object_id, delta):
+    """An ObjectRef of ``object_id`` was made (+1) or dropped (-1) in this process: queue it
+    for the runtime's reference counts (any thread, no lock; hot: one call per ref)."""
+    rt = _runtime
+    if rt is not None:
+        rt.refs.events.append((object_id, delta))
+
+
 def task_stack():
     """The tasks this thread runs, outermost first (the list itself: push/pop on it)."""
     stack = getattr(_local, "stack", None)

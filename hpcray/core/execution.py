@@ -22,6 +22,9 @@ from ..wire.transport import Backoff
 from . import current, invoke
 
 
+NO_DEPS = {}          # the arguments of a task that has none (shared, never written)
+
+
 class PendingTask:
     """A task that arrived here: its spec, the argument objects that are here, and how many
     are still missing."""
@@ -75,7 +78,7 @@ class Execution:
         else:
             node_load.taken_in(spec.owner)     # placed by a rank of this node
         if not spec.deps:
-            self.ready.append(PendingTask(spec, {}, 0))
+            self.ready.append(PendingTask(spec, NO_DEPS, 0))
             return
         missing = set(spec.deps)
         entry = self.waiting[spec.task_id] = PendingTask(spec, {}, len(missing))
@@ -145,11 +148,14 @@ class Execution:
                                                             self.rank, contained))
 
     # ------------------------------------------------------------------ running (no lock)
-    def run_task(self, spec, deps):
-        """Run one task on the calling thread and hand its results on (lock not held)."""
-        stack = current.task_stack()
+    def run_task(self, spec, deps, stack=None):
+        """Run one task on the calling thread and hand its results on (lock not held);
+        ``stack``: this thread's task stack (``current.task_stack()``), if the caller has it."""
+        if stack is None:
+            stack = current.task_stack()
+        progress = self.progress
         with self.lock:
-            self.progress.enter_user_code()
+            progress.user_code += 1            # (progress.enter_user_code, inlined: hot)
         stack.append(spec)
         started = time.perf_counter()
         results = contained = None
@@ -159,7 +165,7 @@ class Execution:
             stack.pop()
             seconds = time.perf_counter() - started
             with self.lock:
-                self.progress.leave_user_code()
+                progress.user_code -= 1
                 if results is None:            # a fault of ours, not of the task
                     results = invoke.failed(self, spec, RuntimeError(
                         "the task ended abnormally in hpcray"))
@@ -187,6 +193,7 @@ class Execution:
         lock, progress, transport = self.lock, self.progress, self.transport
         backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
         current.set_serving()
+        stack = current.task_stack()
         with lock:
             progress.polling_threads += 1
         try:
@@ -223,7 +230,7 @@ class Execution:
                         if callable(item):
                             item()
                         else:
-                            self.run_task(item.spec, item.deps)
+                            self.run_task(item.spec, item.deps, stack)
                     except Exception as error:
                         with lock:
                             progress.fail(f"serving a task raised {type(error).__name__}: "

@@ -85,7 +85,7 @@ def prepare(executor, spec, dep_objects, function=None):
     before its call (an argument's task failed, its arguments cannot be read)."""
     try:
         if function is None:
-            function = executor.function_of(spec)
+            function = executor.functions.get(spec.func_id) or executor.function_of(spec)
         if spec.args_blob is None and spec.args_ref is None:
             args, kwargs = (), {}
         else:

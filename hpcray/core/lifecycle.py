@@ -12,6 +12,8 @@ The head's side of both (``RESET``/``SHUTDOWN`` to every worker, counting the ``
 import os
 import sys
 
+from ..wire import messages
+
 
 class Lifecycle:
     """Collaborators: the runtime ``lock``, ``job`` (JobView), ``transport``, ``progress``,
@@ -56,7 +58,6 @@ class Lifecycle:
 
     def leave(self, hard=False):
         """Say goodbye to the head and leave the job (finalizing MPI when ``hard``)."""
-        from ..wire import messages
         with self.lock:
             self.progress.stopping = True
             self.transport.close_to_all_but(0)

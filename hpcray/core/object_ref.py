@@ -27,15 +27,11 @@ class ObjectRef:
         if type(object_id) is not int:         # internal callers pass ints: keep them fast
             object_id = _id_from_binary(object_id)
         self.id = object_id
-        rt = current.runtime_or_none()
-        if rt is not None:
-            rt.refs.note(object_id, +1)
+        current.note_ref(object_id, +1)
 
     def __del__(self):
         try:
-            rt = current.runtime_or_none()
-            if rt is not None:
-                rt.refs.note(self.id, -1)
+            current.note_ref(self.id, -1)
         except Exception:   # interpreter shutdown
             pass
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from ..wire import messages, serialization
 from ..wire.ids import make_id, owner_of
-from ..wire.objects import STORED, results_from_wire
+from ..wire.objects import STORED, from_wire
 
 
 class TaskRecord:
@@ -34,9 +34,9 @@ class TaskRecord:
 
 class Ownership:
     """Collaborators: ``job`` (JobView), this node's ``store``, ``transport``, ``refs``
-    (RefTracker) and ``notify()`` (something arrived: wake waiters). Listeners may be added:
-    ``on_freed(object_id)`` for every owned object freed, ``on_finished(task_id, seconds)``
-    for every task of this rank whose results came back."""
+    (RefTracker) and ``notify()`` (something arrived: wake waiters). Others may ask to hear
+    of an owned object's end (:meth:`when_freed`), and listen to every task of this rank
+    whose results came back (``finished_listeners``: ``fn(task_id, seconds)``)."""
 
     def __init__(self, job, store, transport, refs, notify):
         self.job = job
@@ -51,7 +51,7 @@ class Ownership:
         self.callbacks = defaultdict(list)     # owned object id -> [fn(obj)] fired on arrival
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.tasks = {}                        # task id -> TaskRecord
-        self.freed_listeners = []
+        self.on_freed = {}                     # owned object id -> fn(object_id) at its end
         self.finished_listeners = []
 
     # ------------------------------------------------------------------ ids and objects
@@ -67,6 +67,11 @@ class Ownership:
         object_id = self.new_id()
         self.objects[object_id] = obj
         return object_id
+
+    def when_freed(self, object_id, callback):
+        """Call ``callback(object_id)`` when the owned object is freed (an actor's token: its
+        last handle is gone)."""
+        self.on_freed[object_id] = callback
 
     def get(self, object_id):
         """The record of an owned object that exists, or None."""
@@ -90,8 +95,9 @@ class Ownership:
     def register_task(self, spec, dep_ids):
         """A task (or call, or construction) submitted here: its results pending, the
         arguments this rank owns pinned until it is done. Returns its record."""
-        for object_id in spec.return_ids():
-            self.pending[object_id] = spec.task_id
+        task_id, pending = spec.task_id, self.pending
+        for object_id in range(task_id, task_id + spec.num_returns):
+            pending[object_id] = task_id
         for object_id in dep_ids:
             if owner_of(object_id) == self.rank:
                 self.pins[object_id] += 1
@@ -121,28 +127,35 @@ class Ownership:
         return set(self.pending.values())
 
     def on_result(self, task_id, results, seconds, executor, contained):
-        """RESULT: a task's results (from the wire)."""
-        self.deliver(task_id, results_from_wire(results), seconds, executor, contained)
+        """RESULT: a task's results (object records as plain tuples, from the wire)."""
+        self.deliver(task_id, results, seconds, executor, contained, wire=True)
 
-    def deliver(self, task_id, results, seconds=None, executor=None, contained=None):
-        """A task's results are here: keep the ones still wanted, complete the task."""
+    def deliver(self, task_id, results, seconds=None, executor=None, contained=None,
+                wire=False):
+        """A task's results are here: keep the ones still wanted, complete the task.
+        ``wire``: the records are plain tuples still (``objects.from_wire``)."""
         refs = self.refs
         if refs.events:                        # refs created since the last poll count too
             refs.process_events()
         record = self.tasks.pop(task_id, None)
         unacked = set()
+        local, pending = refs.local, self.pending
         for object_id, obj in results:
-            if self.pending.pop(object_id, None) is None:
+            if pending.pop(object_id, None) is None:
                 continue                       # stale (an old session) or already cancelled
-            if (refs.in_use(object_id) or object_id in self.callbacks
+            if wire:
+                obj = from_wire(obj)
+            if (local.get(object_id) or refs.in_use(object_id) or object_id in self.callbacks
                     or object_id in self.pins):
                 self.objects[object_id] = obj
                 if contained and object_id in contained:
                     unacked |= refs.contain(object_id, contained[object_id])
             else:
                 self.discard(obj)              # every ref was dropped before it was done
-                for listener in self.freed_listeners:
-                    listener(object_id)
+                if self.on_freed:
+                    callback = self.on_freed.pop(object_id, None)
+                    if callback is not None:
+                        callback(object_id)
             self._fire(object_id, obj)
         if contained and executor is not None:
             refs.took_over(task_id, executor, unacked)
@@ -154,10 +167,11 @@ class Ownership:
             listener(task_id, seconds)
 
     def _fire(self, object_id, obj):
-        callbacks = self.callbacks.pop(object_id, None)
-        if callbacks:
-            for callback in callbacks:
-                callback(obj)
+        if self.callbacks:
+            callbacks = self.callbacks.pop(object_id, None)
+            if callbacks:
+                for callback in callbacks:
+                    callback(obj)
         self.notify()
 
     def _unpin(self, spec):
@@ -175,10 +189,13 @@ class Ownership:
                 and not self.callbacks.get(object_id) and not self.refs.in_use(object_id)):
             obj = self.objects.pop(object_id, None)
             if obj is not None:
-                self.discard(obj)
+                if obj.kind == STORED:
+                    self.discard(obj)
                 self.refs.freed(object_id)     # release the refs its pickle held
-            for listener in self.freed_listeners:
-                listener(object_id)
+            if self.on_freed:
+                callback = self.on_freed.pop(object_id, None)
+                if callback is not None:
+                    callback(object_id)
 
     def discard(self, obj):
         """An object nobody needs: release its primary copy in its node's store, if any."""
@@ -204,6 +221,7 @@ class Ownership:
         self.callbacks.clear()
         self.pins.clear()
         self.tasks.clear()
+        self.on_freed.clear()
         for object_id, callbacks in failed:
             for callback in callbacks:
                 callback(serialization.lost(object_id))

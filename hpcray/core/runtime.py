@@ -79,6 +79,8 @@ class Runtime:
         self.waiting = waiting = Waiting(lock, progress, config)
         progress.broken_listeners.append(lambda reason: waiting.wake_all())
         self.ownership = ownership = Ownership(job, store, transport, refs, waiting.notify)
+        refs.on_unused = ownership.maybe_free   # the late-bound callbacks, bound (hot paths)
+        refs.acked = copies.on_arrival = waiting.notify
         self.access = access = ObjectAccess(lock, job, transport, progress, waiting, ownership,
                                             refs, copies, store, cache_limit)
         self.execution = execution = Execution(lock, job, config, transport, node_load, store,

@@ -104,8 +104,10 @@ class Submitter:
             RuntimeBrokenError: the runtime is broken.
         """
         deps, args_blob, contained = self._encode_arguments(name, args, kwargs)
+        progress = self.progress
         with self.lock:
-            self.progress.check()
+            if progress.broken is not None:
+                progress.check()
             args_ref = None
             if args_blob is not None and args_blob.kind == STORED:
                 # Large arguments went into the store, as a put would: the task reads them
@@ -113,8 +115,9 @@ class Submitter:
                 args_ref = self.ownership.add(args_blob)
                 deps.append(args_ref)
                 args_blob = None
-            spec = make_spec(self.ownership.new_id(count), tuple(deps), args_blob, args_ref)
-            returned = [ObjectRef(object_id) for object_id in spec.return_ids()]
+            task_id = self.ownership.new_id(count)
+            spec = make_spec(task_id, tuple(deps), args_blob, args_ref)
+            returned = [ObjectRef(object_id) for object_id in range(task_id, task_id + count)]
             record = self.ownership.register_task(spec, deps)
             if contained:                      # refs inside the arguments: held until done
                 self.refs.hold(contained)
@@ -123,10 +126,10 @@ class Submitter:
             if spec.deps and spec.node_hint is None and spec.actor_id is None:
                 spec.node_hint = self._node_hint(spec)
             record.where = router.send(spec)
-            self.progress.last_api_call = time.monotonic()
+            progress.last_api_call = time.monotonic()
             self.submitted += 1
             if self.submitted & 15 == 0 and (self.transport.queued or self.placement.backlog()):
-                self.progress.turn()
+                progress.turn()
                 self.transport.flush()
         return spec, returned
 
@@ -193,10 +196,12 @@ class Submitter:
             SerializationError: ``value`` cannot be pickled.
             ObjectStoreFullError: the store has no room even after spilling.
         """
-        with self.lock:
-            self.progress.check()
-            if self.refs.events:               # free what dropped refs released, first
-                self.progress.turn()
+        progress = self.progress
+        if progress.broken is not None:
+            progress.check()
+        if self.refs.events:                   # free what dropped refs released, first
+            with self.lock:
+                progress.turn()
         store, rank, limit = self.store, self.job.rank, self.config.inline_limit
         try:
             with refcount.capture("contained") as contained:

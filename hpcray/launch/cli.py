@@ -13,7 +13,7 @@ import traceback
 
 from ..config import Config
 from ..exceptions import ConfigError
-from . import join, preemption, session
+from . import join, preemption, session, submit
 
 
 def parse_args(argv):
@@ -45,8 +45,7 @@ def parse_args(argv):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["submit"]:      # hpcray submit ...: write and sbatch a batch script
-        from .submit import main as submit_main
-        return submit_main(argv[1:])
+        return submit.main(argv[1:])
     options = parse_args(argv)
     if not os.path.exists(options.script):
         print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)

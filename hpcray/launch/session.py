@@ -28,6 +28,7 @@ class SessionState:
         self.mode = None            # LAUNCHED (python -m hpcray / mpiexec) or EMBEDDED
         self.initialized = False    # init() was called (or implied) in the current session
         self.namespace = None
+        self.runtime = None         # the runtime of the current session, once initialized
 
 
 state = SessionState()
@@ -36,6 +37,9 @@ state = SessionState()
 def runtime():
     """This process's runtime, starting hpcray with the defaults if ``init()`` was not
     called (as a first ``ray.remote`` call does in Ray)."""
+    rt = state.runtime
+    if rt is not None:
+        return rt
     if not state.initialized:
         init()
     return current.runtime()
@@ -77,6 +81,7 @@ def init(declared=None, num_cpus=None, object_store_memory=None, namespace=None)
             rt.head.reset_session(_capacities_with(rt, declared))
     rt = current.runtime()
     state.initialized = True
+    state.runtime = rt
     state.namespace = namespace
     if rt.directory is not None:
         rt.directory.default_namespace = namespace or "default"
@@ -118,6 +123,7 @@ def declare(num_cpus=None, num_gpus=None, resources=None):
 def shutdown():
     """End the current session; the embedded default stops its workers."""
     rt = current.runtime_or_none()
+    state.runtime = None
     if rt is None or not state.initialized and state.mode != EMBEDDED:
         state.initialized = False
         return

@@ -23,7 +23,7 @@ messages: ``execution``, ``ownership``, ``access``, ``refs``, ``lifecycle``, ``p
 """
 from dataclasses import dataclass
 
-from .objects import from_wire, results_to_wire, to_wire
+from .objects import from_wire, to_wire
 
 TAG = 7                 # the MPI tag of runtime messages on the runtime's communicator
 DATA_TAG_BASE = 100     # object bytes between nodes travel as raw buffers on tags from here
@@ -183,7 +183,12 @@ def spill(spec):
 
 
 def result(task_id, results, seconds, executor, contained):
-    return (RESULT, task_id, results_to_wire(results), seconds, executor, contained)
+    if len(results) == 1:                      # most tasks: no comprehension frame
+        (object_id, obj), = results
+        wire = [(object_id, tuple(obj))]
+    else:
+        wire = [(object_id, tuple(obj)) for object_id, obj in results]
+    return (RESULT, task_id, wire, seconds, executor, contained)
 
 
 def done(task_id, seconds):

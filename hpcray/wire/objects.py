@@ -47,16 +47,19 @@ class Stored(NamedTuple):
 _RECORDS = (Value, Error, Inline, Stored)
 
 
+_new = tuple.__new__          # builds a record without the Python frame of its __new__
+
+
 def value(blob):
-    return Value(VALUE, blob)
+    return _new(Value, (VALUE, blob))
 
 
 def error(blob):
-    return Error(ERROR, blob)
+    return _new(Error, (ERROR, blob))
 
 
 def inline(header, buffers):
-    return Inline(INLINE, header, buffers)
+    return _new(Inline, (INLINE, header, buffers))
 
 
 def stored(node, writer, slot, size, header, parts):
@@ -70,16 +73,7 @@ def to_wire(obj):
 
 def from_wire(raw):
     """The record of a tuple made by :func:`to_wire` (a record passes unchanged)."""
-    return tuple.__new__(_RECORDS[raw[0]], raw)
-
-
-def results_to_wire(results):
-    """``[(object_id, record), ...]`` -> ``[(object_id, tuple), ...]``."""
-    return [(object_id, tuple(obj)) for object_id, obj in results]
-
-
-def results_from_wire(results):
-    return [(object_id, tuple.__new__(_RECORDS[obj[0]], obj)) for object_id, obj in results]
+    return _new(_RECORDS[raw[0]], raw)
 
 
 def nbytes(obj):

@@ -18,7 +18,9 @@ import cloudpickle
 from ..exceptions import (ActorDiedError, ObjectLostError, ObjectStoreFullError,
                           RemoteTraceback, SerializationError, TaskCancelledError, TaskError)
 from . import objects
-from .objects import INLINE, STORED, VALUE
+from .objects import INLINE, STORED, VALUE, Value
+
+_new = tuple.__new__
 
 
 def dumps(value):
@@ -90,7 +92,7 @@ def encode(value, store=None, rank=0, inline_limit=1 << 18):
         buffers = []
         header = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     if not buffers:
-        return objects.value(header)
+        return _new(Value, (VALUE, header))    # objects.value, without its frame (hot)
     raws = [buffer.raw() for buffer in buffers]
     total = sum(raw.nbytes for raw in raws)
     if store is None or total < inline_limit:

@@ -55,11 +55,13 @@ class TaskSpec:
         self.caller = caller                   # a method call: who submitted it (ordering)
 
     def __reduce__(self):
-        return (_task_spec, (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
-                             _wire(self.args_blob), self.deps, self.num_returns,
-                             self.resources, self.max_retries, self.retry_exceptions,
-                             self.via_head, self.session, self.node_hint, self.args_ref,
-                             self.actor_id, self.caller))
+        args = self.args_blob
+        fields = (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
+                  None if args is None else tuple(args), self.deps, self.num_returns, self.resources,
+                  self.max_retries, self.retry_exceptions, self.via_head, self.session,
+                  self.node_hint, self.args_ref, self.actor_id, self.caller)
+        # without encoded arguments there is no record to rebuild: no extra call on arrival
+        return (TaskSpec if args is None else _task_spec, fields)
 
     def return_ids(self):
         return range(self.task_id, self.task_id + self.num_returns)
