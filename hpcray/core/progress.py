@@ -63,6 +63,7 @@ class Progress:
         self.futures_pending = 0               # futures of refs not completed yet
         self._background = None
         self.register("progress", self)        # BROKEN
+
     # ------------------------------------------------------------------ dispatch
     def register(self, role, obj):
         """Route to ``obj`` every kind whose handler is ``role.<method>``."""
@@ -80,20 +81,20 @@ class Progress:
             self._handle(session, payload)
 
     def _handle(self, session, message):
-        kind = message[0]
-        if self.scoped[kind] and (session != self.session or self.stopping):
-            if session > self.session and not self.stopping:   # our RESET is still to come
-                self.newer.append((session, message))
-            return                             # an older session's, or the job is over
         try:
+            kind = message[0]
+            if self.scoped[kind] and (session != self.session or self.stopping):
+                if session > self.session and not self.stopping:  # our RESET is to come
+                    self.newer.append((session, message))
+                return                         # an older session's, or the job is over
             handler = self.handlers[kind]
             if handler is None:
-                raise RuntimeError(f"rank {self.job.rank} has no handler for "
-                                   f"{messages.BY_CODE[kind].name}")
+                raise RuntimeError(f"rank {self.job.rank} has no handler for this kind")
             handler(*message[1:])
         except Exception as error:
-            self.fail(f"handling {messages.BY_CODE[kind].name if kind in messages.BY_CODE else kind}"
-                      f" raised {type(error).__name__}: {error}", error)
+            kind = messages.BY_CODE.get(message[0] if message else None)
+            self.fail(f"handling {kind.name if kind else repr(message)[:80]} raised "
+                      f"{type(error).__name__}: {error}", error)
 
     def set_session(self, session):
         """This rank enters ``session``: messages of older ones are stale from now on, and
