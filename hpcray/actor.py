@@ -227,7 +227,7 @@ class ActorMethod:
             ActorDiedError: the handle belongs to an earlier session.
         """
         handle, num_returns = self._handle, self._num_returns
-        refs = session.runtime().client.call(handle._actor_id, handle._class_name, self._name,
+        refs = session.runtime().client.call(handle._token.id, handle._class_name, self._name,
                                              args, kwargs, num_returns, handle._session)
         if num_returns == 0:
             return None

@@ -14,6 +14,7 @@ held.
 """
 from collections import defaultdict
 
+from ..core import current
 from ..exceptions import ActorDiedError
 from ..wire import messages, serialization
 from ..wire.specs import ActorSpec, TaskSpec
@@ -127,12 +128,13 @@ class ActorClient:
         Raises:
             ActorDiedError: the handle belongs to an earlier session.
         """
-        if handle_session != self.session_key():
+        if handle_session != (self.job.job_tag, self.progress.session):
             raise ActorDiedError(class_name, f"{actor_id:016x}",
                                  "it belonged to an earlier session, ended by hpcray.shutdown()")
         name = f"{class_name}.{method_name}"
         count = max(num_returns, 1)
-        caller = self.submitter.caller()
+        task = current.current_task()          # the caller: this rank and the task it runs
+        caller = (self.job.rank, task.task_id if task is not None else 0)   # (0: the driver)
         session = self.progress.session
 
         def make_spec(task_id, deps, args_blob, args_ref):

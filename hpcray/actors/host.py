@@ -178,9 +178,9 @@ class ActorHost:
     def _dispatch(self, actor):
         if actor.state != ActorState.ALIVE or self.progress.stopping:
             return                             # (once the job is over, no call starts)
-        mailbox = actor.mailbox
-        while mailbox.runnable and len(actor.active) < actor.limit:
-            entry = mailbox.next()
+        runnable = actor.mailbox.runnable
+        while runnable and len(actor.active) < actor.limit:
+            entry = runnable.popleft()         # (mailbox.next, inlined: hot)
             call, deps = entry.call, entry.deps
             actor.active[call.task_id] = call
             if actor.spec.is_async:
@@ -196,8 +196,9 @@ class ActorHost:
     def _run(self, actor, call, deps):
         """Run one call on this thread (lock not held)."""
         stack = current.task_stack()
+        progress = self.progress
         with self.lock:
-            self.progress.enter_user_code()
+            progress.user_code += 1            # (progress.enter_user_code, inlined: hot)
         stack.append(call)
         token = current_call.set(call)
         results = contained = exit_reason = None
@@ -214,16 +215,16 @@ class ActorHost:
             current_call.reset(token)
             stack.pop()
             with self.lock:
-                self.progress.leave_user_code()
-                self._exit(actor, exit_reason)
+                progress.user_code -= 1
+                if exit_reason is not None:
+                    self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
 
     def _exit(self, actor, reason):
-        """A call of the actor called sys.exit (``reason`` says so; None: it did not): the
-        actor is over, as in Ray, where its process exits. This call and every other one,
-        waiting or running, get ActorDiedError (the call is answered here: ``_finished``
-        then finds it abandoned)."""
-        if reason is not None and actor.state == ActorState.ALIVE:
+        """A call of the actor called sys.exit (``reason`` says so): the actor is over, as in
+        Ray, where its process exits. This call and every other one, waiting or running, get
+        ActorDiedError (the call is answered here: ``_finished`` then finds it abandoned)."""
+        if actor.state == ActorState.ALIVE:
             self._end(actor, serialization.actor_died(actor.spec.class_name,
                                                       actor.spec.actor_id, reason), reason)
 
@@ -254,7 +255,8 @@ class ActorHost:
                     results, contained = invoke.package(executor, call, value)
         finally:
             with self.lock:
-                self._exit(actor, exit_reason)
+                if exit_reason is not None:
+                    self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
 
     def _finished(self, actor, call, results, contained):

@@ -32,6 +32,9 @@ class Mailbox:
         entry = QueuedCall(call, len(call.deps))
         queue = self.callers.get(call.caller)
         if queue is None:
+            if not entry.missing:              # nothing before it, nothing to wait for
+                self.runnable.append(entry)
+                return entry
             queue = self.callers[call.caller] = deque()
         queue.append(entry)
         if not entry.missing:

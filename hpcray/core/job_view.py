@@ -24,10 +24,12 @@ class JobView:
         self.executors = list(range(1, size)) or [0]
         self.executes = rank in self.executors
         self.detected_capacities = capacities  # rank -> {resource: amount} the ranks offered
-        self.capacities = capacities           # ... as the session declared (init(num_cpus=))
+        self.set_capacities(capacities)
 
     def set_capacities(self, capacities):
-        self.capacities = capacities
+        """The session's resources (``init(num_cpus=...)`` declares them)."""
+        self.capacities = capacities           # rank -> {resource: amount}, as declared
+        self._executing = {rank: capacities[rank] for rank in self.executors}
 
     def where(self):
         """This process, for error messages: rank, host and pid."""
@@ -41,5 +43,5 @@ class JobView:
         return hashlib.sha1(f"{host}/{index}".encode()).hexdigest()[:28]
 
     def executing_capacities(self):
-        """``{rank: capacity}`` of the ranks that execute tasks."""
-        return {rank: self.capacities[rank] for rank in self.executors}
+        """``{rank: capacity}`` of the ranks that execute tasks (do not change it)."""
+        return self._executing

@@ -6,7 +6,6 @@ waits for the head's ``REPLY`` carrying that token. On the head itself the reque
 through the same path (the transport delivers a rank's messages to itself), so there is
 one way to ask whatever rank asks.
 """
-from ..wire import messages
 
 
 class HeadRequests:

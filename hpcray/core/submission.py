@@ -23,7 +23,7 @@ from ..exceptions import ObjectStoreFullError, SerializationError
 from ..wire import messages, serialization
 from ..wire.objects import STORED
 from ..wire.specs import TaskSpec
-from . import current, refcount
+from . import refcount
 from .object_ref import ObjectRef
 from .resources import check_feasible, fits
 
@@ -181,12 +181,6 @@ class Submitter:
     def check_feasible(self, resources, what):
         """Raise ResourceError if no executing rank could ever satisfy ``resources``."""
         check_feasible(self.job.executing_capacities(), resources, what)
-
-    def caller(self):
-        """Who submits from this thread, for the ordering of actor calls: this rank and the
-        task it runs (0 in the driver)."""
-        spec = current.current_task()
-        return (self.job.rank, spec.task_id if spec is not None else 0)
 
     # ------------------------------------------------------------------ put
     def put(self, value):

@@ -16,7 +16,6 @@ is broken or the job is over (then with RuntimeBrokenError): it never waits on n
 import threading
 import time
 
-from ..exceptions import RuntimeBrokenError
 from ..wire.transport import Backoff
 from . import current
 
@@ -78,9 +77,10 @@ class Waiting:
         try:
             while True:
                 with self.lock:
-                    if progress.stopping and done():
-                        return True
-                    progress.check_running()
+                    if progress.broken is not None or progress.stopping:
+                        if progress.stopping and done():
+                            return True
+                        progress.check_running()
                     activity = progress.turn()
                     progress.flush()
                     if done():
