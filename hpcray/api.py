@@ -307,8 +307,10 @@ def available_resources():
 
 
 def nodes():
-    """One dict per node of the job: id, host, ranks and logical resources (Ray's keys)."""
-    job = session.runtime().job
+    """One dict per node of the job: id, host, ranks, logical resources, and whether it is
+    alive (a node whose ranks all died is not), with Ray's keys."""
+    rt = session.runtime()
+    job, dead = rt.job, rt.liveness.dead
     result = []
     for index in sorted(set(job.node_of)):
         ranks = [rank for rank, node in enumerate(job.node_of) if node == index]
@@ -316,7 +318,8 @@ def nodes():
         for rank in ranks:
             for name, amount in job.capacities[rank].items():
                 resources[name] = resources.get(name, 0.0) + amount
-        result.append({"NodeID": job.node_id(index), "Alive": True,
+        alive = any(rank not in dead for rank in ranks)
+        result.append({"NodeID": job.node_id(index), "Alive": alive,
                        "NodeManagerHostname": job.host_of[ranks[0]], "Resources": resources,
                        "Ranks": ranks})
     return result

@@ -113,6 +113,16 @@ def directory(text):
     return str(text)
 
 
+def switch(text):
+    """On or off: 1/0, true/false, yes/no, on/off."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not on or off (1/0, true/false, yes/no, on/off)")
+
+
 # ---------------------------------------------------------------------- the knobs
 @dataclass(frozen=True)
 class Knob:
@@ -186,6 +196,14 @@ KNOBS = (
     Knob("preempt_grace", "HPCRAY_PREEMPT_GRACE", seconds, 20.0,
          "after SIGTERM (Slurm time limit, preemption), seconds the shutdown hooks and "
          "running work get before the job ends with status 143"),
+    Knob("liveness_timeout", "HPCRAY_LIVENESS_TIMEOUT", positive_seconds, 3.0,
+         "a rank on another host than the head's that sends no heartbeat for this long is "
+         "declared dead (ranks of one host see each other's death within ~0.1 s); a rank "
+         "that hears nothing from the head for this long ends"),
+    Knob("supervise", "HPCRAY_SUPERVISE", switch, True,
+         "under python -m hpcray, run each rank in a child of a supervisor process, so that "
+         "a worker rank killed by a signal leaves the job going with the script's exit "
+         "status (launch/supervisor.py); 0: the launcher's process is the rank"),
 )
 
 _BY_FIELD = {knob.field: knob for knob in KNOBS}
@@ -212,6 +230,8 @@ class Config:
     ranks_per_node: int
     collective_timeout: float
     preempt_grace: float
+    liveness_timeout: float
+    supervise: bool
 
     @classmethod
     def load(cls, environ=None, flags=None):

@@ -5,6 +5,7 @@ __all__ = [
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
+    "OwnerDiedError",
 ]
 
 
@@ -106,6 +107,11 @@ class ObjectLostError(HpcrayError):
     """The object is gone: its owner freed it, or it belongs to a runtime that was shut down."""
 
 
+class OwnerDiedError(ObjectLostError):
+    """The object's owner (the rank that created it, or submitted its task) died: nobody can
+    hand it out any more (Ray's name and meaning)."""
+
+
 class ObjectStoreFullError(HpcrayError):
     """A node's object store has no room for an object, even after freeing what it could."""
 
@@ -125,29 +131,40 @@ class ConfigError(HpcrayError, ValueError):
 
 
 class WorkerCrashedError(HpcrayError):
-    """A task ended the way a worker process dies: it called ``sys.exit()`` (Ray's name: there
-    the task's worker process exits, and ``get`` raises this). hpcray runs tasks in threads of
-    a rank, which goes on; the task fails with this error, and is retried up to its
-    ``max_retries``, as Ray retries a task whose worker died.
+    """The process running a task died, as Ray's worker process does: the task called
+    ``sys.exit()`` (hpcray runs it in a thread of its rank, which goes on), or its whole rank
+    died. Either way it was retried up to its ``max_retries`` (3 by default, as in Ray)
+    before this error.
 
     Attributes:
         function_name: the remote function's qualified name.
-        exit_code: the ``sys.exit`` argument (``None`` for ``sys.exit()``).
+        exit_code: the ``sys.exit`` argument (``None`` for ``sys.exit()`` or a rank's death).
         remote_traceback: where it exited, headed by the rank and host.
+        reason: what happened, when it was not ``sys.exit`` (a rank that died).
+        attempts: how many times the task was started, when known.
     """
 
-    def __init__(self, function_name=None, exit_code=None, remote_traceback=None):
-        super().__init__(function_name, exit_code, remote_traceback)
+    def __init__(self, function_name=None, exit_code=None, remote_traceback=None, reason=None,
+                 attempts=None):
+        super().__init__(function_name, exit_code, remote_traceback, reason, attempts)
         self.function_name = function_name
         self.exit_code = exit_code
         self.remote_traceback = remote_traceback
+        self.reason = reason
+        self.attempts = attempts
 
     def __reduce__(self):
-        return (WorkerCrashedError, (self.function_name, self.exit_code, self.remote_traceback))
+        return (WorkerCrashedError, (self.function_name, self.exit_code, self.remote_traceback,
+                                     self.reason, self.attempts))
 
     def __str__(self):
-        text = (f"task {self.function_name} called sys.exit({self.exit_code!r}): the task "
-                f"failed (exit code {self.exit_code!r}); its rank goes on")
+        if self.reason is not None:
+            text = f"task {self.function_name} failed: {self.reason}"
+        else:
+            text = (f"task {self.function_name} called sys.exit({self.exit_code!r}): the task "
+                    f"failed (exit code {self.exit_code!r}); its rank goes on")
+        if self.attempts is not None:
+            text += f" ({self.attempts} attempt{'s' if self.attempts != 1 else ''})"
         if self.remote_traceback:
             text += f"\n\n{self.remote_traceback}"
         return text

@@ -6,6 +6,10 @@ from .core.resources import request_of
 from .launch import session
 from .wire import serialization
 
+# Ray's default: a task whose worker (here: its rank, or sys.exit) died runs again up to 3
+# times; an application exception only with retry_exceptions.
+DEFAULT_MAX_RETRIES = 3
+
 # Options Ray accepts on tasks; those without meaning here are accepted and ignored, so that
 # Ray programs run unchanged (see README, "Coming from Ray").
 TASK_OPTIONS = {
@@ -89,7 +93,8 @@ class RemoteFunction:
         blob, func_id = self.exported()
         refs = session.runtime().submitter.submit_task(
             self._name, func_id, blob, args, kwargs, num_returns, self._request,
-            options.get("max_retries", 0), options.get("retry_exceptions", False), node_hint)
+            options.get("max_retries", DEFAULT_MAX_RETRIES),
+            options.get("retry_exceptions", False), node_hint)
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

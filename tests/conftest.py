@@ -81,7 +81,9 @@ def run_job(start_job):
     def _run(job, n: int = 2, args=(), timeout: float = 60, env=None,
              embedded: bool = False, name: str | None = None,
              launcher: str = "hpcray") -> JobResult:
-        """``launcher="python"``: ``mpiexec -n N python script.py`` (init() joins the job)."""
+        """``launcher``: ``"hpcray"`` (``mpiexec -n N python -m hpcray script.py``),
+        ``"python"`` (``mpiexec -n N python script.py``: init() joins the job), ``"run"``
+        (``python -m hpcray run -n N script.py``) or ``"srun"`` (a Slurm step)."""
         job = start_job(job, n=n, args=args, env=env, embedded=embedded, name=name,
                         launcher=launcher)
         return job.wait(timeout * TIMEOUT_SCALE)

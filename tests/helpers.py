@@ -382,6 +382,12 @@ class Job:
         elif launcher == "python":         # mpiexec python script.py: init() joins the job
             self.cmd = ["mpiexec", "-n", str(n), sys.executable, str(self.script),
                         *map(str, args)]
+        elif launcher == "run":            # hpcray run: mpiexec -disable-auto-cleanup
+            self.cmd = [sys.executable, "-m", "hpcray", "run", "-n", str(n),
+                        str(self.script), *map(str, args)]
+        elif launcher == "srun":           # a real Slurm step (tests check Slurm is up)
+            self.cmd = ["srun", "-n", str(n), "--mpi=pmi2", sys.executable, "-m", "hpcray",
+                        str(self.script), *map(str, args)]
         else:
             self.cmd = ["mpiexec", "-n", str(n), sys.executable, "-m", "hpcray",
                         str(self.script), *map(str, args)]
@@ -395,7 +401,8 @@ class Job:
             e.setdefault(var, "1")
         # never let an outer MPI/PMI environment (e.g. pytest run under mpiexec) leak in
         for var in list(e):
-            if var.startswith(("PMI_", "PMIX_", "HYDRA_", "MPI_LOCALRANK", "OMPI_")):
+            if var.startswith(("PMI_", "PMIX_", "HYDRA_", "MPI_LOCALRANK", "OMPI_")) or (
+                    launcher == "srun" and var.startswith("SLURM_")):
                 del e[var]
         if env:
             e.update({k: str(v) for k, v in env.items()})

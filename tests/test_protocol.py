@@ -15,6 +15,7 @@ from hpcray.actors.host import ActorHost
 from hpcray.core.access import ObjectAccess
 from hpcray.core.execution import Execution
 from hpcray.core.lifecycle import Lifecycle
+from hpcray.core.liveness import Liveness
 from hpcray.core.ownership import Ownership
 from hpcray.core.progress import Progress
 from hpcray.core.refcount import RefTracker
@@ -30,6 +31,7 @@ from hpcray.wire import messages
 ROLES = {
     "execution": Execution, "ownership": Ownership, "access": ObjectAccess, "refs": RefTracker,
     "lifecycle": Lifecycle, "progress": Progress, "requests": HeadRequests,
+    "liveness": Liveness,
     "copies": NodeCopies, "client": ActorClient, "host": ActorHost, "head": HeadService,
     "directory": ActorDirectory, "groups": GroupRegistry,
 }

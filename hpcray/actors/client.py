@@ -111,8 +111,12 @@ class ActorClient:
         error = messages.error_from_wire(error)
         if error is not None:
             self.dead[actor_id] = error
+            self.locations.pop(actor_id, None)
             for spec in self.backlog.pop(actor_id, ()):
                 self._fail(spec, error)
+            construction = self.ownership.record(actor_id)
+            if construction is not None:       # it died before it was built (its rank died)
+                self.ownership.deliver(actor_id, [(actor_id, error)])
             return
         self.locations[actor_id] = rank
         for spec in self.backlog.pop(actor_id, ()):
@@ -173,6 +177,21 @@ class ActorClient:
 
     def where(self, record):
         return record.where
+
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: its actors are gone; the calls this rank sent there fail."""
+        calls = [record.spec for record in self.ownership.tasks.values()
+                 if record.spec.actor_id is not None and record.where == rank
+                 and record.spec.actor_id != record.spec.task_id]    # (not constructions)
+        names = {spec.actor_id: spec.name.rpartition(".")[0] for spec in calls}
+        for actor_id, where in list(self.locations.items()):
+            if where == rank:
+                del self.locations[actor_id]
+                self.dead[actor_id] = serialization.actor_died(
+                    names.get(actor_id, "(its class)"), actor_id, f"its rank {rank} died")
+        for spec in calls:
+            self._fail(spec, self.dead.get(spec.actor_id) or serialization.actor_died(
+                names[spec.actor_id], spec.actor_id, f"its rank {rank} died"))
 
     def _fail(self, spec, error):
         self.ownership.deliver(spec.task_id, [(object_id, error)

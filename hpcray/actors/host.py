@@ -365,7 +365,9 @@ def _unpack_error(obj):
 
 def attach(rt):
     """Give a rank its actors' roles: the caller's side and the hosting side."""
-    rt.attach("client", ActorClient(rt.lock, rt.job, rt.transport, rt.progress, rt.submitter,
-                                    rt.ownership, rt.refs, rt.access, rt.requests))
+    client = ActorClient(rt.lock, rt.job, rt.transport, rt.progress, rt.submitter,
+                         rt.ownership, rt.refs, rt.access, rt.requests)
+    rt.attach("client", client)
+    rt.liveness.dead_listeners.append(client.on_rank_dead)
     rt.attach("host", ActorHost(rt.lock, rt.job, rt.transport, rt.progress, rt.access,
                                 rt.execution))

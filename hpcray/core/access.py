@@ -67,6 +67,10 @@ class ObjectAccess:
         if obj is not None:
             callback(obj)
             return
+        owner = object_id >> OWNER_SHIFT
+        if owner in self.transport.dead:
+            callback(serialization.owner_died(object_id, owner, self.job.host_of[owner]))
+            return
         if not made_in(object_id, self.job.size):
             # No rank of this job made this id (an ObjectRef built from bytes): the object
             # does not exist, and its "owner" is no rank to ask.
@@ -287,6 +291,16 @@ class ObjectAccess:
             ref = rebuild(object_id)
         self.await_borrows(borrowed)
         return ref
+
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: whoever waits for an object it owned gets OwnerDiedError."""
+        host = self.job.host_of[rank]
+        for object_id in [oid for oid in self.callbacks if oid >> OWNER_SHIFT == rank]:
+            self.fetching.discard(object_id)
+            error = serialization.owner_died(object_id, rank, host)
+            for callback in self.callbacks.pop(object_id):
+                callback(error)
+        self.waiting.notify()
 
     def forget(self):
         """A new session: whoever waits for an object of the old one gets ObjectLostError."""

@@ -279,6 +279,22 @@ class Execution:
             self.transport.send(0, messages.blocked(spec.task_id) if blocked
                                 else messages.unblocked(spec.task_id))
 
+    # ------------------------------------------------------------------ dead ranks
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: the tasks it owns that have not started here are dropped (nobody
+        takes their results)."""
+        orphans = [entry for entry in list(self.waiting.values()) + list(self.ready)
+                   if entry.spec.owner == rank]
+        for entry in orphans:
+            spec = entry.spec
+            if self.waiting.get(spec.task_id) is entry:
+                del self.waiting[spec.task_id]
+            else:
+                self.ready.remove(entry)
+            self.node_load.add(-1)
+            if spec.via_head:                  # the head frees the slot it counted
+                self.transport.send(0, messages.done(spec.task_id, None))
+
     # ------------------------------------------------------------------ sessions
     def forget(self):
         """A new session: drop the old session's tasks (their slots are freed)."""

@@ -11,9 +11,10 @@ import socket
 
 class JobView:
     def __init__(self, rank, size, node_index, node_of, host_of, node_leaders, capacities,
-                 job_tag):
+                 job_tag, pids=None):
         self.rank = rank
         self.size = size
+        self.pids = pids or [None] * size      # rank -> its process id (on its host)
         self.node_index = node_index           # this rank's node
         self.node_of = node_of                 # rank -> node index
         self.host_of = host_of                 # rank -> host name

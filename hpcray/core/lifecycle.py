@@ -75,9 +75,16 @@ class Lifecycle:
         self.close_windows()
 
     def close_windows(self):
+        """Free the MPI windows: collective over the job and the node. When a rank died they
+        are left to the end of the process (a free with a dead member never returns);
+        the store's files are removed all the same."""
         if self.closed:
             return
         self.closed = True
+        if self.transport.dead:
+            if self.store is not None:
+                self.store.abandon()
+            return
         self.copies.close_window()
         if self.store is not None:
             self.store.close()

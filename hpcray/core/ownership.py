@@ -23,13 +23,14 @@ from ..wire.objects import STORED, from_wire
 class TaskRecord:
     """What an owner remembers about a task (or call, or actor construction) it submitted
     until the results arrive."""
-    __slots__ = ("spec", "where", "contained", "router")
+    __slots__ = ("spec", "where", "contained", "router", "attempts")
 
     def __init__(self, spec, where=None, contained=()):
         self.spec = spec
         self.where = where                     # the rank it was sent to (0: the head placed it)
         self.contained = contained             # refs inside its arguments, held until done
         self.router = None                     # what sent it: knows how to cancel it
+        self.attempts = 1                      # times it was sent to run
 
 
 class Ownership:

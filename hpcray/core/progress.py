@@ -54,6 +54,8 @@ class Progress:
             self.scoped[kind.code] = kind.scoped
         self.newer = []                        # (session, message) kept until our RESET
         self.turn_hooks = []
+        self.background_hooks = []             # fn() each turn of the background thread
+        #                                        (lock not held): liveness checks
         self.broken = None                     # the reason, once broken
         self.broken_listeners = []
         self.stopping = False
@@ -203,6 +205,8 @@ class Progress:
                 if self.parent_pid is not None and time.monotonic() > next_check:
                     next_check = time.monotonic() + 0.5
                     self._check_launcher()
+                for hook in self.background_hooks:
+                    hook()
                 if self.futures_pending and not self.polling_threads:
                     # Someone waits on a Future (``ref.future()``, ``await ref``) and no
                     # thread of the rank polls: poll often until it completes.

@@ -234,6 +234,27 @@ class RefTracker:
         if ids:
             self.release(ids)
 
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: it borrows nothing any more (owned objects it borrowed may be
+        freed), its objects need no registration and no hand-off, and the refs held for
+        the results of its tasks are released."""
+        for object_id in [oid for oid, ranks in self.borrowers.items() if rank in ranks]:
+            self.on_unborrow(object_id, rank)
+        owned_there = {oid for oid in self.registered | self.unacked
+                       if oid >> OWNER_SHIFT == rank}
+        self.registered -= owned_there
+        self.unacked -= owned_there
+        for task_id, handoff in list(self.handoffs.items()):
+            handoff.waiting -= owned_there
+            if handoff.executor == rank:
+                del self.handoffs[task_id]
+            elif not handoff.waiting:
+                del self.handoffs[task_id]
+                self.send(handoff.executor, messages.handoff(task_id))
+        for task_id in [tid for tid in self.result_holds if tid >> OWNER_SHIFT == rank]:
+            self.on_handoff(task_id)           # its owner will never take them over
+        self.acked()
+
     def forget(self):
         """A new session: every count of the old one is void."""
         events, local = self.events, self.local

@@ -21,7 +21,8 @@ Data flow of one task (``docs/architecture.md`` draws it larger)::
                                                   head.on_done   another owner: free the slot)
 
 The roles, from the bottom (each receives only the ones below it): ``progress`` (dispatch,
-turns, the broken state), ``refs`` (reference counting), ``waiting``, ``ownership``,
+turns, the broken state), ``refs`` (reference counting), ``liveness`` (which ranks are
+alive; what to do when one dies), ``waiting``, ``ownership``,
 ``access`` (get/wait/futures), ``execution`` (tasks that run here), ``submitter`` (the one
 submission path), ``requests`` (questions to the head), ``lifecycle`` (sessions, leaving).
 ``launch/join.py`` builds a Runtime on every rank, then attaches the actors' roles
@@ -37,6 +38,7 @@ from ..wire.transport import Transport
 from .access import ObjectAccess
 from .execution import Execution
 from .lifecycle import Lifecycle
+from .liveness import Liveness
 from .ownership import Ownership
 from .progress import Progress
 from .refcount import RefTracker
@@ -76,6 +78,8 @@ class Runtime:
                                           on_arrival=lambda: self.waiting.notify())
         self.progress = progress = Progress(lock, job, transport, config, refs, store, copies,
                                             parent_pid)
+        self.liveness = liveness = Liveness(lock, job, transport, progress, config)
+        progress.background_hooks.append(liveness.check)
         self.waiting = waiting = Waiting(lock, progress, config)
         progress.broken_listeners.append(lambda reason: waiting.wake_all())
         self.ownership = ownership = Ownership(job, store, transport, refs, waiting.notify)
@@ -91,6 +95,9 @@ class Runtime:
                                                ownership, refs, access, copies, store,
                                                self.placement)
         self.requests = requests = HeadRequests(lock, job, transport, waiting)
+        liveness.dead_listeners += [submitter.on_rank_dead, access.on_rank_dead,
+                                    refs.on_rank_dead, copies.on_rank_dead,
+                                    execution.on_rank_dead]
         self._attached = []
         self.lifecycle = Lifecycle(lock, job, transport, progress, [execution], store,
                                    node_load, copies, on_exit)
@@ -98,7 +105,7 @@ class Runtime:
         for name, role in (("refs", refs), ("ownership", ownership),
                            ("access", access), ("execution", execution),
                            ("requests", requests), ("lifecycle", self.lifecycle),
-                           ("copies", copies)):
+                           ("copies", copies), ("liveness", liveness)):
             progress.register(name, role)
 
     @property

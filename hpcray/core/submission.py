@@ -19,7 +19,7 @@ submissions, so executors are fed while the caller is still submitting.
 """
 import time
 
-from ..exceptions import ObjectStoreFullError, SerializationError
+from ..exceptions import ObjectStoreFullError, SerializationError, WorkerCrashedError
 from ..wire import messages, serialization
 from ..wire.objects import STORED
 from ..wire.specs import TaskSpec
@@ -43,9 +43,9 @@ class NodePlacement:
         local = spec.node_hint is None or spec.node_hint == self.job.node_index
         target = None
         if local:
-            capacities, request = self.job.capacities, spec.resources
-            target = self.node_load.pick(self.queue_limit,
-                                         lambda rank: fits(capacities[rank], request))
+            capacities, request, dead = self.job.capacities, spec.resources, self.transport.dead
+            target = self.node_load.pick(self.queue_limit, lambda rank: (
+                rank not in dead and fits(capacities[rank], request)))
         if target is None:
             spec.via_head = True
             self.transport.send(0, messages.spill(spec))
@@ -216,6 +216,30 @@ class Submitter:
             ref = ObjectRef(object_id)
             self.refs.contain(object_id, contained)   # the refs inside live as long as it does
             return ref
+
+    # ------------------------------------------------------------------ dead ranks
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died (lock held): the tasks this rank sent there, or that the head placed
+        there (``tasks``), run again elsewhere while ``max_retries`` allows (as Ray retries
+        a task whose worker or node died); else they fail with WorkerCrashedError."""
+        host = self.job.host_of[rank]
+        for record in list(self.ownership.tasks.values()):
+            spec = record.spec
+            if spec.actor_id is None and (record.where == rank or spec.task_id in tasks):
+                self.retry(record, f"rank {rank} (host {host}) died while it held the task")
+
+    def retry(self, record, why):
+        """Send a task again after a system failure, or fail it if its retries are spent."""
+        spec = record.spec
+        if spec.max_retries >= 0 and record.attempts > spec.max_retries:
+            error = serialization.exception_object(WorkerCrashedError(
+                spec.name, reason=why, attempts=record.attempts))
+            self.ownership.deliver(spec.task_id, [(object_id, error)
+                                                  for object_id in spec.return_ids()])
+            return
+        record.attempts += 1
+        spec.via_head = False
+        record.where = record.router.send(spec)
 
     # ------------------------------------------------------------------ cancel, locate
     def cancel(self, object_id):

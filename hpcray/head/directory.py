@@ -58,6 +58,7 @@ class ActorDirectory:
         self.unknown = {}                      # actor id -> ranks that asked before its CREATE
         self.held = {}                         # rank -> {resource: amount} held by actors
         self.count = {}                        # rank -> live actors on it
+        self.dead = set()                      # ranks that died: no actor goes there
 
     # ------------------------------------------------------------------ creation and placement
     def on_create(self, spec):
@@ -95,6 +96,8 @@ class ActorDirectory:
         """The executing rank with room for ``request`` that hosts the fewest actors."""
         best, best_count = None, None
         for rank, capacity in self.capacities().items():
+            if rank in self.dead:
+                continue
             held = self.held.get(rank, {})
             if not fits(capacity, request):
                 continue
@@ -209,6 +212,21 @@ class ActorDirectory:
                 still.append(actor_id)
         self.waiting = still
 
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: its actors are dead (their owners learn it: ACTOR_PLACED with the
+        error), and no actor goes there again."""
+        self.dead.add(rank)
+        for actor_id, record in self.records.items():
+            if record.rank == rank and record.state == ActorState.ALIVE:
+                reason = f"its rank {rank} died"
+                self._mark_dead(record, serialization.actor_died(record.spec.class_name,
+                                                                 actor_id, reason))
+                if record.spec.owner != rank:  # its construction may still be pending there
+                    self.send(record.spec.owner, messages.actor_placed(actor_id, None,
+                                                                       record.error))
+        self.held.pop(rank, None)
+        self.count.pop(rank, None)
+
     def on_kill(self, actor_id, reason):
         """ACTOR_KILL_AT_HEAD: a kill for an actor whose rank the killer did not know:
         forward it, or end the actor here if it was not placed yet."""
@@ -234,6 +252,6 @@ class ActorDirectory:
                                                              "all handles to it are gone"))
 
     def forget(self):
-        namespace = self.default_namespace
+        namespace, dead = self.default_namespace, self.dead
         self.__init__(self.send, self.capacities, self.hold)
-        self.default_namespace = namespace
+        self.default_namespace, self.dead = namespace, dead

@@ -9,12 +9,13 @@ from .directory import answer
 
 
 class Group:
-    __slots__ = ("world_size", "members", "ready")
+    __slots__ = ("world_size", "members", "ready", "broken")
 
     def __init__(self, world_size, members=None):
         self.world_size = world_size
         self.members = dict(members or {})     # actor id -> group rank
         self.ready = set()                     # MPI ranks ready to build the communicator
+        self.broken = None                     # why it can never complete (a member died)
 
 
 class GroupRegistry:
@@ -57,6 +58,8 @@ class GroupRegistry:
         group = self.groups.get(name)
         if group is None:
             return None
+        if group.broken:
+            raise RuntimeError(f"collective group {name!r} is broken: {group.broken}")
         if mpi_rank is not None:
             group.ready.add(mpi_rank)
         if len(group.members) < group.world_size:
@@ -76,6 +79,13 @@ class GroupRegistry:
 
     def drop(self, name):
         self.groups.pop(name, None)
+
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died: groups with a member there can never complete; they are dropped
+        (their members fail: ``util/collective.py`` watches the dead ranks too)."""
+        for name, group in list(self.groups.items()):
+            if any(self.placed_rank(actor_id) == rank for actor_id in group.members):
+                group.broken = f"a member's rank {rank} died"
 
     def forget(self):
         self.groups.clear()

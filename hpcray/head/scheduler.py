@@ -189,6 +189,18 @@ class GlobalScheduler:
         entry = self.assigned.get(task_id)
         return None if entry is None else entry.rank
 
+    def remove_rank(self, rank):
+        """``rank`` died: place nothing there again; return the ids of the tasks assigned to
+        it (their owners run them again)."""
+        lost = [task_id for task_id, entry in self.assigned.items() if entry.rank == rank]
+        for task_id in lost:
+            del self.assigned[task_id]
+        for table in (self.capacities, self.used, self.count, self.held):
+            table.pop(rank, None)
+        self._fitting = {}
+        self.freed = [r for r in self.freed if r != rank]
+        return lost
+
     def available(self):
         """Logical resources of the executing ranks not taken by the tasks placed here."""
         total = {}
@@ -202,5 +214,8 @@ class GlobalScheduler:
 
     def reset(self, capacities):
         node_of = self.node_of
+        gone = [rank for rank in capacities if rank not in self.capacities]
         self.__init__(capacities, self.prefetch, self.queue_seconds)
         self.node_of = node_of
+        for rank in gone:                      # dead ranks stay dead in a new session
+            self.remove_rank(rank)

@@ -25,9 +25,11 @@ from .scheduler import GlobalScheduler
 class HeadService:
     """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
     ``progress``, ``ownership`` (the head's own tasks finish there), ``execution``
-    (answering cancelled tasks) and ``lifecycle`` (the head's own session change)."""
+    (answering cancelled tasks), ``lifecycle`` (the head's own session change) and
+    ``liveness`` (which ranks died)."""
 
-    def __init__(self, lock, job, config, transport, progress, ownership, execution, lifecycle):
+    def __init__(self, lock, job, config, transport, progress, ownership, execution, lifecycle,
+                 liveness):
         self.lock = lock
         self.job = job
         self.config = config
@@ -36,6 +38,7 @@ class HeadService:
         self.ownership = ownership
         self.execution = execution
         self.lifecycle = lifecycle
+        self.liveness = liveness
         self.scheduler = GlobalScheduler(job.executing_capacities(), config.prefetch,
                                          config.queue_seconds)
         self.scheduler.node_of = job.node_of
@@ -103,6 +106,24 @@ class HeadService:
         """AVAILABLE: the logical resources not taken right now."""
         answer(self.transport.send, token, self.scheduler.available)
 
+    # ------------------------------------------------------------------ dead ranks
+    def on_rank_lost(self, rank, how):
+        """RANK_LOST: a rank saw ``rank`` die. The head declares it dead, once: nothing is
+        placed there again, and every live rank learns it with the tasks placed there."""
+        liveness = self.liveness
+        if rank == 0 or rank in liveness.dead:
+            return
+        tasks = self.scheduler.remove_rank(rank)
+        sys.stderr.write(f"hpcray: rank {rank} (host {self.job.host_of[rank]}) died ({how}); "
+                         f"the job goes on without it ({len(tasks)} task(s) placed there run "
+                         f"again elsewhere)\n")
+        sys.stderr.flush()
+        for other in range(1, self.job.size):
+            if other != rank and other not in liveness.dead:
+                self.transport.send(other, messages.rank_dead(rank, how, tasks))
+        self.transport.flush()
+        liveness.on_rank_dead(rank, how, tasks)
+
     def hold(self, rank, request, sign):
         """An actor on ``rank`` holds ``request`` for its life (+1) or released it (-1)."""
         self.scheduler.hold(rank, request, sign)
@@ -141,7 +162,8 @@ class HeadService:
             self.transport.close_to_all_but(-1)
         deadline = time.monotonic() + self.config.shutdown_grace
         backoff = Backoff(0.0, 0.005)
-        while len(self.byes) < self.job.size - 1 and time.monotonic() < deadline:
+        workers = set(range(1, self.job.size))
+        while workers - self.byes - self.liveness.dead and time.monotonic() < deadline:
             with self.lock:
                 self.progress.turn()
                 self.transport.flush()
@@ -149,7 +171,7 @@ class HeadService:
         with self.lock:
             self.progress.stopping = True
             self.transport.drain(1.0)
-        return len(self.byes) == self.job.size - 1
+        return not workers - self.byes - self.liveness.dead
 
     def on_bye(self, rank, pid):
         """BYE: a worker acknowledged SHUTDOWN and leaves."""
@@ -161,9 +183,11 @@ def attach(rt):
     """Give rank 0 the head's roles: placement and the job's life, the actor directory, the
     registry of collective groups."""
     head = HeadService(rt.lock, rt.job, rt.config, rt.transport, rt.progress, rt.ownership,
-                       rt.execution, rt.lifecycle)
+                       rt.execution, rt.lifecycle, rt.liveness)
     rt.submitter.set_placement(head)
     directory = ActorDirectory(rt.transport.send, rt.job.executing_capacities, head.hold)
+    groups = GroupRegistry(rt.transport.send, directory.placed_rank)
     rt.attach("head", head)
     rt.attach("directory", directory)
-    rt.attach("groups", GroupRegistry(rt.transport.send, directory.placed_rank))
+    rt.attach("groups", groups)
+    rt.liveness.dead_listeners += [directory.on_rank_dead, groups.on_rank_dead]

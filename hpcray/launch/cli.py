@@ -13,7 +13,7 @@ import traceback
 
 from ..config import Config
 from ..exceptions import ConfigError
-from . import join, preemption, session, submit
+from . import join, preemption, run, session, submit, supervisor
 
 
 def parse_args(argv):
@@ -21,8 +21,9 @@ def parse_args(argv):
         prog="python -m hpcray",
         description="Run a Ray-style Python script on the ranks of an MPI job: rank 0 runs the "
                     "script, the other ranks execute its tasks.",
-        epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py. To submit a Slurm "
-               "batch job that runs a script this way: python -m hpcray submit script.py "
+        epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py. To survive the death "
+               "of worker ranks under mpiexec: python -m hpcray run -n 4 script.py. To submit a "
+               "Slurm batch job that runs a script this way: python -m hpcray submit script.py "
                "--nodes N --ntasks-per-node K --time T (see python -m hpcray submit --help).")
     parser.add_argument("--version", action="version", version="hpcray 0.1.0")
     parser.add_argument("--ranks-per-node", type=int, metavar="K",
@@ -46,6 +47,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["submit"]:      # hpcray submit ...: write and sbatch a batch script
         return submit.main(argv[1:])
+    if argv[:1] == ["run"]:         # hpcray run -n N ...: mpiexec, surviving dead ranks
+        return run.main(argv[1:])
     options = parse_args(argv)
     if not os.path.exists(options.script):
         print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)
@@ -53,12 +56,19 @@ def main(argv=None):
     flags = {"ranks_per_node": options.ranks_per_node,
              "object_store_memory": options.object_store_memory,
              "gpus": options.gpus, "resources": options.resources}
+    flags = {name: str(value) for name, value in flags.items() if value is not None}
+    try:
+        config = Config.load(flags=flags)
+    except ConfigError:
+        config = None                  # reported below, by rank 0 once MPI says which it is
+    if (config is None or config.supervise) and join.launched_by_mpi():
+        supervisor.supervise()         # returns in the child, which becomes the rank
     MPI = join.import_mpi()
     comm = MPI.COMM_WORLD.Dup()
     try:
         # Every rank reads the same flags and (under mpirun/srun) the same environment, so a
         # bad value fails on every rank alike: no rank enters a collective alone.
-        config = Config.load(flags={k: str(v) for k, v in flags.items() if v is not None})
+        config = config or Config.load(flags=flags)
         rt = join.start_runtime(comm, config, on_exit=join.worker_exit_hard)
     except ConfigError as error:
         if comm.Get_rank() == 0:
@@ -71,7 +81,7 @@ def main(argv=None):
         preemption.ignore_on_worker()
         join.serve(rt)
         rt.lifecycle.close()
-        MPI.Finalize()
+        join.finalize(rt, MPI)
         return 0
     preemption.install_on_head(config)
     exit_code = run_script(rt, options.script, options.args)

@@ -41,6 +41,9 @@ def import_mpi():
     at MPI_THREAD_MULTIPLE)."""
     import mpi4py
     mpi4py.rc.thread_level = "multiple"
+    # A rank that died must not hang the others in MPI_Finalize (a barrier over the launcher
+    # by default; see shared/facts/mpi-failures): finalize each rank on its own.
+    os.environ.setdefault("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")
     from mpi4py import MPI
     return MPI
 
@@ -140,12 +143,12 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         node_comm = host_comm.Split(host_comm.Get_rank() // config.ranks_per_node, key=rank)
         host_comm.Free()
     leader = node_comm.bcast(rank, root=0)
-    everyone = comm.allgather((leader, socket.gethostname(), executes))
-    placement = [(lead, hostname) for lead, hostname, _ in everyone]
+    everyone = comm.allgather((leader, socket.gethostname(), executes, os.getpid()))
+    placement = [(lead, hostname) for lead, hostname, _, _ in everyone]
     leaders = sorted({lead for lead, _ in placement})
     here = socket.gethostname()
     stores_here = len({lead for lead, host in placement if host == here})
-    executing_here = sum(1 for _, host, runs in everyone if host == here and runs)
+    executing_here = sum(1 for _, host, runs, _ in everyone if host == here and runs)
     # GPUs: the node's first rank looks once; each executing rank of the node takes its share
     # and pins it (CUDA_VISIBLE_DEVICES) before any user code runs.
     gpus = node_comm.bcast(resources.node_gpus(config) if node_comm.Get_rank() == 0 else None)
@@ -174,7 +177,8 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
                          set(range(1, size)) or {0})
     unlink_shared_segments(comm, node_comm)
     job = JobView(rank, size, node_index, [leaders.index(lead) for lead, _ in placement],
-                  [hostname for _, hostname in placement], leaders, capacities, tag)
+                  [hostname for _, hostname in placement], leaders, capacities, tag,
+                  [pid for _, _, _, pid in everyone])
     job.detected_capacities = detected                 # before init() declared any
     parent_pid = None if (head_apart and rank == 0) else os.getppid()  # an embedded driver
     rt = Runtime(comm, config, job, store, node_load, on_exit, parent_pid)  # has no launcher
@@ -225,8 +229,19 @@ def finish_launched(rt, exit_code):
         MPI.COMM_WORLD.Abort(exit_code or 1)
     rt.lifecycle.close()
     current.set_runtime(None)
+    return finalize(rt, MPI, exit_code)
+
+
+def finalize(rt, MPI, code=0):
+    """Finalize MPI and return ``code``; when a rank of the job died, end the process at once
+    with ``code`` instead (over TCP MPI_Finalize aborts when a peer is dead; see
+    shared/facts/mpi-failures)."""
+    if rt.liveness.dead:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     MPI.Finalize()
-    return exit_code
+    return code
 
 
 def shutdown_workers(rt):
@@ -243,7 +258,11 @@ def shutdown_workers(rt):
 def worker_exit_hard():
     """A worker whose task still runs when the job ends: finalize and leave at once."""
     from mpi4py import MPI
-    MPI.Finalize()
+    rt = current.runtime_or_none()
+    if rt is not None:
+        finalize(rt, MPI)
+    else:
+        MPI.Finalize()
     exit_process(0)
 
 

@@ -15,8 +15,8 @@ import sys
 from ..config import Config, parse_knob
 from ..core import current
 from . import embedded, preemption, resources
-from .join import (declared_resources, finish_launched, import_mpi, launched_by_mpi, serve,
-                   start_runtime, worker_exit_hard)
+from .join import (declared_resources, finalize, finish_launched, import_mpi,
+                   launched_by_mpi, serve, start_runtime, worker_exit_hard)
 
 LAUNCHED, EMBEDDED = "launched", "embedded"
 
@@ -108,7 +108,7 @@ def _join_launched_job(declared):
         preemption.ignore_on_worker()
         serve(rt)
         rt.lifecycle.close()
-        MPI.Finalize()
+        finalize(rt, MPI)
         sys.exit(0)
     with rt.lock:
         rt.progress.enter_user_code()         # the driver's script

@@ -67,12 +67,14 @@ class Incoming:
 
 
 class Outgoing:
-    """Bytes this rank sends (two-sided): the requests, and the slot pinned meanwhile."""
-    __slots__ = ("requests", "slot")
+    """Bytes this rank sends (two-sided): the requests, the slot pinned meanwhile, and the
+    reader."""
+    __slots__ = ("requests", "slot", "dest")
 
-    def __init__(self, requests, slot):
+    def __init__(self, requests, slot, dest):
         self.requests = requests
         self.slot = slot
+        self.dest = dest
 
 
 class Awaited:
@@ -119,6 +121,8 @@ class NodeCopies:
         self.awaiting = {}                 # object id -> Awaited (another rank copies it)
         self.opening = {}                  # object id -> Landing (asked, not answered yet)
         self.serving = 0                   # Gets other ranks are making from this node's store
+        self.serving_to = {}               # reader rank -> [slots pinned for its Gets]
+        self.assigned = {}                 # (object id, reader) -> source (tree coordinator)
         self.served = 0                    # copies served to other nodes so far (statistics)
         self.window = None                 # the job's RMA window over the node stores
         self.trees = None                  # at a node's first rank: copies of its objects
@@ -151,7 +155,7 @@ class NodeCopies:
     def _claim(self, object_id, obj):
         """One copy per node: use the node's copy, wait for the rank making it, or make it."""
         try:
-            local_slot, state, mine = self.store.claim_copy(object_id, obj.size)
+            local_slot, state, mine = self.store.claim_copy(object_id, obj.size, self.rank)
             shared = local_slot is not None
             if not shared:                     # the node's copy directory is full
                 local_slot, mine = self.store.allocate(obj.size), True
@@ -189,8 +193,13 @@ class NodeCopies:
         place for us (and keeps polling MPI, which a passive target must do for a Get to
         progress here) or has a node that already copied it do so (``copy_tree.py``); the
         answer, RMA_READY, says whose window to read with MPI_Rget."""
-        self.opening[object_id] = Landing(local_slot, obj, shared)
-        self.transport.send(self.node_leaders[obj.node], messages.rma_open(
+        landing = Landing(local_slot, obj, shared)
+        home = self.node_leaders[obj.node]
+        if home in self.transport.dead:
+            self._finish(object_id, landing, ok=False, why=f"rank {home}, which held it, died")
+            return
+        self.opening[object_id] = landing
+        self.transport.send(home, messages.rma_open(
             object_id, obj.slot, self.rank, self.node_leaders[self.node_index]))
 
     def on_rma_open(self, object_id, slot, requester, requester_leader):
@@ -204,6 +213,7 @@ class NodeCopies:
     def _start_copies(self, object_id, started):
         slot = self.home_slots.get(object_id)
         for requester, source in started:
+            self.assigned[(object_id, requester)] = source
             if source == self.rank:
                 self._serve_home(object_id, slot, requester, tracked=True)
             else:
@@ -232,13 +242,16 @@ class NodeCopies:
         if start is not None:
             self.serving += 1                  # poll hot until the reader is done
             self.served += 1
+            self.serving_to.setdefault(requester, []).append(slot)
         self.transport.send(requester, messages.rma_ready(object_id, start, self.rank, slot,
                                                           coordinator))
 
-    def on_rma_done(self, object_id, source, holder):
+    def on_rma_done(self, object_id, source, holder, requester):
+        self.assigned.pop((object_id, requester), None)
         self._start_copies(object_id, self.trees.done(object_id, source, holder))
 
     def on_rma_gone(self, object_id, source, requester):
+        self.assigned.pop((object_id, requester), None)
         self._start_copies(object_id, self.trees.gone(object_id, source, requester))
 
     def on_rma_ready(self, object_id, start, source, source_slot, coordinator):
@@ -247,7 +260,8 @@ class NodeCopies:
         size = landing.obj.size
         if start is None:
             if coordinator is not None:
-                self.transport.send(coordinator, messages.rma_done(object_id, source, None))
+                self.transport.send(coordinator, messages.rma_done(object_id, source, None,
+                                                                   self.rank))
             self._finish(object_id, landing, ok=False)
             return
         target = self.store.writable(self.store.first_page(landing.local_slot), size)
@@ -258,8 +272,15 @@ class NodeCopies:
                                       coordinator, rma=True))
 
     def on_rma_close(self, slot):
+        """RMA_CLOSE: a reader's Get from ``slot`` is done."""
         self.store.unpin(slot)
         self.serving -= 1
+        for reader, slots in self.serving_to.items():
+            if slot in slots:
+                slots.remove(slot)
+                if not slots:
+                    del self.serving_to[reader]
+                break
 
     # ------------------------------------------------------------------ two-sided
     def _start_fetch(self, object_id, obj, local_slot, shared):
@@ -270,6 +291,10 @@ class NodeCopies:
             return
         from mpi4py import MPI
         writer, size = obj.writer, obj.size
+        if writer in self.transport.dead:
+            self._finish(object_id, Landing(local_slot, obj, shared), ok=False,
+                         why=f"rank {writer}, which held it, died")
+            return
         start = self.store.first_page(local_slot)
         tag = DATA_TAG_BASE + (next(self._tags) * MAX_CHUNKS) % DATA_TAGS
         target = self.store.writable(start, size)
@@ -286,12 +311,12 @@ class NodeCopies:
             empty = self.store.writable(0, 0)
             requests = [self.comm.Isend([empty, MPI.BYTE], requester, tag + index)
                         for index in range(len(chunks(size)))]
-            self.outgoing.append(Outgoing(requests, None))
+            self.outgoing.append(Outgoing(requests, None, requester))
             return
         source = self.store.writable(start, size)
         requests = [self.comm.Isend([source[begin:end], MPI.BYTE], requester, tag + index)
                     for index, (begin, end) in enumerate(chunks(size))]
-        self.outgoing.append(Outgoing(requests, slot))
+        self.outgoing.append(Outgoing(requests, slot, requester))
 
     def _spin_rma(self):
         """Drive MPI's progress engine in a tight loop for a moment. This MPICH moves a Get's
@@ -346,8 +371,8 @@ class NodeCopies:
                 self._finish(item.object_id, landing, ok=True)
                 if item.coordinator is not None:   # our node may serve the next copies
                     holder = self.node_leaders[self.node_index] if landing.shared else None
-                    self.transport.send(item.coordinator,
-                                        messages.rma_done(item.object_id, item.source, holder))
+                    self.transport.send(item.coordinator, messages.rma_done(
+                        item.object_id, item.source, holder, self.rank))
             self.incoming = still
         if self.awaiting:
             for object_id, awaited in list(self.awaiting.items()):
@@ -363,8 +388,9 @@ class NodeCopies:
         # us) or for another rank of the node to finish its copy does not burn a core.
         return len(self.incoming) + len(self.outgoing) + self.serving
 
-    def _finish(self, object_id, landing, ok):
-        """The bytes of a copy are in (or not): publish it to the node, or report it lost."""
+    def _finish(self, object_id, landing, ok, why=None):
+        """The bytes of a copy are in (or not): publish it to the node, or report it lost
+        (``why``: the reason given, if not the usual)."""
         if landing.shared:
             self.store.copy_done(object_id, ok)
         else:
@@ -372,7 +398,8 @@ class NodeCopies:
             if not ok:
                 self.store.free(landing.local_slot)
         if not ok:
-            self._deliver(object_id, serialization.lost(object_id))
+            self._deliver(object_id, serialization.lost(object_id, why) if why
+                          else serialization.lost(object_id))
             return
         obj = landing.obj
         copy = stored(self.node_index, self.rank, landing.local_slot, obj.size, obj.header,
@@ -403,6 +430,38 @@ class NodeCopies:
         else:
             self.store.release_copy(object_id)
 
+
+    # ------------------------------------------------------------------ dead ranks
+    def on_rank_dead(self, rank, tasks):
+        """``rank`` died (lock held): copies it was to send are lost (the next read of the
+        object tries again, from wherever it is), copies it was reading are released, a
+        copy it was filling for this node is dropped, and a broadcast tree forgets it."""
+        why = f"rank {rank}, which held it, died"
+        for object_id, landing in list(self.opening.items()):
+            if self.node_leaders[landing.obj.node] == rank:
+                del self.opening[object_id]
+                self._finish(object_id, landing, ok=False, why=why)
+        stuck = [item for item in self.incoming
+                 if (item.source == rank if item.rma else item.landing.obj.writer == rank)]
+        for item in stuck:
+            self.incoming.remove(item)         # its requests never complete: dropped
+            self._finish(item.object_id, item.landing, ok=False, why=why)
+        for item in [item for item in self.outgoing if item.dest == rank]:
+            self.outgoing.remove(item)
+            if item.slot is not None:
+                self.store.unpin(item.slot)
+        for slot in self.serving_to.pop(rank, ()):
+            self.serving -= 1
+            self.store.unpin(slot)
+        if self.store is not None:             # (only ranks of its node fill its copies)
+            self.store.abandon_copies_of(rank)
+        if self.trees is not None:
+            self.trees.forget_rank(rank)
+            for (object_id, requester), source in list(self.assigned.items()):
+                if source == rank:             # a source that died: place its reader again
+                    self.on_rma_gone(object_id, source, requester)
+                elif requester == rank:        # a reader that died frees its source
+                    self.on_rma_done(object_id, source, None, requester)
 
     def forget(self):
         for object_id, copy in self.held.items():

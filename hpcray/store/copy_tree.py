@@ -72,6 +72,16 @@ class CopyTrees:
             del self.trees[object_id]
         return started
 
+    def forget_rank(self, rank):
+        """``rank`` died: it serves no copy and waits for none any more."""
+        for object_id, tree in list(self.trees.items()):
+            if rank != self.home:
+                tree.load.pop(rank, None)
+            while rank in tree.queue:
+                tree.queue.remove(rank)
+            if not tree.queue and not any(tree.load.values()):
+                del self.trees[object_id]
+
     def in_flight(self):
         return sum(sum(tree.load.values()) + len(tree.queue) for tree in self.trees.values())
 

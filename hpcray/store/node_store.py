@@ -82,7 +82,7 @@ class NodeStore:
         self.base = memory.address + skip
         self.data = np.frombuffer(memory, dtype=np.uint8)[skip:skip + self.capacity]
         slots = self.pages
-        table_bytes = self.pages * 4 + slots * 6 * 8 + COPY_ROWS * 4 * 8
+        table_bytes = self.pages * 4 + slots * 6 * 8 + COPY_ROWS * 5 * 8
         self.table_window = MPI.Win.Allocate_shared(table_bytes if self.leader else 0, 1,
                                                     comm=node_comm)
         table, _ = self.table_window.Shared_query(0)
@@ -91,8 +91,8 @@ class NodeStore:
         slot_end = self.pages * 4 + slots * 6 * 8
         self.slots = table[self.pages * 4:slot_end].view(np.int64).reshape(slots, 6)
         # Copies of other nodes' objects, shared by this node's ranks: one row per copy,
-        # (object id + 1, slot, COPY_* state, ranks holding it).
-        self.copy_rows = table[slot_end:].view(np.int64).reshape(COPY_ROWS, 4)
+        # (object id + 1, slot, COPY_* state, ranks holding it, rank filling it).
+        self.copy_rows = table[slot_end:].view(np.int64).reshape(COPY_ROWS, 5)
         self.lock_path = f"/dev/shm/hpcray-{tag}-node{node_index}.lock"
         self.spill_dir = os.path.join(spill_dir, f"hpcray-spill-{tag}-node{node_index}")
         if self.leader:
@@ -302,13 +302,13 @@ class NodeStore:
         return int(np.count_nonzero(self.slots[:, STATE] == SPILLED))
 
     # ------------------------------------------------------------------ copies from other nodes
-    def claim_copy(self, object_id, nbytes):
+    def claim_copy(self, object_id, nbytes, rank):
         """Find or start this node's copy of a remote object; count this rank as a holder.
 
         Returns ``(slot, state, mine)``: READY (read it now), FETCHING (another rank of the
         node is copying it: wait for READY), or ``mine=True`` with a new slot, pinned, that
-        the caller fills and then marks ready. ``slot`` is None if the directory is full
-        (the caller then makes a private copy)."""
+        the caller (``rank``) fills and then marks ready. ``slot`` is None if the directory
+        is full (the caller then makes a private copy)."""
         key = object_id + 1
         with self._locked():
             self._settle()
@@ -332,8 +332,19 @@ class NodeStore:
                 row[3] += 1
                 return int(row[1]), int(row[2]), False
             empty = np.flatnonzero(rows[:, 0] == 0)
-            rows[empty[0]] = (key, slot, COPY_FETCHING, 1)
+            rows[empty[0]] = (key, slot, COPY_FETCHING, 1, rank)
         return slot, COPY_FETCHING, True
+
+    def abandon_copies_of(self, rank):
+        """``rank`` died: the copies it was filling never finish; drop them (the ranks that
+        wait for one see it gone and try again)."""
+        with self._locked():
+            rows = self.copy_rows
+            for index in np.flatnonzero((rows[:, 2] == COPY_FETCHING) & (rows[:, 4] == rank)
+                                        & (rows[:, 0] != 0)):
+                slot = int(rows[index, 1])
+                rows[index] = 0
+                self._release(slot)
 
     def copy_state(self, object_id):
         """COPY_READY, COPY_FETCHING, or 0 if the node has no copy (any more)."""
@@ -402,6 +413,15 @@ class NodeStore:
         buffer = StoreBuffer(self.base + start * PAGE + offset, nbytes,
                              lambda: released.append(slot))
         return np.asarray(buffer)
+
+    def abandon(self):
+        """The end of a job in which a rank died: no collective free (it would never return);
+        remove the spill directory (the node's first rank, or any rank if it died)."""
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        try:
+            os.close(self.lock_fd)
+        except OSError:
+            pass
 
     def close(self):
         with self._locked():

@@ -230,7 +230,11 @@ class _Group:
     def _wait_info(self, deadline, ready):
         rt = self.rt
         while True:
-            info = rt.requests.ask(messages.group_info, self.name, rt.rank if ready else None)
+            try:
+                info = rt.requests.ask(messages.group_info, self.name,
+                                       rt.rank if ready else None)
+            except RuntimeError as error:      # the head: the group is broken
+                raise CollectiveError(str(error)) from None
             if info is not None and (info[2] or not ready):
                 return info
             if time.monotonic() > deadline:
@@ -273,6 +277,7 @@ class _Group:
         (local combine + one MPI collective). Returns the round's result for this member."""
         if self.broken:
             raise CollectiveError(self.broken)
+        self.check_members()
         rank = self.member()
         rt = self.rt
         with rt.lock:
@@ -325,8 +330,12 @@ class _Group:
                                   f"rank {calls}); every member must make the same call")
 
     def wait(self, request):
-        """Poll a non-blocking MPI request to completion, letting the rank serve meanwhile."""
-        from mpi4py import MPI
+        """Poll a non-blocking MPI request to completion, letting the rank serve meanwhile.
+
+        Raises:
+            CollectiveError: a member's rank died (the request can never complete), or a
+                member did not take part within HPCRAY_COLLECTIVE_TIMEOUT.
+        """
         rt = self.rt
         deadline = time.monotonic() + _timeout()
         spins = 0
@@ -338,11 +347,20 @@ class _Group:
                 if spins % 64 == 0:
                     rt.progress.turn()
                     rt.progress.flush()
+                    self.check_members()
             if time.monotonic() > deadline:
                 raise CollectiveError(f"collective group {self.name!r}: a member rank did not "
                                       f"take part within HPCRAY_COLLECTIVE_TIMEOUT")
             os.sched_yield()
-        _ = MPI
+
+    def check_members(self):
+        """Raise CollectiveError if the rank of a member died: the group can never complete
+        a collective again (its MPI requests are left behind)."""
+        dead = set(self.hosts) & self.rt.liveness.dead
+        if dead:
+            self.broken = (f"collective group {self.name!r} is broken: the rank(s) "
+                           f"{sorted(dead)} of its member(s) died")
+            raise CollectiveError(self.broken)
 
     def root_index(self, group_rank):
         return self.hosts.index(self.host_of[group_rank])

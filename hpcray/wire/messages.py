@@ -18,7 +18,7 @@ lifecycle, copies of stored bytes) are handled whatever their session.
 
 Handlers are named ``role.method``; the roles are the objects of one rank that receive
 messages: ``execution``, ``ownership``, ``access``, ``refs``, ``lifecycle``, ``progress``,
-``requests`` (core/), ``copies`` (store/), ``client``, ``host`` (actors/), ``head``,
+``requests``, ``liveness`` (core/), ``copies`` (store/), ``client``, ``host`` (actors/), ``head``,
 ``directory``, ``groups`` (head/, on rank 0 only).
 """
 from dataclasses import dataclass
@@ -94,10 +94,10 @@ TABLE = (
          "MPI_Rget it; coordinator: the home rank (None: no tree)"),
     Kind(21, "RMA_CLOSE", ("slot",), "reader -> server", "copies.on_rma_close", False,
          "the Get is done: release the slot"),
-    Kind(22, "RMA_DONE", ("object_id", "source", "holder"), "reader -> home",
+    Kind(22, "RMA_DONE", ("object_id", "source", "holder", "requester"), "reader -> home",
          "copies.on_rma_done", False,
-         "a copy is done; holder (the reader's node's first rank, None: private copy) may "
-         "serve the next"),
+         "requester's copy from source is done (or failed); holder (the reader's node's "
+         "first rank, None: private copy or failed) may serve the next"),
     Kind(23, "RMA_GONE", ("object_id", "source", "requester"), "server -> home",
          "copies.on_rma_gone", False, "no copy here any more: place requester again"),
     # ------------------------------------------------------------------ references
@@ -156,6 +156,15 @@ TABLE = (
          "logical resources not taken by running or queued work (available_resources)"),
     Kind(46, "REPLY", ("token", "ok", "answer"), "head -> asker", "requests.on_reply", True,
          "the answer to a request (ok False: answer is the exception to raise)"),
+    # ------------------------------------------------------------------ dead ranks
+    Kind(47, "RANK_LOST", ("rank", "how"), "any rank -> head", "head.on_rank_lost", False,
+         "this rank saw rank die (its process is gone, or it stopped answering)"),
+    Kind(48, "RANK_DEAD", ("rank", "how", "tasks"), "head -> every live rank",
+         "liveness.on_rank_dead", False,
+         "rank is dead: never send to it or wait on it again; tasks: ids of the tasks the "
+         "head had placed there (their owners run them again)"),
+    Kind(49, "HEARTBEAT", ("rank",), "rank on another host <-> head", "liveness.on_heartbeat",
+         False, "still alive (the head answers each one)"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -169,6 +178,7 @@ ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 
 ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
+RANK_LOST, RANK_DEAD, HEARTBEAT = 47, 48, 49
 
 
 # ---------------------------------------------------------------------- constructors
@@ -263,8 +273,8 @@ def rma_close(slot):
     return (RMA_CLOSE, slot)
 
 
-def rma_done(object_id, source, holder):
-    return (RMA_DONE, object_id, source, holder)
+def rma_done(object_id, source, holder, requester):
+    return (RMA_DONE, object_id, source, holder, requester)
 
 
 def rma_gone(object_id, source, requester):
@@ -363,6 +373,18 @@ def reply(token, ok, answer):
     return (REPLY, token, ok, answer)
 
 
+def rank_lost(rank, how):
+    return (RANK_LOST, rank, how)
+
+
+def rank_dead(rank, how, tasks):
+    return (RANK_DEAD, rank, how, tasks)
+
+
+def heartbeat(rank):
+    return (HEARTBEAT, rank)
+
+
 # The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).
 CONSTRUCTORS = {
     TASK: task, SPILL: spill, RESULT: result, DONE: done, BLOCKED: blocked,
@@ -377,7 +399,8 @@ CONSTRUCTORS = {
     ACTOR_KILL_AT_HEAD: actor_kill_at_head, ACTOR_GONE: actor_gone, NAME_ACTOR: name_actor,
     GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
-    AVAILABLE: available, REPLY: reply,
+    AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
+    HEARTBEAT: heartbeat,
 }
 
 

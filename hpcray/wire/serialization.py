@@ -16,7 +16,8 @@ import traceback
 import cloudpickle
 
 from ..exceptions import (ActorDiedError, ObjectLostError, ObjectStoreFullError,
-                          RemoteTraceback, SerializationError, TaskCancelledError, TaskError)
+                          OwnerDiedError, RemoteTraceback, SerializationError,
+                          TaskCancelledError, TaskError)
 from . import objects
 from .objects import INLINE, STORED, VALUE, Value
 
@@ -143,6 +144,12 @@ def actor_died(actor_name, actor_id, reason, cause=None, remote_traceback=None):
 def cancelled(task_id):
     """The Error record of a cancelled task or call."""
     return objects.error(dumps(TaskCancelledError(f"{task_id:016x}")))
+
+
+def owner_died(object_id, rank, host):
+    """The Error record of an object whose owner rank died."""
+    return objects.error(dumps(OwnerDiedError(
+        f"object {object_id:016x} is gone: its owner, rank {rank} (host {host}), died")))
 
 
 def lost(object_id, why="it was freed, or belongs to a runtime that was shut down"):

@@ -28,11 +28,21 @@ class Transport:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.session = session      # stamped on every envelope
-        self._in_flight = []        # isend requests not yet known complete
+        self._in_flight = []        # (destination, isend request) not yet known complete
         self._to_self = deque()     # (session, message) sent to this rank itself
         self._outbox = {}           # destination rank -> [message, ...]
         self.queued = 0             # messages waiting in the outbox
         self.only_to = None         # once the job is ending: the one rank still written to
+        self.dead = set()           # ranks never written to again (liveness: RANK_DEAD)
+
+    def mark_dead(self, rank):
+        """``rank`` died: drop what is queued for it and never send to it again (over TCP a
+        send to a dead peer can crash the sender); its sends in flight are forgotten (they
+        never complete)."""
+        self.dead.add(rank)
+        self.queued -= len(self._outbox.pop(rank, ()))
+        self._in_flight = [(dest, request) for dest, request in self._in_flight
+                           if dest != rank]
 
     def set_session(self, session):
         """From now on, messages belong to ``session`` (what is queued leaves first)."""
@@ -40,8 +50,9 @@ class Transport:
         self.session = session
 
     def send(self, dest, message):
-        if self.only_to is not None and dest != self.only_to:
-            return                  # the job is ending: the peer may have freed its comm
+        if self.only_to is not None and dest != self.only_to or dest in self.dead:
+            return                  # the job is ending (the peer may have freed its comm),
+            #                         or the peer is dead
         if dest == self.rank:
             self._to_self.append((self.session, message))
             return
@@ -63,13 +74,13 @@ class Transport:
             request = isend((session, messages[0] if len(messages) == 1 else messages),
                             dest, TAG)
             if not request.Test():
-                self._in_flight.append(request)
+                self._in_flight.append((dest, request))
 
     def poll(self, deliver, limit=256):
         """Receive up to ``limit`` envelopes, each handed to ``deliver(session, payload)``
         (``payload``: a message, or a list of them); return how many arrived."""
         if self._in_flight:
-            self._in_flight = [r for r in self._in_flight if not r.Test()]
+            self._in_flight = [item for item in self._in_flight if not item[1].Test()]
         handled = 0
         to_self = self._to_self
         while to_self and handled < limit:
@@ -95,7 +106,7 @@ class Transport:
         self.flush()
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
-            self._in_flight = [r for r in self._in_flight if not r.Test()]
+            self._in_flight = [item for item in self._in_flight if not item[1].Test()]
             time.sleep(0.0005)
         return not self._in_flight
 

@@ -1,0 +1,73 @@
+"""A rank that held actors and owned objects dies: its actors' calls raise ActorDiedError
+naming the rank, the objects it owned raise OwnerDiedError at get, a collective group with a
+member there fails on every other member, and the rest of the job goes on."""
+import os
+import signal
+import time
+
+import numpy as np
+
+import hpcray as ray
+from hpcray.util import collective
+from jobkit import check, record
+
+
+@ray.remote(num_cpus=1)                  # one per worker rank
+class Member:
+    def __init__(self, rank, world):
+        collective.init_collective_group(world, rank, group_name="g")
+
+    def rank(self):
+        return ray.get_runtime_context().get_rank()
+
+    def own(self):
+        return [ray.put(np.arange(10)), ray.put("small")]
+
+    def allreduce(self):
+        x = np.ones(4)
+        collective.allreduce(x, group_name="g")
+        return x.tolist()
+
+    def die(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+members = [Member.remote(i, 3) for i in range(3)]
+record("before", ray.get([m.allreduce.remote() for m in members], timeout=60))
+ranks = ray.get([m.rank.remote() for m in members], timeout=60)
+victim = members[2]
+owned = ray.get(victim.own.remote(), timeout=60)           # refs owned by the victim's rank
+blocked = [m.allreduce.remote() for m in members[:2]]       # they wait for the third member
+time.sleep(0.5)
+victim.die.remote()
+started = time.time()
+while all(node["Alive"] for node in ray.nodes()):
+    time.sleep(0.005)
+record("detect_seconds", time.time() - started)
+
+
+@check
+def actor_call():
+    return ray.get(victim.rank.remote(), timeout=30)
+
+
+@check
+def owned_object():
+    return ray.get(owned[1], timeout=30)
+
+
+@check
+def collective_members():
+    try:
+        ray.get(blocked, timeout=60)                      # blocked in MPI when it died
+    finally:
+        record("collective_seconds", time.time() - started)
+
+
+@check
+def collective_after():
+    return ray.get(members[0].allreduce.remote(), timeout=60)
+
+
+record("victim_rank", ranks[2])
+record("survivors", ray.get([m.rank.remote() for m in members[:2]], timeout=30))

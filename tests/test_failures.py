@@ -1,0 +1,90 @@
+"""Dead ranks: the job goes on (issue 12). One small case per failure point, in the style of
+CPython's test_deadlock.py, each asserting the recovered result or the error, the time to
+detect, the job's exit status, and that nothing is left behind; under ``hpcray run``
+(mpiexec -disable-auto-cleanup), under a real ``srun``, and between simulated nodes over the
+emulated network (MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp,self).
+
+Plain ``mpiexec`` (Hydra's auto-cleanup) ends the whole job when a rank dies: that is
+checked too, for the one thing that matters there: it ends, promptly, without a hang."""
+import psutil
+import pytest
+
+from test_slurm import _slurm_up
+
+NETWORK = {"MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self", "HPCRAY_RANKS_PER_NODE": "1"}
+LAUNCHES = [
+    pytest.param("run", {"HPCRAY_RANKS_PER_NODE": "1"}, id="hpcray-run"),
+    pytest.param("run", NETWORK, id="hpcray-run-network"),
+    pytest.param("srun", {"HPCRAY_RANKS_PER_NODE": "1"}, id="srun",
+                 marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster")),
+]
+
+
+def _none_left(res, marker):
+    """No process of this job is left (found by an argument only this job has), and none of
+    its files (for mpiexec launches the tracker attributes them)."""
+    left = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or ()):
+                left.append(proc.pid)
+        except psutil.Error:
+            pass
+    assert not left, f"processes left: {left}\n" + res.describe()
+    assert not res.leftover and not res.files_left, res.describe()
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
+def test_a_worker_rank_killed_mid_job(run_job, tmp_path, launcher, env):
+    mark = tmp_path / "died"
+    res = run_job("failures/dead_rank.py", n=4, args=[mark], timeout=120, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()                 # the script's status
+    assert res.value("squares") == [i * i for i in range(12)]  # its tasks ran elsewhere
+    assert res.value("dying_task") == "WorkerCrashedError"     # max_retries=0: not again
+    assert res.value("detect_seconds") < 1.0, res.describe()
+    victim = res.value("victim")
+    assert res.value("dead") == [victim]
+    assert res.value("after") == [i * i for i in range(6)]
+    assert victim not in res.value("ranks_after")
+    assert f"rank {victim} (host" in res.stderr and "goes on without it" in res.stderr
+    _none_left(res, str(mark))
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES[:2])
+def test_a_dead_rank_with_actors_objects_and_a_collective_group(run_job, launcher, env):
+    res = run_job("failures/dead_rank_objects.py", n=4, timeout=120, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    assert res.value("before") == [[3.0] * 4] * 3
+    victim = res.value("victim_rank")
+    assert res.value("detect_seconds") < 1.0
+    error = res.error("actor_call")
+    assert error["type"] == "ActorDiedError" and f"its rank {victim} died" in error["msg"]
+    error = res.error("owned_object")
+    assert error["type"] == "OwnerDiedError" and f"rank {victim}" in error["msg"]
+    for name in ("collective_members", "collective_after"):
+        error = res.error(name)
+        assert "CollectiveError" in error["mro"] and "died" in error["msg"], error
+    assert res.value("collective_seconds") < 5.0               # not the collective timeout
+    assert sorted(res.value("survivors")) == sorted(r for r in (1, 2, 3) if r != victim)
+
+
+@pytest.mark.parametrize("launcher", ["run", pytest.param(
+    "srun", marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster"))])
+def test_the_head_killed_ends_the_job_with_a_message_on_every_rank(run_job, launcher):
+    res = run_job("failures/dead_head.py", n=4, timeout=60, launcher=launcher)
+    assert res.returncode == 137, res.describe()               # 128 + SIGKILL
+    assert res.duration < 15, res.describe()
+    assert "the head (rank 0, host" in res.stderr and "was killed by SIGKILL" in res.stderr
+    for rank in (1, 2, 3):
+        assert f"rank {rank} (host" in res.stderr, res.describe()
+    assert not res.leftover, res.describe()
+
+
+def test_plain_mpiexec_ends_the_job_without_a_hang(run_job, tmp_path):
+    """Hydra's auto-cleanup ends every rank when one dies (hpcray run avoids that)."""
+    res = run_job("failures/dead_rank.py", n=4, args=[tmp_path / "died"], timeout=60,
+                  env={"HPCRAY_RANKS_PER_NODE": "1"})
+    assert res.returncode != 0 and res.duration < 30, res.describe()
+    assert not res.leftover, res.describe()
