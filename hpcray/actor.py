@@ -125,7 +125,9 @@ class ActorClass:
                                  self.concurrency(), self._is_async, self._methods,
                                  name=options.get("name"), namespace=options.get("namespace"),
                                  detached=options.get("lifetime") == "detached",
-                                 get_if_exists=bool(options.get("get_if_exists")))
+                                 get_if_exists=bool(options.get("get_if_exists")),
+                                 max_restarts=options.get("max_restarts") or 0,
+                                 max_task_retries=options.get("max_task_retries") or 0)
         return ActorHandle(*parts, rt.client.session_key())
 
     def exported(self):
@@ -164,6 +166,11 @@ def _check_actor_options(options):
     namespace = options.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise ValueError(f"namespace must be a string, got {namespace!r}")
+    for knob in ("max_restarts", "max_task_retries"):
+        value = options.get(knob)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < -1):
+            raise ValueError(f"{knob} must be an int >= -1 (-1: without limit), got {value!r}")
 
 
 class ActorHandle:

@@ -67,7 +67,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if session.state.initialized:
+    if session.initialized():
         if ignore_reinit_error:
             return session.describe()
         raise RuntimeError("hpcray.init() was already called; call hpcray.shutdown() first, or "
@@ -78,8 +78,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
 
 
 def is_initialized():
-    """Whether ``init`` was called (or implied by a first task) and not shut down since."""
-    return session.state.initialized
+    """Whether ``init`` was called (or implied by a first task) and not shut down since
+    (always, inside a task or actor)."""
+    return session.initialized()
 
 
 def shutdown():
@@ -263,10 +264,12 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
 
 
 def cancel(object_ref, *, force=False, recursive=True):
-    """Cancel the task that produces ``object_ref`` if it has not started yet.
+    """Cancel the task that produces ``object_ref``, as Ray's ``cancel``.
 
-    A cancelled task's ``get`` raises TaskCancelledError. A task already running finishes
-    (``force`` is accepted for compatibility).
+    A task that has not started is dropped. One that runs in a worker process gets
+    KeyboardInterrupt in its thread (``force=False``) or loses its worker process
+    (``force=True``); with ``recursive`` the tasks it submitted are cancelled the same way.
+    Either way its ``get`` raises TaskCancelledError, and a cancelled task is not retried.
 
     Raises:
         TypeError: ``object_ref`` is not an ObjectRef.
@@ -275,7 +278,7 @@ def cancel(object_ref, *, force=False, recursive=True):
         raise TypeError(f"cancel expects an ObjectRef, got {type(object_ref).__name__}")
     rt = session.runtime()
     with rt.lock:
-        rt.submitter.cancel(object_ref.id)
+        rt.submitter.cancel(object_ref.id, force, recursive)
         rt.transport.flush()
 
 

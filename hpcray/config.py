@@ -200,6 +200,9 @@ KNOBS = (
          "a rank on another host than the head's that sends no heartbeat for this long is "
          "declared dead (ranks of one host see each other's death within ~0.1 s); a rank "
          "that hears nothing from the head for this long ends"),
+    Knob("worker_processes", "HPCRAY_WORKER_PROCESSES", switch, True,
+         "run tasks in worker processes that each rank forks (a crash fails the task "
+         "alone, which is retried); 0: in threads of the rank itself (a crash ends the rank)"),
     Knob("supervise", "HPCRAY_SUPERVISE", switch, True,
          "under python -m hpcray, run each rank in a child of a supervisor process, so that "
          "a worker rank killed by a signal leaves the job going with the script's exit "
@@ -231,6 +234,7 @@ class Config:
     collective_timeout: float
     preempt_grace: float
     liveness_timeout: float
+    worker_processes: bool
     supervise: bool
 
     @classmethod

@@ -131,14 +131,15 @@ class ConfigError(HpcrayError, ValueError):
 
 
 class WorkerCrashedError(HpcrayError):
-    """The process running a task died, as Ray's worker process does: the task called
-    ``sys.exit()`` (hpcray runs it in a thread of its rank, which goes on), or its whole rank
-    died. Either way it was retried up to its ``max_retries`` (3 by default, as in Ray)
-    before this error.
+    """The process running a task died, as Ray's worker process does: its worker process
+    crashed (a segfault, ``os._exit``, SIGKILL, the memory monitor), the task called
+    ``sys.exit()``, or its whole rank died. Either way it was retried up to its
+    ``max_retries`` (3 by default, as in Ray) before this error.
 
     Attributes:
         function_name: the remote function's qualified name.
-        exit_code: the ``sys.exit`` argument (``None`` for ``sys.exit()`` or a rank's death).
+        exit_code: the worker process's exit status (negative: killed by that signal), or
+            the ``sys.exit`` argument; ``None`` when unknown (a rank's death).
         remote_traceback: where it exited, headed by the rank and host.
         reason: what happened, when it was not ``sys.exit`` (a rank that died).
         attempts: how many times the task was started, when known.

@@ -4,7 +4,8 @@ private members, every knob read through config.py, every package says what it o
 
 The floors, lowest first (docs/architecture.md states the same order in one line):
 
-    exceptions, config < wire < store < core < actors | head < launch < public API < util
+    exceptions, config < wire < store < core < actors | head < workers < launch < public API
+    < util
 """
 import ast
 import os
@@ -23,11 +24,12 @@ FLOORS = [
     ("hpcray.store", 2),
     ("hpcray.core", 3),
     ("hpcray.actors", 4), ("hpcray.head", 4),
-    ("hpcray.launch", 5),
-    ("hpcray.api", 6), ("hpcray.remote_function", 6), ("hpcray.actor", 6),
-    ("hpcray.context", 6), ("hpcray.reduction", 6),
-    ("hpcray.util", 7),
-    ("hpcray.__main__", 8), ("hpcray", 8),
+    ("hpcray.workers", 5),
+    ("hpcray.launch", 6),
+    ("hpcray.api", 7), ("hpcray.remote_function", 7), ("hpcray.actor", 7),
+    ("hpcray.context", 7), ("hpcray.reduction", 7),
+    ("hpcray.util", 8),
+    ("hpcray.__main__", 9), ("hpcray", 9),
 ]
 PUBLIC = {"hpcray.api", "hpcray.remote_function", "hpcray.actor", "hpcray.context",
           "hpcray.reduction", "hpcray.exceptions"}

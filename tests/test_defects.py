@@ -176,14 +176,19 @@ def test_sys_exit_in_tasks_and_actor_methods(run_script):
 # ------------------------------------------------------------------ 6. leftovers
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_crashed_worker_leaves_nothing_behind(run_script, how):
-    """A task that kills its worker rank ends the job (mpiexec's default): MPICH's segment of
-    the node and the spill directory must not be left behind."""
+    """A task that kills its worker process fails alone (WorkerCrashedError with the exit
+    status, after its retries); the job goes on and ends leaving nothing behind: neither
+    MPICH's segment of the node nor the spill directory."""
     res = run_script("worker_crash.py", "launcher", n=3, args=[how], timeout=60)
     tag, segments = res.value("tag"), res.value("segments")
     left = _left_behind(tag, segments)
     _remove(left)                              # ours: never leave them to the next test
-    assert res.returncode != 0, res.describe()
-    assert "survived" not in res.results, res.describe()
+    assert res.returncode == 0, res.describe()
+    exit_code, attempts, text = res.value("crashed")
+    assert exit_code == (3 if how == "exit" else -9), res.describe()
+    assert attempts == 2, res.describe()       # max_retries=1: two attempts
+    assert ("status 3" if how == "exit" else "SIGKILL") in text, text
+    assert res.value("after") is True and res.value("survived") is True, res.describe()
     assert segments, res.describe()            # the check sees the job's segment
     assert left == [], f"left behind: {left}\n" + res.describe()
     assert res.leftover == [], res.describe()

@@ -20,6 +20,7 @@ from hpcray.core.ownership import Ownership
 from hpcray.core.progress import Progress
 from hpcray.core.refcount import RefTracker
 from hpcray.core.requests import HeadRequests
+from hpcray.core.submission import Submitter
 from hpcray.exceptions import RuntimeBrokenError
 from hpcray.head.directory import ActorDirectory
 from hpcray.head.groups import GroupRegistry
@@ -31,7 +32,7 @@ from hpcray.wire import messages
 ROLES = {
     "execution": Execution, "ownership": Ownership, "access": ObjectAccess, "refs": RefTracker,
     "lifecycle": Lifecycle, "progress": Progress, "requests": HeadRequests,
-    "liveness": Liveness,
+    "liveness": Liveness, "submitter": Submitter,
     "copies": NodeCopies, "client": ActorClient, "host": ActorHost, "head": HeadService,
     "directory": ActorDirectory, "groups": GroupRegistry,
 }

@@ -49,7 +49,7 @@ class ActorClient:
     # ------------------------------------------------------------------ creation
     def create(self, class_name, class_id, class_blob, args, kwargs, resources,
                max_concurrency, is_async, methods, name=None, namespace=None, detached=False,
-               get_if_exists=False):
+               get_if_exists=False, max_restarts=0, max_task_retries=0):
         """Create an actor (lock not held); return ``(token ref, class_name, methods,
         is_async)`` of the new actor, or of the live one of that name (``get_if_exists``).
 
@@ -65,7 +65,7 @@ class ActorClient:
             spec = made["spec"] = ActorSpec(
                 task_id, self.job.rank, class_name, class_id, class_blob, args_blob, deps,
                 args_ref, resources, max_concurrency, is_async, name, namespace, detached,
-                session, methods)
+                session, methods, max_restarts, max_task_retries)
             self.construction.pending[task_id] = spec
             return spec.construction()
         construction, (token,) = self.submitter.submit(f"{class_name}.__init__", args, kwargs,
@@ -164,7 +164,7 @@ class ActorClient:
             self.transport.send(0, messages.actor_lookup(actor_id, self.job.rank))
         return None
 
-    def cancel(self, record):
+    def cancel(self, record, force=False, recursive=True):
         """Router: cancel a call that has not started."""
         spec = record.spec
         if record.where is None:               # still waiting here for the actor's location
@@ -237,7 +237,7 @@ class _Construction:
     def send(self, construction):
         return self.client.send_creation(construction)
 
-    def cancel(self, record):
+    def cancel(self, record, force=False, recursive=True):
         pass                                   # as in Ray: cancel does not stop a creation
 
     def where(self, record):

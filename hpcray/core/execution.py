@@ -23,6 +23,7 @@ from . import current, invoke
 
 
 NO_DEPS = {}          # the arguments of a task that has none (shared, never written)
+WORKERS_WAIT = 0.0002 # longest sleep of a rank whose only work runs in worker processes
 
 
 class PendingTask:
@@ -61,6 +62,11 @@ class Execution:
         self.functions = {}                    # func_id -> callable
         self.cancelled = set()                 # task ids cancelled before they arrived
         self.serving = 1 if job.executes else 0   # threads able to pick up the next task
+        # Where tasks run: None, on the serving threads; else the rank's worker processes
+        # (``workers/pool.py``: ``has_room(spec)``, ``start(spec, deps)``, ``runs(spec)``,
+        # ``cancel(task_id, force, recursive)``, ``set_blocked(spec, blocked)``), attached by
+        # ``launch/join.py``.
+        self.runner = None
 
     # ------------------------------------------------------------------ arriving tasks
     def on_task(self, spec):
@@ -94,8 +100,12 @@ class Execution:
         for object_id in missing:
             self.access.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
 
-    def on_cancel(self, task_id):
-        """CANCEL: drop a task that has not started (or will be dropped when it arrives)."""
+    def on_cancel(self, task_id, force=False, recursive=True):
+        """CANCEL: drop a task that has not started (or will be dropped when it arrives);
+        one running in a worker process gets KeyboardInterrupt, or (``force``) its process
+        ends, and (``recursive``) the tasks it submitted are cancelled too."""
+        if self.runner is not None and self.runner.cancel(task_id, force, recursive):
+            return
         entry = self.waiting.pop(task_id, None)
         if entry is None:
             for item in self.ready:
@@ -137,6 +147,13 @@ class Execution:
         if not self.ready:
             self.transport.flush()             # nothing queued behind it: answer right away
 
+    def release(self, spec):
+        """A task that will not finish here (its worker process died): free its slot, here
+        and at the head; its owner decides what happens to it."""
+        self.node_load.add(-1)
+        if spec.via_head and spec.owner != 0 and not self.progress.stopping:
+            self.transport.send(0, messages.done(spec.task_id, None))
+
     def send_results(self, spec, results, seconds, contained):
         """Hand results to the owner of ``spec``."""
         if contained:
@@ -172,12 +189,6 @@ class Execution:
                 self.finish(spec, results, seconds, contained)
 
     # what invoke.py needs of the executor
-    def function_of(self, spec):
-        function = self.functions.get(spec.func_id)
-        if function is None:
-            function = self.functions[spec.func_id] = serialization.loads(spec.func_blob)
-        return function
-
     def where(self):
         return self.job.where()
 
@@ -203,6 +214,8 @@ class Execution:
                     if helper and self.serving > 1:
                         self.serving -= 1
                         return
+                    if progress.stopping:      # (checked under the lock: MPI may be closing)
+                        break
                     try:
                         activity = progress.turn()
                     except Exception as error:
@@ -220,8 +233,16 @@ class Execution:
                             item = self.work.popleft()
                             progress.polling_threads -= 1
                         elif self.ready:
-                            item = self.ready.popleft()
-                            progress.polling_threads -= 1
+                            runner = self.runner
+                            if runner is None:
+                                item = self.ready.popleft()
+                                progress.polling_threads -= 1
+                            else:              # to worker processes, as room allows
+                                ready = self.ready
+                                while ready and runner.has_room(ready[0].spec):
+                                    entry = ready.popleft()
+                                    runner.start(entry.spec, entry.deps)
+                                    activity += 1
                     # Results of a burst of short tasks leave together, unless they pile up.
                     if not (self.ready or self.work) or transport.queued >= 64:
                         transport.flush()
@@ -241,6 +262,10 @@ class Execution:
                     backoff.reset()
                 elif activity:
                     backoff.reset()
+                elif self.runner is not None and self.runner.running:
+                    # Only worker processes are busy: sleep until one answers, leaving them
+                    # the CPU (MPI messages wait at most this long, as in backoff's sleeps).
+                    self.runner.wait(WORKERS_WAIT)
                 else:
                     backoff.pause()
         finally:
@@ -256,6 +281,9 @@ class Execution:
         """The task ``spec`` running on this thread waits: lend its slot to other work.
         Returns whether this thread stopped serving meanwhile (see :meth:`reclaim`)."""
         self._note_blocked(spec, True)
+        if self.runner is not None and self.runner.runs(spec):
+            self.runner.set_blocked(spec, True)    # it waits in its worker process: its
+            return False                           # resources are lent, no thread here
         if not current.is_serving():
             return False                       # a threaded actor's thread: just sleeps
         self.serving -= 1
@@ -269,6 +297,8 @@ class Execution:
         """The waiting task runs again."""
         if lent:
             self.serving += 1
+        if self.runner is not None and self.runner.runs(spec):
+            self.runner.set_blocked(spec, False)
         self._note_blocked(spec, False)
 
     def _note_blocked(self, spec, blocked):

@@ -85,7 +85,7 @@ def prepare(executor, spec, dep_objects, function=None):
     before its call (an argument's task failed, its arguments cannot be read)."""
     try:
         if function is None:
-            function = executor.functions.get(spec.func_id) or executor.function_of(spec)
+            function = executor.functions.get(spec.func_id) or _load(executor.functions, spec)
         if spec.args_blob is None and spec.args_ref is None:
             args, kwargs = (), {}
         else:
@@ -97,6 +97,12 @@ def prepare(executor, spec, dep_objects, function=None):
     except BaseException as error:
         return None, _fail_all(spec, error_object(error, spec.name, executor.where()))
     return function, args, kwargs
+
+
+def _load(functions, spec):
+    """Unpickle a task's function once per executor (``functions``: its cache)."""
+    function = functions[spec.func_id] = serialization.loads(spec.func_blob)
+    return function
 
 
 def failed(executor, spec, error):

@@ -33,6 +33,7 @@ class Lifecycle:
         self.copies = copies
         self.on_exit = on_exit
         self.closed = False
+        self.at_close = []                     # fn() before the rank leaves (worker processes)
 
     # ------------------------------------------------------------------ sessions
     def new_session(self, session, capacities=None):
@@ -64,6 +65,7 @@ class Lifecycle:
             self.transport.send(0, messages.bye(self.job.rank, os.getpid()))
             self.transport.drain(2.0)
         if hard and self.on_exit is not None:
+            self.stop_helpers()
             sys.stdout.flush()
             sys.stderr.flush()
             self.close_windows()               # collective with the node's other ranks
@@ -71,8 +73,17 @@ class Lifecycle:
 
     def close(self):
         """Stop the background thread and free the windows (collective, same order on all)."""
+        with self.lock:                        # no thread is inside a turn from now on
+            self.progress.stopping = True
         self.progress.stop_background()
+        self.stop_helpers()
         self.close_windows()
+
+    def stop_helpers(self):
+        """End what the rank started besides itself (its worker processes)."""
+        at_close, self.at_close = self.at_close, []
+        for stop in at_close:
+            stop()
 
     def close_windows(self):
         """Free the MPI windows: collective over the job and the node. When a rank died they

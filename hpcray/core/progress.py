@@ -130,7 +130,7 @@ class Progress:
             store.settle()                     # views that died since: unpin their runs
         handled = self.transport.poll(self.deliver) + transfers
         for hook in self.turn_hooks:
-            hook()
+            handled += hook() or 0
         return handled
 
     def flush(self):

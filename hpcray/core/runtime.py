@@ -105,7 +105,8 @@ class Runtime:
         for name, role in (("refs", refs), ("ownership", ownership),
                            ("access", access), ("execution", execution),
                            ("requests", requests), ("lifecycle", self.lifecycle),
-                           ("copies", copies), ("liveness", liveness)):
+                           ("copies", copies), ("liveness", liveness),
+                           ("submitter", submitter)):
             progress.register(name, role)
 
     @property

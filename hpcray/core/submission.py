@@ -55,11 +55,12 @@ class NodePlacement:
         self.transport.send(target, messages.task(spec))
         return target
 
-    def cancel(self, record):
+    def cancel(self, record, force=False, recursive=True):
+        task_id = record.spec.task_id
         if record.spec.via_head:
-            self.transport.send(0, messages.cancel_at_head(record.spec.task_id))
+            self.transport.send(0, messages.cancel_at_head(task_id, force, recursive))
         else:
-            self.transport.send(record.where, messages.cancel(record.spec.task_id))
+            self.transport.send(record.where, messages.cancel(task_id, force, recursive))
 
     def where(self, record):
         return record.where
@@ -228,12 +229,19 @@ class Submitter:
             if spec.actor_id is None and (record.where == rank or spec.task_id in tasks):
                 self.retry(record, f"rank {rank} (host {host}) died while it held the task")
 
-    def retry(self, record, why):
+    def on_crashed(self, task_id, reason, exit_code):
+        """CRASHED: the worker process running a task of ours died: run it again while
+        ``max_retries`` allows, else fail it with WorkerCrashedError."""
+        record = self.ownership.record(task_id)
+        if record is not None:
+            self.retry(record, reason, exit_code)
+
+    def retry(self, record, why, exit_code=None):
         """Send a task again after a system failure, or fail it if its retries are spent."""
         spec = record.spec
         if spec.max_retries >= 0 and record.attempts > spec.max_retries:
             error = serialization.exception_object(WorkerCrashedError(
-                spec.name, reason=why, attempts=record.attempts))
+                spec.name, exit_code, reason=why, attempts=record.attempts))
             self.ownership.deliver(spec.task_id, [(object_id, error)
                                                   for object_id in spec.return_ids()])
             return
@@ -242,12 +250,13 @@ class Submitter:
         record.where = record.router.send(spec)
 
     # ------------------------------------------------------------------ cancel, locate
-    def cancel(self, object_id):
+    def cancel(self, object_id, force=False, recursive=True):
         """Cancel the unfinished task that produces ``object_id`` (lock held): its router
-        drops it wherever it waits; once it runs, it finishes."""
+        drops it wherever it waits; one that runs gets KeyboardInterrupt or, with
+        ``force``, loses its worker process; ``recursive``: the tasks it submitted too."""
         record = self.ownership.pending_task(object_id)
         if record is not None and record.router is not None:
-            record.router.cancel(record)
+            record.router.cancel(record, force, recursive)
 
     def locate(self, object_id):
         """The node whose store holds, or will hold, a large object, as far as this rank

@@ -56,8 +56,8 @@ class HeadService:
             self.transport.send(target, messages.task(spec))
         return 0 if target is None else target
 
-    def cancel(self, record):
-        self.transport.send(0, messages.cancel_at_head(record.spec.task_id))
+    def cancel(self, record, force=False, recursive=True):
+        self.transport.send(0, messages.cancel_at_head(record.spec.task_id, force, recursive))
 
     def where(self, record):
         return self.scheduler.where(record.spec.task_id)   # None: still queued here
@@ -92,7 +92,7 @@ class HeadService:
     def on_unblocked(self, task_id):
         self.scheduler.on_blocked(task_id, False)
 
-    def on_cancel(self, task_id):
+    def on_cancel(self, task_id, force, recursive):
         """CANCEL_AT_HEAD: drop the task if it is queued here, else tell its executor."""
         spec = self.scheduler.cancel_queued(task_id)
         if spec is not None:
@@ -100,7 +100,7 @@ class HeadService:
             return
         where = self.scheduler.where(task_id)
         if where is not None:
-            self.transport.send(where, messages.cancel(task_id))
+            self.transport.send(where, messages.cancel(task_id, force, recursive))
 
     def on_available(self, token):
         """AVAILABLE: the logical resources not taken right now."""

@@ -28,6 +28,9 @@ from ..exceptions import ConfigError
 from ..head.service import attach as attach_head
 from ..store.node_load import NodeLoad
 from ..store.node_store import NodeStore
+from ..workers.pool import attach as attach_workers
+from ..workers.zygote import Zygote
+from .worker import worker_entry
 from . import preemption, resources
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
@@ -187,6 +190,12 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         attach_head(rt)
     if config.transfer == "rma" and len(leaders) > 1:
         rt.copies.open_window()                        # collective over the job
+    if executes and config.worker_processes:
+        # Forked now, while this process has no other thread: the zygote and the workers
+        # it forks see the node's store where this rank does (workers/zygote.py).
+        attach_workers(rt, Zygote(worker_entry),
+                       {"job": job, "config": config, "store_base": store.base,
+                        "store_capacity": store.capacity, "node_index": node_index})
     current.set_runtime(rt)
     rt.progress.start_background()
     if rank == 0 and job.executes:                     # alone, the head also executes tasks

@@ -40,9 +40,23 @@ def runtime():
     rt = state.runtime
     if rt is not None:
         return rt
+    inside = _worker_link()
+    if inside is not None:
+        return inside
     if not state.initialized:
         init()
     return current.runtime()
+
+
+def _worker_link():
+    """The runtime of a worker process (``launch/worker.py``), or None elsewhere: there the
+    session is its rank's, already running."""
+    rt = current.runtime_or_none()
+    return rt if getattr(rt, "in_worker_process", False) else None
+
+
+def initialized():
+    return state.initialized or _worker_link() is not None
 
 
 def init(declared=None, num_cpus=None, object_store_memory=None, namespace=None):
@@ -53,6 +67,8 @@ def init(declared=None, num_cpus=None, object_store_memory=None, namespace=None)
         ValueError: ``object_store_memory`` differs from the launched job's stores.
     """
     declared = declared or {}
+    if _worker_link() is not None:
+        return _worker_link()                  # inside a task: the job runs already
     rt = current.runtime_or_none()
     created = rt is None
     if created:

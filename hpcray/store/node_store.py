@@ -27,6 +27,7 @@ long as an array reads through it, and its finalizer queues an unpin (applied by
 progress loop or its next store operation, as finalizers may run anywhere).
 """
 import fcntl
+import mmap
 import os
 import shutil
 import stat
@@ -67,7 +68,6 @@ class NodeStore:
     """This rank's handle on its node's store (every rank of the node has one)."""
 
     def __init__(self, node_comm, capacity, tag, node_index, spill_dir):
-        from mpi4py import MPI
         self.node_comm = node_comm
         self.node_index = node_index
         self.leader = node_comm.Get_rank() == 0
@@ -75,17 +75,13 @@ class NodeStore:
         self.capacity = self.pages * PAGE
         # MPICH's segment starts a few bytes past a page boundary: start the pages on one, so
         # that stored arrays are aligned and every page of ours is whole pages of the OS's.
-        self.window = MPI.Win.Allocate_shared(self.capacity + OS_PAGE if self.leader else 0, 1,
-                                              comm=node_comm)
-        memory, _ = self.window.Shared_query(0)
+        self.window, memory = _shared(node_comm, self.capacity + OS_PAGE if self.leader else 0)
         skip = -memory.address % OS_PAGE
         self.base = memory.address + skip
         self.data = np.frombuffer(memory, dtype=np.uint8)[skip:skip + self.capacity]
         slots = self.pages
         table_bytes = self.pages * 4 + slots * 6 * 8 + COPY_ROWS * 5 * 8
-        self.table_window = MPI.Win.Allocate_shared(table_bytes if self.leader else 0, 1,
-                                                    comm=node_comm)
-        table, _ = self.table_window.Shared_query(0)
+        self.table_window, table = _shared(node_comm, table_bytes if self.leader else 0)
         table = np.frombuffer(table, dtype=np.uint8)
         self.page_slot = table[:self.pages * 4].view(np.int32)
         slot_end = self.pages * 4 + slots * 6 * 8
@@ -430,9 +426,26 @@ class NodeStore:
         self.node_comm.Barrier()
         if self.leader:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
-        self.data = self.page_slot = self.slots = None
-        self.table_window.Free()
-        self.window.Free()
+        self.data = self.page_slot = self.slots = self.copy_rows = None
+        for window in (self.table_window, self.window):
+            if window is not None:
+                window.Free()
+
+
+def _shared(node_comm, nbytes):
+    """``(window, memory)``: ``nbytes`` that every rank of the node maps (the first rank
+    allocates; the others pass 0), and that the worker processes each rank forks see too.
+
+    MPICH shares a window through a file in /dev/shm, except on a node of one rank, where its
+    memory is private: a forked worker would read a copy frozen at its birth. There the store
+    is an anonymous shared mapping of ours instead (no window: nobody else maps it)."""
+    from mpi4py import MPI
+    if node_comm.Get_size() == 1:
+        memory = mmap.mmap(-1, max(nbytes, OS_PAGE))
+        return None, MPI.buffer.frombuffer(memory)
+    window = MPI.Win.Allocate_shared(nbytes, 1, comm=node_comm)
+    memory, _ = window.Shared_query(0)
+    return window, memory
 
 
 class _StoreLock:

@@ -18,8 +18,8 @@ lifecycle, copies of stored bytes) are handled whatever their session.
 
 Handlers are named ``role.method``; the roles are the objects of one rank that receive
 messages: ``execution``, ``ownership``, ``access``, ``refs``, ``lifecycle``, ``progress``,
-``requests``, ``liveness`` (core/), ``copies`` (store/), ``client``, ``host`` (actors/), ``head``,
-``directory``, ``groups`` (head/, on rank 0 only).
+``requests``, ``liveness``, ``submitter`` (core/), ``copies`` (store/), ``client``, ``host``
+(actors/), ``head``, ``directory``, ``groups`` (head/, on rank 0 only).
 """
 from dataclasses import dataclass
 
@@ -61,9 +61,12 @@ TABLE = (
          "access.on_get_object", True, "send me this object once it exists"),
     Kind(8, "OBJECT", ("object_id", "obj"), "owner -> requester", "access.on_object", True,
          "the object asked for (an Error record if it is lost)"),
-    Kind(9, "CANCEL", ("task_id",), "owner or head -> executor", "execution.on_cancel", True,
-         "drop this task if it has not started"),
-    Kind(10, "CANCEL_AT_HEAD", ("task_id",), "owner -> head", "head.on_cancel", True,
+    Kind(9, "CANCEL", ("task_id", "force", "recursive"), "owner or head -> executor",
+         "execution.on_cancel", True,
+         "drop this task if it has not started; if it runs, interrupt it (KeyboardInterrupt) "
+         "or, with force, end its worker process; recursive: cancel what it submitted too"),
+    Kind(10, "CANCEL_AT_HEAD", ("task_id", "force", "recursive"), "owner -> head",
+         "head.on_cancel", True,
          "drop this task if it waits at the head, else pass the cancel to its executor"),
     Kind(11, "CANCEL_CALL", ("task_id",), "owner -> actor's rank", "host.on_cancel", True,
          "drop this method call if it has not started"),
@@ -165,6 +168,10 @@ TABLE = (
          "head had placed there (their owners run them again)"),
     Kind(49, "HEARTBEAT", ("rank",), "rank on another host <-> head", "liveness.on_heartbeat",
          False, "still alive (the head answers each one)"),
+    Kind(50, "CRASHED", ("task_id", "reason", "exit_code"), "executor -> owner",
+         "submitter.on_crashed", True,
+         "the worker process running the task died (reason says how, exit_code is its "
+         "status, negative for a signal): run it again or fail it with WorkerCrashedError"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -178,7 +185,7 @@ ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 
 ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
-RANK_LOST, RANK_DEAD, HEARTBEAT = 47, 48, 49
+RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED = 47, 48, 49, 50
 
 
 # ---------------------------------------------------------------------- constructors
@@ -221,12 +228,12 @@ def object_(object_id, obj):
     return (OBJECT, object_id, to_wire(obj))
 
 
-def cancel(task_id):
-    return (CANCEL, task_id)
+def cancel(task_id, force, recursive):
+    return (CANCEL, task_id, force, recursive)
 
 
-def cancel_at_head(task_id):
-    return (CANCEL_AT_HEAD, task_id)
+def cancel_at_head(task_id, force, recursive):
+    return (CANCEL_AT_HEAD, task_id, force, recursive)
 
 
 def cancel_call(task_id):
@@ -385,6 +392,10 @@ def heartbeat(rank):
     return (HEARTBEAT, rank)
 
 
+def crashed(task_id, reason, exit_code):
+    return (CRASHED, task_id, reason, exit_code)
+
+
 # The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).
 CONSTRUCTORS = {
     TASK: task, SPILL: spill, RESULT: result, DONE: done, BLOCKED: blocked,
@@ -400,7 +411,7 @@ CONSTRUCTORS = {
     GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
-    HEARTBEAT: heartbeat,
+    HEARTBEAT: heartbeat, CRASHED: crashed,
 }
 
 

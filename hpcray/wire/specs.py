@@ -81,11 +81,12 @@ class ActorSpec:
     """
     __slots__ = ("actor_id", "owner", "class_name", "class_id", "class_blob", "args_blob",
                  "deps", "args_ref", "resources", "max_concurrency", "is_async", "name",
-                 "namespace", "detached", "session", "methods")
+                 "namespace", "detached", "session", "methods", "max_restarts",
+                 "max_task_retries")
 
     def __init__(self, actor_id, owner, class_name, class_id, class_blob, args_blob, deps,
                  args_ref, resources, max_concurrency, is_async, name, namespace, detached,
-                 session, methods):
+                 session, methods, max_restarts=0, max_task_retries=0):
         self.actor_id = actor_id
         self.owner = owner
         self.class_name = class_name
@@ -102,6 +103,9 @@ class ActorSpec:
         self.detached = detached
         self.session = session
         self.methods = methods                 # {method name: num_returns}
+        self.max_restarts = max_restarts       # times it is built again after its process
+        self.max_task_retries = max_task_retries   # died (-1: forever); times a call is
+                                               # run again after such a death
 
     def __reduce__(self):
         values = [getattr(self, name) for name in self.__slots__]

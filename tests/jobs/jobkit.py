@@ -27,7 +27,7 @@ import json
 import time
 import traceback
 
-__all__ = ["check", "record", "settle", "runtime"]
+__all__ = ["check", "record", "settle", "runtime", "on_rank", "rank_pid"]
 
 
 def _emit(name, **payload):
@@ -77,6 +77,22 @@ def runtime():
     follows them."""
     from hpcray.core import current
     return current.runtime_or_none()
+
+
+def on_rank(fn):
+    """``fn(rt)`` with the runtime of the rank this code runs on: called here on a rank, and
+    on the rank (by its worker process's request) inside a task or actor, where user code
+    runs in a worker process and its rank's internals are elsewhere."""
+    rt = runtime()
+    if getattr(rt, "in_worker_process", False):
+        return rt.on_rank(fn)
+    return fn(rt)
+
+
+def rank_pid():
+    """The process id of the rank this code runs on (not of a task's worker process)."""
+    rt = runtime()
+    return rt.job.pids[rt.job.rank]
 
 
 def settle(rounds=60):

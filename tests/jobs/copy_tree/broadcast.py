@@ -2,7 +2,7 @@
 import time
 import numpy as np
 import hpcray as ray
-from jobkit import record, runtime
+from jobkit import on_rank, record, runtime
 
 @ray.remote
 def read(box, start_at):
@@ -12,7 +12,7 @@ def read(box, start_at):
 
 @ray.remote
 def served():
-    return runtime().job.node_index, runtime().copies.served
+    return on_rank(lambda rt: (rt.job.node_index, rt.copies.served))
 
 nodes = len(ray.nodes())
 n = 16_000_000                                      # 128 MB

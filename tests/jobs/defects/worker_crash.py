@@ -1,6 +1,8 @@
-# Defect 6: a job ended by a crashed worker (a task that calls os._exit, or is SIGKILLed; under
-# mpiexec the whole job then dies) left MPICH's /dev/shm/mpich_shm_* file and an empty
-# hpcray-spill-* directory behind. It must leave nothing. argv: "exit" or "kill".
+# Defect 6: a job ended by a crashed worker (a task that called os._exit, or was SIGKILLed,
+# took its rank and, under mpiexec, the whole job down) left MPICH's /dev/shm/mpich_shm_*
+# file and an empty hpcray-spill-* directory behind. Tasks now run in worker processes: the
+# crash fails the task alone (WorkerCrashedError once its retries are spent), the job goes
+# on, and it must leave nothing behind. argv: "exit" or "kill".
 import os
 import sys
 
@@ -23,7 +25,7 @@ def worker_segments():
     return segments()
 
 
-@ray.remote
+@ray.remote(max_retries=1)
 def crash(how):
     if how == "exit":
         os._exit(3)
@@ -32,5 +34,9 @@ def crash(how):
 
 record("tag", runtime().job.job_tag)
 record("segments", sorted(set(segments()) | set(ray.get(worker_segments.remote()))))
-ray.get(crash.remote(sys.argv[1]))
+try:
+    ray.get(crash.remote(sys.argv[1]), timeout=60)
+except ray.exceptions.WorkerCrashedError as error:
+    record("crashed", [error.exit_code, error.attempts, str(error)])
+record("after", ray.get(worker_segments.remote(), timeout=60) != [])
 record("survived", True)

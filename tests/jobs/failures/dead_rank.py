@@ -7,7 +7,7 @@ import sys
 import time
 
 import hpcray as ray
-from jobkit import record
+from jobkit import rank_pid, record
 
 MARK = sys.argv[1]
 
@@ -22,7 +22,7 @@ def square(x):
 def die(mark):
     with open(mark, "w") as file:
         file.write(repr((time.time(), ray.get_runtime_context().get_rank())))
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(rank_pid(), signal.SIGKILL)                 # the rank, not the task's process
 
 
 refs = [square.remote(i) for i in range(12)]            # spread over every worker rank
@@ -33,7 +33,8 @@ try:
 except Exception as error:
     record("dying_task", type(error).__name__)
 killed_at, victim = eval(open(MARK).read())
-while not any(not node["Alive"] for node in ray.nodes()):
+deadline = time.time() + 30
+while not any(not node["Alive"] for node in ray.nodes()) and time.time() < deadline:
     time.sleep(0.005)
 record("detect_seconds", time.time() - killed_at)
 record("victim", victim)

@@ -9,7 +9,7 @@ import numpy as np
 
 import hpcray as ray
 from hpcray.util import collective
-from jobkit import check, record
+from jobkit import check, rank_pid, record
 
 
 @ray.remote(num_cpus=1)                  # one per worker rank
@@ -29,7 +29,7 @@ class Member:
         return x.tolist()
 
     def die(self):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(rank_pid(), signal.SIGKILL)              # the rank, not the actor's process
 
 
 members = [Member.remote(i, 3) for i in range(3)]
@@ -41,7 +41,8 @@ blocked = [m.allreduce.remote() for m in members[:2]]       # they wait for the 
 time.sleep(0.5)
 victim.die.remote()
 started = time.time()
-while all(node["Alive"] for node in ray.nodes()):
+deadline = time.time() + 30
+while all(node["Alive"] for node in ray.nodes()) and time.time() < deadline:
     time.sleep(0.005)
 record("detect_seconds", time.time() - started)
 

@@ -21,31 +21,28 @@ record("through_box", float(ray.get(ray.get(box)[0]).sum()))
 del box
 record("box_freed", in_use() - base)
 
-# 2. a task keeps a ref it got inside its arguments: it borrows it
+# 2. an actor keeps a ref it got inside its arguments: its rank borrows it
 @ray.remote
-def keep(box):
-    import builtins                       # somewhere that outlives the task, on its rank
-    builtins.kept_by_test = box[0]
-    return True
+class Keeper:
+    def keep(self, box):
+        self.kept = box[0]
+        return True
 
-@ray.remote
-def read():
-    import builtins
-    return float(ray.get(builtins.kept_by_test).sum())
+    def read(self):
+        return float(ray.get(self.kept).sum())
 
-@ray.remote
-def drop():
-    import builtins
-    del builtins.kept_by_test
-    return True
+    def drop(self):
+        del self.kept
+        return True
 
 ref = ray.put(np.full(MB8, 2.0))
-WORKERS = ray.get_runtime_context().get_world_size() - 1   # one keep/drop per worker rank
-ray.get([keep.remote([ref]) for _ in range(WORKERS)])
+WORKERS = ray.get_runtime_context().get_world_size() - 1   # one keeper per worker rank
+keepers = [Keeper.remote() for _ in range(WORKERS)]
+ray.get([k.keep.remote([ref]) for k in keepers])
 del ref
 record("borrowed_alive", in_use() > base)
-record("read_by_borrower", ray.get(read.remote()))
-ray.get([drop.remote() for _ in range(WORKERS)])
+record("read_by_borrower", ray.get(keepers[0].read.remote()))
+ray.get([k.drop.remote() for k in keepers])
 record("borrow_released", in_use() - base)
 
 # 3. a task returns a ref it owns, inside a list: the driver borrows it

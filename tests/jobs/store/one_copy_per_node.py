@@ -2,15 +2,16 @@
 import time
 import numpy as np
 import hpcray as ray
-from jobkit import record, runtime
+from jobkit import on_rank, record
 
 @ray.remote
 def probe(box):
-    rt = runtime()
     value = ray.get(box[0])
     time.sleep(0.2)                                  # keep ranks busy: spread the probes
-    copy = rt.copies.held_copy(box[0].id)
-    return (ray.get_runtime_context().get_node_id(), rt.rank,
+    object_id = box[0].id
+    copy = on_rank(lambda rt: rt.copies.held_copy(object_id))
+    context = ray.get_runtime_context()
+    return (context.get_node_id(), context.get_rank(),
             None if copy is None else copy.slot, float(value[0]))
 
 head_node = ray.get_runtime_context().get_node_id()

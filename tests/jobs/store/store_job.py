@@ -21,4 +21,5 @@ if sys.argv[1] == "fail":
     slow.remote()
     time.sleep(0.5)
     raise RuntimeError("the script fails while a task runs")
+time.sleep(0.3)                      # (the harness samples the job's files now and then)
 print("DONE", sys.argv[1])

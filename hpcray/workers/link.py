@@ -1,0 +1,490 @@
+"""A worker process's runtime: what the public API talks to inside a task or an actor.
+
+The public API asks ``session.runtime()`` for the runtime's roles (``access``, ``submitter``,
+``client``, ``requests``, ``job``...); in a worker process that is a :class:`Link`, whose
+roles turn each call into a request to the rank (``CALL``), answered by ``REPLY``. Values
+never take a detour: stored objects are read in place from the node's store (the worker
+inherited its mapping) and large values are written there once (the rank only hands out
+the room, ``alloc``).
+
+Reading the socket: whichever thread needs a message reads it (no reader thread, no
+hand-off on the hot path); a thread whose answer another thread reads waits on its own event
+(leader and followers). A task's own thread reads its answers itself.
+
+References: the rank holds, on the worker's behalf, every ref the worker got from it (a
+count per id); the worker counts what it received and says ``DROP (id, count)`` when its
+last instance is gone. Refs the worker finds inside values it unpickled (arguments, ``get``)
+are reported first (``refs_in``: the rank holds them and registers as borrower).
+"""
+import itertools
+import os
+import pickle
+import threading
+import time
+from collections import defaultdict, deque
+from concurrent.futures import Future
+
+import numpy as np
+
+from ..core import current, refcount
+from ..exceptions import GetTimeoutError, ObjectStoreFullError, SerializationError
+from ..store.node_store import PAGE, StoreBuffer, layout
+from ..wire import serialization
+from ..wire.objects import STORED, from_wire
+from . import protocol
+
+TIMED_OUT = object()
+
+
+class Slot:
+    """What a thread waits for: an answer (``value``) or work."""
+    __slots__ = ("done", "value", "event")
+
+    def __init__(self):
+        self.done = False
+        self.value = None
+        self.event = threading.Event()
+
+
+class _Memory:
+    """Writable bytes at an address (room the rank gave for a new object)."""
+    __slots__ = ("__array_interface__",)
+
+    def __init__(self, address, nbytes):
+        self.__array_interface__ = {"data": (address, False), "shape": (nbytes,),
+                                    "typestr": "|u1", "version": 3}
+
+
+class WorkerStore:
+    """The node's store as a worker sees it: the duck ``serialization`` writes to and reads
+    from. Pins are the rank's (it pins what it sends, the worker says ``UNPIN``)."""
+
+    def __init__(self, link, base, capacity, node_index):
+        self.link = link
+        self.base = base
+        self.node_index = node_index
+        self.data = np.asarray(StoreBuffer(base, capacity, None))   # the whole store
+        self.starts = {}                       # slot -> first page, given with its pins
+        self.local = threading.local()         # .written: slots this thread filled
+
+    def pin(self, slot, count=1):
+        return self.starts[slot]               # pinned by the rank when it sent the record
+
+    def view(self, slot, start, offset, nbytes):
+        unpinned = self.link.unpinned
+        return np.asarray(StoreBuffer(self.base + start * PAGE + offset, nbytes,
+                                      lambda: unpinned.append(slot)))
+
+    def write_object(self, buffers):
+        offsets, size = layout(buffers)
+        slot, start = self.link.request("alloc", size)
+        memory = np.asarray(_Memory(self.base + start * PAGE, size))
+        for buffer, offset in zip(buffers, offsets):
+            source = np.frombuffer(buffer, dtype=np.uint8)
+            memory[offset:offset + source.nbytes] = source
+        self.written().append(slot)
+        return slot, size, [(offset, buffer.nbytes) for buffer, offset in zip(buffers, offsets)]
+
+    def written(self):
+        written = getattr(self.local, "written", None)
+        if written is None:
+            written = self.local.written = []
+        return written
+
+    def take_written(self):
+        written = self.written()
+        self.local.written = []
+        return written
+
+
+class LinkRefs:
+    """The worker's ref counts (``ObjectRef`` reports into ``events``, as on a rank)."""
+
+    def __init__(self, link):
+        self.link = link
+        self.lock = threading.RLock()
+        self.events = deque()                  # (object_id, +1 / -1)
+        self.count = defaultdict(int)          # id -> instances here
+        self.received = defaultdict(int)       # id -> refs the rank counted since the last DROP
+
+    def note_escape(self, object_id):
+        self.link.notes.append(protocol.escape(object_id))
+
+    def got(self, ids):
+        with self.lock:
+            for object_id in ids:
+                self.received[object_id] += 1
+
+    def drops(self):
+        """``[(id, count)]`` of ids whose last instance here is gone."""
+        pairs = []
+        with self.lock:
+            events, count, received = self.events, self.count, self.received
+            while events:
+                object_id, delta = events.popleft()
+                left = count[object_id] + delta
+                if left > 0:
+                    count[object_id] = left
+                    continue
+                del count[object_id]
+                sent = received.pop(object_id, 0)
+                if sent:
+                    pairs.append((object_id, sent))
+        return pairs
+
+
+class _Quiet:
+    """The rank-only parts of a runtime the API touches (flush, checks): nothing to do."""
+    session = None                             # (the rank knows it)
+
+    def flush(self):
+        pass
+
+    def check(self):
+        pass
+
+    def turn(self):
+        return 0
+
+
+class Link:
+    """The runtime of a worker process (see the module's docstring)."""
+    in_worker_process = True
+    head = directory = None
+
+    def __init__(self, channel, setup):
+        self.channel = channel
+        self.job = setup["job"]
+        self.config = setup["config"]
+        self.rank = self.job.rank
+        self.lock = threading.RLock()          # the API's "with rt.lock": nothing to guard
+        self.progress = self.transport = _Quiet()
+        self.refs = LinkRefs(self)
+        self.store = WorkerStore(self, setup["store_base"], setup["store_capacity"],
+                                 setup["node_index"])
+        self.access = LinkAccess(self)
+        self.submitter = LinkSubmitter(self)
+        self.client = LinkClient(self)
+        self.requests = LinkRequests(self)
+        self.liveness = LinkLiveness(self)
+        self.notes = deque()                   # messages for the rank with no answer
+        self.unpinned = deque()                # slots whose view died here
+        self._ids = itertools.count(1)
+        self._slots = {}                       # request id -> Slot
+        self._read_lock = threading.Lock()
+        self._waiting = set()                  # slots of threads not reading
+        self.work = deque()                    # work no thread has taken yet
+        self.work_waiters = deque()            # slots of threads waiting for work
+        self.work_lock = threading.Lock()
+        self.unclaimed = None                  # fn(): work came and no thread waits for it
+        self.work_handlers = {}                # message kind -> fn(message), run by readers
+        self.in_channel = 0                    # the main thread reads (signals wait)
+        self.interrupt_pending = False         # SIGINT came while the main thread read
+
+    # ------------------------------------------------------------------ sending
+    def _pending(self):
+        batch = list(self.notes) if self.notes else []
+        self.notes.clear()
+        if self.unpinned:
+            slots = []
+            while self.unpinned:
+                slots.append(self.unpinned.popleft())
+            batch.append(protocol.unpin(slots))
+        drops = self.refs.drops() if self.refs.events else None
+        if drops:
+            batch.append(protocol.drop(drops))
+        return batch
+
+    def send(self, message, notes_first=True):
+        """Send ``message`` after what is pending (drops, unpins), or before it: a task's
+        results go first, since the refs inside them may be among the drops."""
+        if not notes_first:
+            self.channel.send(message)
+        pending = self._pending()
+        if pending:
+            for item in pending:
+                self.channel.send(item)
+        if notes_first:
+            self.channel.send(message)
+
+    def flush_notes(self):
+        for item in self._pending():
+            self.channel.send(item)
+
+    # ------------------------------------------------------------------ requests
+    def request(self, op, *args, timeout=None, notes_first=True):
+        """Ask the rank to do ``op`` for the task this thread runs; return its answer.
+        ``notes_first=False`` sends the request before the pending notes (drops...).
+
+        Raises what the rank's side raised; returns ``TIMED_OUT`` after ``timeout``."""
+        req_id = next(self._ids)
+        slot = Slot()
+        self._slots[req_id] = slot
+        task = current.current_task()
+        with refcount.capture("contained"):
+            blob = serialization.dumps(args)
+        self.send(protocol.call(req_id, op, blob, None if task is None else task.task_id),
+                  notes_first)
+        if not self.await_slot(slot, timeout):
+            if self._slots.pop(req_id, None) is not None:
+                self.channel.send(protocol.forget(req_id))
+                return TIMED_OUT
+        ok, payload, pins = slot.value
+        if self.interrupt_pending and threading.current_thread() is threading.main_thread():
+            self.interrupt_pending = False     # cancelled while it waited: give back what
+            for slot_number, count in pins or ():   # came with the answer, and stop
+                self.unpinned.extend([slot_number] * count)
+            raise KeyboardInterrupt
+        value = self.unpickle(payload)
+        if not ok:
+            raise value
+        return value
+
+    def unpickle(self, payload):
+        """A value the rank pickled: the refs in it are counted as received."""
+        with self.refs.lock:
+            with refcount.capture("borrowed") as ids:
+                value = pickle.loads(payload)
+            self.refs.got(ids)
+        return value
+
+    def on_rank(self, fn):
+        """``fn(rt)`` run on the rank with its runtime (tools and tests that inspect it)."""
+        return self.request("on_rank", fn)
+
+    def report_refs(self, ids):
+        """Refs found inside values unpickled here (arguments, ``get``): the rank holds them
+        and registers as their borrower before the caller goes on."""
+        if ids:
+            self.refs.got(ids)
+            # Before the drops pending: the refs may be gone already (a top-level argument is
+            # replaced by its value), and their DROP must reach the rank after this.
+            self.request("refs_in", list(ids), notes_first=False)
+
+    # ------------------------------------------------------------------ reading
+    def await_slot(self, slot, timeout=None):
+        """Wait until ``slot`` is done, reading the socket when nobody else does; False if
+        ``timeout`` passed first.
+
+        Raises:
+            RuntimeBrokenError: the rank is gone.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        main = threading.current_thread() is threading.main_thread()
+        while not slot.done:
+            if self._read_lock.acquire(blocking=False):
+                if main:
+                    self.in_channel += 1
+                try:
+                    while not slot.done:
+                        remaining = None
+                        if deadline is not None:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                return False
+                        self.flush_notes()
+                        try:
+                            message = self.channel.receive(remaining)
+                        except EOFError:
+                            os._exit(0)        # the rank is gone: so are we
+                        if message is not None:
+                            self.dispatch(message)
+                finally:
+                    if main:
+                        self.in_channel -= 1
+                    self._read_lock.release()
+                    self._pass_reading()
+            else:
+                self._waiting.add(slot)
+                try:
+                    wait = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+                    if wait <= 0:
+                        return slot.done
+                    slot.event.wait(wait)
+                    if not slot.done:
+                        slot.event.clear()
+                finally:
+                    self._waiting.discard(slot)
+        return True
+
+    def _pass_reading(self):
+        """The reader leaves: wake a waiting thread so that someone reads."""
+        for slot in list(self._waiting):
+            if not slot.done:
+                slot.event.set()
+                return
+
+    def dispatch(self, message):
+        kind = message[0]
+        if kind == protocol.REPLY:
+            _, req_id, ok, payload, pins = message
+            slot = self._slots.pop(req_id, None)
+            if slot is None:                   # its asker gave up: give its pins back
+                for slot_number, count in pins or ():
+                    self.unpinned.extend([slot_number] * count)
+                return
+            slot.value = (ok, payload, pins)
+            slot.done = True
+            slot.event.set()
+        elif kind == protocol.EXIT:
+            os._exit(0)
+        else:
+            handler = self.work_handlers.get(kind)
+            if handler is not None:
+                handler(message)
+                return
+            with self.work_lock:
+                if self.work_waiters:
+                    slot = self.work_waiters.popleft()
+                    slot.value = message
+                    slot.done = True
+                    slot.event.set()
+                    return
+                self.work.append(message)
+            if self.unclaimed is not None:
+                self.unclaimed()
+
+    def next_work(self):
+        """The next work message (RUN...), waiting for it (the reader that gets it runs it:
+        no hand-off between threads)."""
+        with self.work_lock:
+            if self.work:
+                return self.work.popleft()
+            slot = Slot()
+            self.work_waiters.appendleft(slot)     # the latest comer is likely the reader
+        self.await_slot(slot)
+        return slot.value
+
+    # ------------------------------------------------------------------ objects
+    def materialize_all(self, answers):
+        """Values of ``[(record, first page)]`` the rank sent (pinned for us)."""
+        store = self.store
+        with refcount.capture("borrowed") as borrowed:
+            values = []
+            failure = None
+            for raw, start in answers:
+                obj = from_wire(raw)
+                if obj.kind == STORED:
+                    store.starts[obj.slot] = start
+                if failure is not None:        # give the pins of the rest back
+                    if obj.kind == STORED:
+                        self.unpinned.extend([obj.slot] * len(obj.parts))
+                    continue
+                try:
+                    values.append(serialization.materialize(obj, store))
+                except BaseException as error:
+                    failure = error
+        self.report_refs(borrowed)
+        if failure is not None:
+            raise failure
+        return values
+
+
+class LinkAccess:
+    def __init__(self, link):
+        self.link = link
+
+    def get(self, object_ids, timeout=None):
+        answers = self.link.request("get", list(object_ids), timeout=timeout)
+        if answers is TIMED_OUT:
+            raise GetTimeoutError(f"get timed out after {timeout} s: "
+                                  f"{len(set(object_ids))} objects asked")
+        return self.link.materialize_all(answers)
+
+    def wait(self, object_ids, num_returns, timeout):
+        return set(self.link.request("wait", list(object_ids), num_returns, timeout))
+
+    def future(self, ref):
+        """A Future of the ref's value, completed by a thread of its own that waits for it
+        (and reads the socket while no other thread does)."""
+        link = self.link
+        future = Future()
+
+        def complete():
+            try:
+                future.set_result(link.access.get([ref.id])[0])
+            except BaseException as error:
+                future.set_exception(error)
+        threading.Thread(target=complete, name="hpcray-future", daemon=True).start()
+        return future
+
+    def borrow(self, object_id):
+        return self.link.request("borrow", object_id)
+
+
+class LinkSubmitter:
+    def __init__(self, link):
+        self.link = link
+        self.sent_functions = set()
+
+    def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
+                    max_retries=0, retry_exceptions=False, node_hint=None):
+        if func_id in self.sent_functions:     # the rank keeps the functions it was sent
+            func_blob = None
+        else:
+            self.sent_functions.add(func_id)
+        return self.link.request("submit", name, func_id, func_blob, args, kwargs, num_returns,
+                                 resources, max_retries, retry_exceptions, node_hint)
+
+    def put(self, value):
+        store = self.link.store
+        with refcount.capture("contained") as contained:
+            try:
+                obj = serialization.encode(value, store, self.link.rank,
+                                           self.link.config.inline_limit)
+            except ObjectStoreFullError:
+                raise
+            except Exception as error:
+                raise SerializationError(f"could not serialize the value given to put(): "
+                                         f"{type(error).__name__}: {error}") from error
+        return self.link.request("put", tuple(obj), contained, store.take_written(),
+                                 notes_first=False)
+
+    def cancel(self, object_id, force=False, recursive=True):
+        self.link.request("cancel", object_id, force, recursive)
+
+    def locate(self, object_id):
+        return self.link.request("locate", object_id)
+
+    def check_feasible(self, resources, what):
+        self.link.request("check_feasible", resources, what)
+
+
+class LinkClient:
+    def __init__(self, link):
+        self.link = link
+        self.key = None
+
+    def session_key(self):
+        if self.key is None:                   # (a worker lives in one session)
+            self.key = self.link.request("session_key")
+        return self.key
+
+    def create(self, *args, **kwargs):
+        return self.link.request("actor_create", args, kwargs)
+
+    def call(self, *args):
+        return self.link.request("actor_call", *args)
+
+    def kill(self, actor_id, reason, no_restart=True):
+        self.link.request("kill", actor_id, reason, no_restart)
+
+    def describe(self, info):
+        return self.link.request("describe", info)
+
+
+class LinkRequests:
+    def __init__(self, link):
+        self.link = link
+
+    def ask(self, constructor, *args):
+        return self.link.request("ask", constructor.__name__, *args)
+
+
+class LinkLiveness:
+    def __init__(self, link):
+        self.link = link
+
+    @property
+    def dead(self):
+        return self.link.request("dead")

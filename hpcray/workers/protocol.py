@@ -1,0 +1,72 @@
+"""The messages between a rank and its worker processes: plain tuples ``(kind, *fields)``,
+built by the constructors below.
+
+Rank -> worker:
+
+* ``RUN (spec, deps)``: run this task; ``deps`` maps each argument object's id to
+  ``(record, first page)`` (the page is set for stored objects, pinned for the worker);
+* ``REPLY (req_id, ok, payload, pins)``: the answer to a ``CALL`` (a pickled value, or the
+  pickled exception to raise); ``pins`` lists ``(slot, count)`` pinned for the worker with it;
+* ``ACTOR_NEW (spec, deps)`` / ``ACTOR_CALL (spec, deps)`` / ``ACTOR_END (actor_id)``: an
+  actor to build here, a call to run, an actor to drop;
+* ``EXIT ()``: leave now;
+* ``INTERRUPT (task_id)``: raise KeyboardInterrupt in the thread running that task (a
+  ``SIGINT`` follows, to end a sleep of the main thread).
+
+Worker -> rank:
+
+* ``DONE (task_id, results, seconds, contained, written)``: a task or call is over; its
+  results as wire records, the refs their pickles hold, the store slots it wrote;
+* ``CALL (req_id, op, args, task_id)``: the runtime's help for the code running task
+  ``task_id`` (``get``, ``put``, ``submit``...: see ``pool.WorkerPool.OPS``);
+* ``FORGET (req_id)``: the caller gave up waiting (a ``get`` timed out);
+* ``DROP (pairs)``: ``[(object id, count)]`` refs the worker no longer holds;
+* ``UNPIN (slots)``: views of stored objects that died;
+* ``ESCAPE (object_id)``: a ref was pickled outside a tracked path (keep it for good);
+* ``ACTOR_EXIT (actor_id, reason)``: an actor's method ended it (``exit_actor``, ``sys.exit``).
+"""
+# rank -> worker
+RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT = range(7)
+# worker -> rank
+DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT = range(7)
+
+
+# One constructor per kind (as in wire/messages.py: no message tuple is built by hand).
+def run(spec, deps):
+    return (RUN, spec, deps)
+
+
+def reply(req_id, ok, payload, pins):
+    return (REPLY, req_id, ok, payload, pins)
+
+
+def exit_():
+    return (EXIT,)
+
+
+def interrupt(task_id):
+    return (INTERRUPT, task_id)
+
+
+def done(task_id, results, seconds, contained, written):
+    return (DONE, task_id, results, seconds, contained, written)
+
+
+def call(req_id, op, args, task_id):
+    return (CALL, req_id, op, args, task_id)
+
+
+def forget(req_id):
+    return (FORGET, req_id)
+
+
+def drop(pairs):
+    return (DROP, pairs)
+
+
+def unpin(slots):
+    return (UNPIN, slots)
+
+
+def escape(object_id):
+    return (ESCAPE, object_id)

@@ -1,0 +1,64 @@
+"""Tasks in worker processes (issue 12): user code never takes its rank down.
+
+Each case kills or interrupts what runs in a worker process (a segfault through ctypes,
+``os._exit``, SIGKILL, ``cancel``) and checks the error or the recovered result, how long
+it took, that the ranks go on, the job's exit status, and that nothing is left behind;
+under ``python -m hpcray`` (mpiexec), under a real ``srun``, and between simulated nodes
+over the emulated network."""
+import pytest
+
+from test_failures import NETWORK, _none_left
+from test_slurm import _slurm_up
+
+LAUNCHES = [
+    pytest.param("hpcray", {}, id="mpiexec"),
+    pytest.param("run", NETWORK, id="network"),
+    pytest.param("srun", {}, id="srun",
+                 marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster")),
+]
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
+def test_a_crashed_worker_process_fails_its_task_alone(run_job, tmp_path, launcher, env):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    res = run_job("workers/crashes.py", n=3, args=[marks], timeout=120, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    for name, code, signal_name in (("segfault", -11, "SIGSEGV"), ("exits", 7, None),
+                                    ("killed", -9, "SIGKILL")):
+        crash = res.value(name)
+        assert crash["exit_code"] == code, (name, crash)
+        assert crash["attempts"] == 1, (name, crash)          # max_retries=0
+        assert crash["is_ray_error"], crash
+        text = crash["text"]
+        assert "worker process" in text and "on host" in text and "rank" in text, text
+        assert (signal_name or f"status {code}") in text, text
+        assert crash["seconds"] < 5, crash                    # seen at once, not timed out
+    always = res.value("always")
+    assert always["exit_code"] == 3 and always["attempts"] == 3, always   # 1 + 2 retries
+    assert res.value("always_marks") == 3
+    retried = res.value("retried")
+    assert retried["attempts"] == 2 and retried["retry_seconds"] < 2, retried
+    assert res.value("ranks_alive") is True
+    assert res.value("ranks_after") == res.value("ranks_before") == [1, 2]
+    _none_left(res, str(marks))
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES[:2])
+def test_cancel_interrupts_or_ends_a_running_task(run_job, tmp_path, launcher, env):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    res = run_job("workers/cancel.py", n=3, args=[marks], timeout=120, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    for name in ("sleep", "spin", "get", "force"):
+        outcome = res.value(name)
+        assert outcome.get("cancelled") and outcome["seconds"] < 3, (name, outcome)
+    assert res.value("sleep_interrupted") is True        # KeyboardInterrupt in the task
+    assert res.value("force_attempts") == 1               # a cancelled task is not retried
+    assert res.value("tree") == "cancelled"
+    assert res.value("child_finished") is False           # recursive: the child went too
+    assert res.value("after") == [0, 2, 4, 6, 8, 10]
+    assert res.value("healthy") is True
+    _none_left(res, str(marks))
