@@ -5,7 +5,7 @@ __all__ = [
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
-    "OwnerDiedError",
+    "OwnerDiedError", "ActorUnavailableError",
 ]
 
 
@@ -198,6 +198,11 @@ class ActorDiedError(ActorError):
         if self.remote_traceback:
             text += f"\n\n{self.remote_traceback}"
         return text
+
+
+class ActorUnavailableError(ActorError):
+    """The actor cannot take the call now (it is restarting after its process died) and the
+    call may not wait for it (``max_task_retries=0``), as Ray's ``ActorUnavailableError``."""
 
 
 RayError = HpcrayError

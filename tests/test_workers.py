@@ -62,3 +62,28 @@ def test_cancel_interrupts_or_ends_a_running_task(run_job, tmp_path, launcher, e
     assert res.value("after") == [0, 2, 4, 6, 8, 10]
     assert res.value("healthy") is True
     _none_left(res, str(marks))
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
+def test_actors_restart_after_their_process_dies(run_job, tmp_path, launcher, env):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    res = run_job("workers/actor_restarts.py", n=3, args=[marks], timeout=180, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    assert res.value("restarts_with_same_arguments") == [11, 2, True]
+    assert res.value("running_call_retried") == ["survived", 3]
+    ran_out = res.value("restarts_run_out")
+    assert ran_out[0] is True and "after 1 restart(s) (max_restarts=1)" in ran_out[1], ran_out
+    assert "SIGKILL" in ran_out[1], ran_out
+    assert res.value("restarts_forever") == 2
+    (first, code), later = res.value("without_restarts_the_actor_dies_with_the_cause")
+    assert code == -11 and "SIGSEGV" in first and "rank" in first and "host" in first, first
+    assert later == first                                   # dead for good
+    assert res.value("init_failing_after_a_restart") == [True, 2]
+    assert res.value("unavailable_while_restarting") == ["ActorUnavailableError", "pong"]
+    assert res.value("calls_wait_for_the_restart_when_they_may_retry") == ["pong", "not again"]
+    assert res.value("own_process_for_an_actor_with_resources") == [True, True, 1]
+    assert res.value("tasks_after") == [1, 2, 3, 4]
+    assert res.value("ranks_alive") is True
+    _none_left(res, str(marks))

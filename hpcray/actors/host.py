@@ -18,13 +18,14 @@ Everything but the user's code runs with the runtime lock held.
 import asyncio
 import contextvars
 import inspect
+import sys
 import threading
 import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core import current, invoke
-from ..exceptions import TaskError
+from ..exceptions import ActorUnavailableError, TaskError, WorkerCrashedError
 from ..wire import messages, serialization
 from ..wire.specs import ActorState
 from .client import ActorClient
@@ -38,19 +39,24 @@ REMEMBER_DEAD = 100_000                # ended actors whose late calls still get
 class HostedActor:
     """One actor on this rank: its spec, instance, state, mailbox and the calls running."""
     __slots__ = ("spec", "instance", "state", "mailbox", "active", "limit", "pool",
-                 "released", "abandoned", "kill_reason")
+                 "released", "abandoned", "kill_reason", "deps", "built", "restarts",
+                 "attempts")
 
     def __init__(self, spec):
         self.spec = spec
         self.instance = None
         self.state = ActorState.PENDING_CREATION   # until its __init__ returns
         self.mailbox = Mailbox()
-        self.active = {}                   # task id -> call running now
+        self.active = {}                   # task id -> QueuedCall running now
         self.limit = spec.max_concurrency
         self.pool = None                   # threads of a threaded actor
         self.released = False              # every handle is gone: end once idle
         self.abandoned = set()             # running calls already answered (actor killed)
         self.kill_reason = None
+        self.deps = None                   # its __init__'s arguments (kept for restarts)
+        self.built = False                 # its creator has the answer of its first build
+        self.restarts = 0                  # times it was built again after its process died
+        self.attempts = {}                 # task id -> runs of a call cut short by a death
 
 
 class ActorHost:
@@ -76,75 +82,62 @@ class ActorHost:
         actor = self.actors[spec.actor_id] = HostedActor(spec)
         deps = {}
         missing = [len(spec.deps)]
-        schedule = self.execution.schedule
 
         def arrived(obj, object_id):
             deps[object_id] = obj
             missing[0] -= 1
             if missing[0] == 0:
-                schedule(lambda: self._construct(actor, deps))
+                self._build(actor, deps)
         if not spec.deps:
-            schedule(lambda: self._construct(actor, deps))
+            self._build(actor, deps)
         for object_id in spec.deps:
             self.access.lookup(object_id, lambda obj, oid=object_id: arrived(obj, oid))
         for handler, args in self.early.pop(spec.actor_id, ()):
             handler(*args)
 
+    def _build(self, actor, deps):
+        """Its arguments are here: build it in a worker process, or on a serving thread."""
+        if actor.spec.max_restarts:
+            actor.deps = deps                  # built again with them after a death
+        runner = self.execution.runner
+        if runner is not None:
+            runner.actor_new(actor, deps)
+        else:
+            self.execution.schedule(lambda: self._construct(actor, deps))
+
     def _construct(self, actor, deps):
-        """Build the instance (on a serving thread, lock not held) and report to the owner."""
-        spec = actor.spec
-        task = spec.construction()
-        error = None
-        token = current_call.set(task)         # __init__ may join a collective group
-        stack = current.task_stack()
-        stack.append(task)                     # a wait in __init__ lends the rank meanwhile
+        """Build the instance on this serving thread (lock not held)."""
         with self.lock:
             self.progress.enter_user_code()
         try:
-            cls = self.classes.get(spec.class_id)
-            if cls is None:
-                cls = self.classes[spec.class_id] = serialization.loads(spec.class_blob)
-            prepared = invoke.prepare(self.execution, task, deps, cls)
-            if prepared[0] is None:
-                error = _unpack_error(prepared[1][0][1])
-            else:
-                function, args, kwargs = prepared
-                instance = function(*args, **kwargs)
-        except BaseException as exc:
-            error = exc
+            instance, failure = construct(self.execution, actor.spec, deps, self.classes)
         finally:
-            stack.pop()
-            current_call.reset(token)
+            with self.lock:
+                self.progress.leave_user_code()
         with self.lock:
-            self.progress.leave_user_code()
-            if error is not None:
-                reason = f"its __init__ raised {type(error).__name__}: {error}"
-                tb = getattr(error, "remote_traceback", None) or (
-                    f"Remote traceback ({spec.class_name}.__init__ on {self.job.where()}):\n"
-                    + "".join(traceback.format_exception(type(error), error,
-                                                         error.__traceback__)))
-                cause = error.cause if isinstance(error, TaskError) else error
-                if isinstance(error, SystemExit):  # the actor exits (see invoke.execute); no
-                    reason = f"its __init__ called sys.exit({error.code!r})"   # SystemExit
-                    cause = None                   # as the cause of what get raises
-                failure = serialization.actor_died(spec.class_name, spec.actor_id, reason,
-                                                   serialization.picklable_or_none(cause), tb)
-                result = failure
-            else:
-                actor.instance = instance
-                result = serialization.encode(None)
-            self.execution.send_results(task, [(spec.actor_id, result)], None, None)
-            if actor.state != ActorState.PENDING_CREATION:   # killed while it was being built
-                return
-            if error is not None:
-                self._end(actor, failure, "its __init__ raised")
-                return
-            actor.state = ActorState.ALIVE
-            if actor.kill_reason is not None:
-                self.on_kill(spec.actor_id, actor.kill_reason)
-                return
-            self._dispatch(actor)
-            self._maybe_end(actor)
+            actor.instance = instance
+            self.built(actor, failure)
+
+    def built(self, actor, failure):
+        """Its ``__init__`` returned (``failure``: None) or failed (the error record its
+        calls get): tell its creator the first time, then let calls run or end it."""
+        spec = actor.spec
+        if not actor.built:
+            actor.built = True
+            result = serialization.encode(None) if failure is None else failure
+            self.execution.send_results(spec.construction(), [(spec.actor_id, result)],
+                                        None, None)
+        if actor.state not in (ActorState.PENDING_CREATION, ActorState.RESTARTING):
+            return                             # killed while it was being built
+        if failure is not None:
+            self._end(actor, failure, "its __init__ raised")
+            return
+        actor.state = ActorState.ALIVE
+        if actor.kill_reason is not None:
+            self.on_kill(spec.actor_id, actor.kill_reason)
+            return
+        self._dispatch(actor)
+        self._maybe_end(actor)
 
     # ------------------------------------------------------------------ calls
     def on_call(self, spec):
@@ -159,6 +152,11 @@ class ActorHost:
             return
         if actor.state == ActorState.DEAD:
             self._answer(spec, self.dead[spec.actor_id])
+            return
+        if actor.state == ActorState.RESTARTING and not actor.spec.max_task_retries:
+            self._answer(spec, serialization.exception_object(ActorUnavailableError(
+                f"actor {actor.spec.class_name} ({spec.actor_id:016x}) is restarting and "
+                f"the call may not wait for it (max_task_retries=0)")))
             return
         mailbox = actor.mailbox
         entry = mailbox.add(spec)
@@ -179,11 +177,14 @@ class ActorHost:
         if actor.state != ActorState.ALIVE or self.progress.stopping:
             return                             # (once the job is over, no call starts)
         runnable = actor.mailbox.runnable
+        runner = self.execution.runner
         while runnable and len(actor.active) < actor.limit:
             entry = runnable.popleft()         # (mailbox.next, inlined: hot)
             call, deps = entry.call, entry.deps
-            actor.active[call.task_id] = call
-            if actor.spec.is_async:
+            actor.active[call.task_id] = entry
+            if runner is not None:
+                runner.actor_call(actor, call, deps)
+            elif actor.spec.is_async:
                 self._event_loop().call_soon_threadsafe(self._start_async, actor, call, deps)
             elif actor.limit > 1:
                 if actor.pool is None:
@@ -234,33 +235,28 @@ class ActorHost:
     async def _run_async(self, actor, call, deps):
         """Run one call of an async actor on the event loop (lock not held)."""
         results = contained = exit_reason = None
-        executor = self.execution
-        current_call.set(call)                 # this coroutine's own context
         try:
-            prepared = invoke.prepare(executor, call, deps,
-                                      getattr(actor.instance, call.func_id, None))
-            if prepared[0] is None:
-                results = prepared[1]
-            else:
-                function, args, kwargs = prepared
-                try:
-                    value = function(*args, **kwargs)
-                    if inspect.isawaitable(value):
-                        value = await value
-                except SystemExit as error:    # the actor exits (see invoke.execute)
-                    exit_reason = invoke.ActorExit(call, error).reason
-                except BaseException as error:
-                    results = invoke.failed(executor, call, error)
-                else:
-                    results, contained = invoke.package(executor, call, value)
+            results, contained, exit_reason = await run_async_call(
+                self.execution, call, actor.instance, deps)
         finally:
             with self.lock:
                 if exit_reason is not None:
                     self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
 
+    def call_done(self, actor, call, results, contained):
+        """A call that ran in a worker process is over (``results``: None if it ended the
+        actor, which ``exited`` said)."""
+        self._finished(actor, call, results, contained)
+
+    def call_exited(self, actor, call, reason):
+        """A call ended its actor (``sys.exit``, ``exit_actor``) in a worker process."""
+        self._exit(actor, reason)
+        self._finished(actor, call, None, None)
+
     def _finished(self, actor, call, results, contained):
         actor.active.pop(call.task_id, None)
+        actor.attempts.pop(call.task_id, None)
         if call.task_id in actor.abandoned:    # the actor was killed: already answered
             actor.abandoned.discard(call.task_id)
             return
@@ -311,6 +307,51 @@ class ActorHost:
                                                       "all handles to it are gone"),
                       "released")
 
+    def process_died(self, actor, reason, exit_code=None):
+        """The worker process of ``actor`` died (``reason`` says how, ``exit_code`` is its
+        status): build it again while ``max_restarts`` allows (its calls that were running
+        run again while their ``max_task_retries`` allows; calls made meanwhile wait), else
+        it is dead. The ActorDiedError raised then has a WorkerCrashedError as its cause."""
+        spec = actor.spec
+        if actor.state == ActorState.DEAD:
+            return
+        limit = spec.max_restarts
+        if actor.kill_reason is not None or not (limit == -1 or actor.restarts < limit):
+            what = (f"its worker process died ({reason})" if not limit else
+                    f"its worker process died ({reason}) after {actor.restarts} restart(s) "
+                    f"(max_restarts={limit})")
+            failure = serialization.actor_died(spec.class_name, spec.actor_id, what,
+                                               WorkerCrashedError(spec.class_name, exit_code,
+                                                                  None, reason))
+            if actor.built:
+                self._end(actor, failure, what)
+            else:
+                self.built(actor, failure)     # its creator waits for the first build
+            return
+        actor.restarts += 1
+        actor.state = ActorState.RESTARTING
+        retries = spec.max_task_retries
+        again = []
+        for entry in actor.active.values():
+            call = entry.call
+            runs = actor.attempts.get(call.task_id, 0) + 1
+            if retries == -1 or runs <= retries:
+                actor.attempts[call.task_id] = runs
+                again.append(entry)
+            else:
+                self._answer(call, serialization.actor_died(
+                    spec.class_name, spec.actor_id,
+                    f"its worker process died ({reason}) while the call ran "
+                    f"(max_task_retries={retries})",
+                    WorkerCrashedError(call.name, exit_code, None, reason, runs)))
+        actor.active.clear()
+        actor.mailbox.runnable.extendleft(reversed(again))     # first, in their order
+        sys.stderr.write(f"hpcray: actor {spec.class_name} ({spec.actor_id:016x}) on "
+                         f"{self.job.where()}: its worker process died ({reason}); "
+                         f"restarting it (restart {actor.restarts} of "
+                         f"{'unlimited' if limit == -1 else limit})\n")
+        self.execution.runner.actor_new(actor, actor.deps or {})
+
     def on_kill(self, actor_id, reason):
         """ACTOR_KILL: end the actor now."""
         actor = self.actors.get(actor_id)
@@ -330,13 +371,15 @@ class ActorHost:
         actor.state = ActorState.DEAD
         for call in actor.mailbox.drain():
             self._answer(call, error)
-        for call in actor.active.values():     # still running: answered now, result dropped
-            actor.abandoned.add(call.task_id)
-            self._answer(call, error)
+        for entry in actor.active.values():    # still running: answered now, result dropped
+            actor.abandoned.add(entry.call.task_id)
+            self._answer(entry.call, error)
         actor.active.clear()
-        actor.instance = None
+        actor.instance = actor.deps = None
         if actor.pool is not None:
             actor.pool.shutdown(wait=False)
+        if self.execution.runner is not None:
+            self.execution.runner.actor_end(actor)
         del self.actors[actor_id]
         self.dead[actor_id] = error
         while len(self.dead) > REMEMBER_DEAD:
@@ -353,6 +396,64 @@ class ActorHost:
         self.actors.clear()
         self.dead.clear()
         self.early.clear()
+
+
+def construct(executor, spec, deps, classes):
+    """Build an actor's instance (lock not held; on a rank's serving thread or in a worker
+    process): ``(instance, None)``, or ``(None, failure)``, the error record its calls get.
+    ``classes`` caches the unpickled classes by id."""
+    task = spec.construction()
+    error = instance = None
+    token = current_call.set(task)             # __init__ may join a collective group
+    stack = current.task_stack()
+    stack.append(task)                         # a wait in __init__ lends the rank meanwhile
+    try:
+        cls = classes.get(spec.class_id)
+        if cls is None:
+            cls = classes[spec.class_id] = serialization.loads(spec.class_blob)
+        prepared = invoke.prepare(executor, task, deps, cls)
+        if prepared[0] is None:
+            error = _unpack_error(prepared[1][0][1])
+        else:
+            function, args, kwargs = prepared
+            instance = function(*args, **kwargs)
+    except BaseException as exc:
+        error = exc
+    finally:
+        stack.pop()
+        current_call.reset(token)
+    if error is None:
+        return instance, None
+    reason = f"its __init__ raised {type(error).__name__}: {error}"
+    tb = getattr(error, "remote_traceback", None) or (
+        f"Remote traceback ({spec.class_name}.__init__ on {executor.where()}):\n"
+        + "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    cause = error.cause if isinstance(error, TaskError) else error
+    if isinstance(error, SystemExit):          # the actor exits (see invoke.execute); no
+        reason = f"its __init__ called sys.exit({error.code!r})"       # SystemExit as the
+        cause = None                           # cause of what get raises
+    return None, serialization.actor_died(spec.class_name, spec.actor_id, reason,
+                                          serialization.picklable_or_none(cause), tb)
+
+
+async def run_async_call(executor, call, instance, deps):
+    """Run one call of an async actor on its event loop (lock not held; on a rank or in a
+    worker process): ``(results, contained, exit reason)``, the reason set (and no results)
+    when the call ended the actor."""
+    current_call.set(call)                     # this coroutine's own context
+    prepared = invoke.prepare(executor, call, deps, getattr(instance, call.func_id, None))
+    if prepared[0] is None:
+        return prepared[1], None, None
+    function, args, kwargs = prepared
+    try:
+        value = function(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+    except SystemExit as error:                # the actor exits (see invoke.execute)
+        return None, None, invoke.ActorExit(call, error).reason
+    except BaseException as error:
+        return invoke.failed(executor, call, error), None, None
+    return invoke.package(executor, call, value) + (None,)
 
 
 def _unpack_error(obj):

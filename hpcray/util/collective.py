@@ -13,12 +13,17 @@ instead of hanging in MPI. A member that never calls makes the others fail after
 ``HPCRAY_COLLECTIVE_TIMEOUT`` seconds (300). Tensors are numpy arrays, or torch / cupy
 tensors (GPU memory is staged through host memory).
 
+Actors run in worker processes, which never touch MPI: there each of these functions runs on
+the actor's rank instead (the tensors travel over the worker's socket, and what the call
+wrote into them is copied back in place).
+
 Usage, as in Ray::
 
     create_collective_group(workers, world_size=4, ranks=[0, 1, 2, 3], group_name="g")
     # inside each worker actor's method:
     allreduce(gradient, group_name="g")            # in place
 """
+import functools
 import hashlib
 import os
 import threading
@@ -64,6 +69,49 @@ def _runtime():
     return session.runtime()
 
 
+def _on_the_rank(function):
+    """Run ``function`` on the rank when called in a worker process (see the docstring)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        rt = session.runtime()
+        if not getattr(rt, "in_worker_process", False):
+            return function(*args, **kwargs)
+        result, args_after, kwargs_after = rt.on_rank(
+            functools.partial(_run_on_rank, function.__name__, args, kwargs))
+        for before, after in zip(args, args_after):
+            _copy_back(before, after)
+        for name, before in kwargs.items():
+            _copy_back(before, kwargs_after[name])
+        return result
+    return wrapper
+
+
+def _run_on_rank(name, args, kwargs, rt):
+    """On the rank, for a worker process: the call, and its arguments as it left them."""
+    result = globals()[name].__wrapped__(*args, **kwargs)
+    return result, args, kwargs
+
+
+def _copy_back(before, after):
+    """Write into a caller's tensor (or list of them) what the call wrote into its copy."""
+    if isinstance(before, list) and isinstance(after, list):
+        for index, (item, new) in enumerate(zip(before, after)):
+            if _is_tensor(item):
+                _copy_back(item, new)
+            else:
+                before[index] = new
+    elif isinstance(before, np.ndarray):
+        np.copyto(before, after)
+    elif hasattr(before, "copy_"):             # torch
+        before.copy_(after)
+    elif hasattr(before, "set") and hasattr(after, "get"):     # cupy
+        before.set(after.get())
+
+
+def _is_tensor(value):
+    return isinstance(value, np.ndarray) or hasattr(value, "copy_") or hasattr(value, "set")
+
+
 def _my_actor_id():
     call = current_call.get()
     if call is None:
@@ -72,6 +120,7 @@ def _my_actor_id():
 
 
 # ---------------------------------------------------------------------- declaring groups
+@_on_the_rank
 def create_collective_group(actors, world_size, ranks, backend="mpi", group_name="default"):
     """Declare a group from the driver: ``actors[i]`` gets rank ``ranks[i]``."""
     _check_backend(backend)
@@ -82,6 +131,7 @@ def create_collective_group(actors, world_size, ranks, backend="mpi", group_name
     _runtime().requests.ask(messages.group_declare, group_name, world_size, members)
 
 
+@_on_the_rank
 def init_collective_group(world_size, rank, backend="mpi", group_name="default"):
     """Join a group from inside an actor (every member calls it with its own rank)."""
     _check_backend(backend)
@@ -91,6 +141,7 @@ def init_collective_group(world_size, rank, backend="mpi", group_name="default")
     _group(group_name)
 
 
+@_on_the_rank
 def destroy_collective_group(group_name="default"):
     """Forget the group (on this rank, and its declaration at the head)."""
     rt = _runtime()
@@ -101,10 +152,12 @@ def destroy_collective_group(group_name="default"):
     rt.requests.ask(messages.group_drop, group_name)
 
 
+@_on_the_rank
 def is_group_initialized(group_name="default"):
     return (group_name, _runtime().rank) in _groups
 
 
+@_on_the_rank
 def get_rank(group_name="default"):
     """This actor's rank in the group (-1 if it is not a member)."""
     group = _groups.get((group_name, _runtime().rank))
@@ -113,6 +166,7 @@ def get_rank(group_name="default"):
     return group.rank_of.get(_my_actor_id(), -1)
 
 
+@_on_the_rank
 def get_collective_group_size(group_name="default"):
     group = _groups.get((group_name, _runtime().rank))
     return -1 if group is None else group.world_size
@@ -405,6 +459,7 @@ def _allreduce_round(group, op):
     return run
 
 
+@_on_the_rank
 def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
     """Reduce ``tensor`` over every member; the result replaces it (in place) everywhere."""
     op = _op_name(op)
@@ -417,6 +472,7 @@ def allreduce(tensor, group_name="default", op=ReduceOp.SUM):
     return tensor
 
 
+@_on_the_rank
 def reduce(tensor, dst_rank=0, group_name="default", op=ReduceOp.SUM):
     """Reduce ``tensor`` over every member into the tensor of member ``dst_rank``."""
     op = _op_name(op)
@@ -440,6 +496,7 @@ def reduce(tensor, dst_rank=0, group_name="default", op=ReduceOp.SUM):
     return tensor
 
 
+@_on_the_rank
 def broadcast(tensor, src_rank=0, group_name="default"):
     """Copy member ``src_rank``'s tensor into every member's tensor."""
     group = _group(group_name)
@@ -459,6 +516,7 @@ def broadcast(tensor, src_rank=0, group_name="default"):
     return tensor
 
 
+@_on_the_rank
 def allgather(tensor_list, tensor, group_name="default"):
     """Every member's ``tensor`` into ``tensor_list`` (by group rank), on every member."""
     group = _group(group_name)
@@ -492,6 +550,7 @@ def allgather(tensor_list, tensor, group_name="default"):
     return tensor_list
 
 
+@_on_the_rank
 def reducescatter(tensor, tensor_list, group_name="default", op=ReduceOp.SUM):
     """Member ``i`` gets, in ``tensor``, the reduction over members of their
     ``tensor_list[i]``."""
@@ -511,6 +570,7 @@ def reducescatter(tensor, tensor_list, group_name="default", op=ReduceOp.SUM):
     return tensor
 
 
+@_on_the_rank
 def barrier(group_name="default"):
     """Wait until every member of the group has called barrier."""
     group = _group(group_name)
@@ -521,6 +581,7 @@ def barrier(group_name="default"):
     group.collective("barrier", None, ("barrier",), run)
 
 
+@_on_the_rank
 def send(tensor, dst_rank, group_name="default"):
     """Send ``tensor`` to member ``dst_rank`` (which calls :func:`recv`)."""
     group = _group(group_name)
@@ -535,6 +596,7 @@ def send(tensor, dst_rank, group_name="default"):
                                 _p2p_tag(group, me, dst_rank)))
 
 
+@_on_the_rank
 def recv(tensor, src_rank, group_name="default"):
     """Receive into ``tensor`` what member ``src_rank`` sent."""
     group = _group(group_name)

@@ -7,6 +7,7 @@ class ActorState:
     """Ray's names for an actor's states."""
     PENDING_CREATION = "PENDING_CREATION"   # not placed yet, or its __init__ is running
     ALIVE = "ALIVE"
+    RESTARTING = "RESTARTING"   # its process died; built again (max_restarts)
     DEAD = "DEAD"
 
 

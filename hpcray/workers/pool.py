@@ -36,7 +36,7 @@ from ..core import current, refcount
 from ..core.object_ref import ObjectRef, rebuild
 from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT
-from ..wire.objects import STORED, from_wire
+from ..wire.objects import ERROR, STORED, from_wire
 from . import protocol
 from .channel import Channel
 
@@ -48,12 +48,17 @@ PROCESSES_PER_CPU = 4      # worker processes a rank forks per CPU before tasks 
 class WorkerProcess:
     """One worker process, as its rank sees it."""
     __slots__ = ("channel", "pid", "tasks", "pins", "allocs", "held", "status", "closed_at",
-                 "cancelled", "blocked", "forgotten", "retired", "started", "gets")
+                 "cancelled", "blocked", "forgotten", "retired", "started", "gets", "actors",
+                 "hosts_actors", "dedicated")
 
     def __init__(self, channel):
         self.channel = channel
         self.pid = None                        # known once the zygote reports it
-        self.tasks = {}                        # task id -> TaskSpec running there
+        self.tasks = {}                        # task id -> TaskSpec running there (tasks,
+                                               # actor calls and constructions)
+        self.actors = {}                       # actor id -> HostedActor living there
+        self.hosts_actors = False              # runs actors (and no tasks)
+        self.dedicated = False                 # runs one actor that asked for resources
         self.pins = defaultdict(int)           # store slot -> pins taken for it
         self.allocs = set()                    # slots it is writing (not published yet)
         self.held = {}                         # object id -> [ObjectRef, count] held for it
@@ -74,7 +79,7 @@ class WorkerPool:
     ``liveness``, ``waiting`` and the actors' ``client``."""
 
     def __init__(self, zygote, setup, lock, job, transport, progress, store, refs, access,
-                 ownership, execution, submitter, requests, liveness, waiting, client):
+                 ownership, execution, submitter, requests, liveness, waiting, client, host):
         self.zygote = zygote
         self.setup = setup
         self.lock = lock
@@ -91,6 +96,7 @@ class WorkerPool:
         self.liveness = liveness
         self.waiting = waiting
         self.client = client
+        self.host = host
         self.capacity = dict(job.capacities.get(job.rank, {}))
         self.max_processes = max(int(self.capacity.get("CPU", 1)) * PROCESSES_PER_CPU, 8)
         self.used = defaultdict(float)         # resources of running tasks not blocked
@@ -100,6 +106,11 @@ class WorkerPool:
         self.by_pid = {}
         self.running = {}                      # task id -> WorkerProcess
         self.children = defaultdict(list)      # task id -> ids of what it submitted
+        self.calls = {}                        # actor call or construction id -> HostedActor
+        self.homes = {}                        # actor id -> WorkerProcess it lives in
+        self.actor_workers = []                # processes shared by plain actors
+        self.kept = {}                         # actor id -> slots of its __init__ arguments
+                                               # pinned for its restarts
         self.closing = []                      # sockets closed, exit status awaited
         self.functions = {}                    # func_id -> blob, sent by workers once
         self.selector = selectors.DefaultSelector()
@@ -110,7 +121,8 @@ class WorkerPool:
         self.crashes = 0                       # worker processes that died (statistics)
         self.handlers = {protocol.DONE: self.on_done, protocol.CALL: self.on_call,
                          protocol.FORGET: self.on_forget, protocol.DROP: self.on_drop,
-                         protocol.UNPIN: self.on_unpin, protocol.ESCAPE: self.on_escape}
+                         protocol.UNPIN: self.on_unpin, protocol.ESCAPE: self.on_escape,
+                         protocol.ACTOR_EXIT: self.on_actor_exit}
         self.inline_ops = {"get": self.op_get, "put": self.op_put, "alloc": self.op_alloc,
                            "submit": self.op_submit, "actor_call": self.op_actor_call,
                            "cancel": self.op_cancel, "locate": self.op_locate,
@@ -144,18 +156,25 @@ class WorkerPool:
         recursion could fork hundreds); else one whose tasks all wait: it runs the new task
         on a thread of its own (a KeyboardInterrupt from ``cancel`` then reaches it only
         between two Python instructions, not in a sleep)."""
-        while self.idle:
-            worker = self.idle.pop()
-            if worker.closed_at is None and not worker.channel.closed:
-                return worker
+        worker = self._take_idle()
+        if worker is not None:
+            return worker
         if len(self.workers) < self.max_processes:
             return self._spawn()
         for worker in self.workers:
             tasks = worker.tasks
             if (tasks and len(worker.blocked) == len(tasks) < TASKS_PER_WORKER
-                    and worker.closed_at is None and not worker.retired):
+                    and worker.closed_at is None and not worker.retired
+                    and not worker.hosts_actors):
                 return worker
         return self._spawn()
+
+    def _take_idle(self):
+        while self.idle:
+            worker = self.idle.pop()
+            if worker.closed_at is None and not worker.channel.closed:
+                return worker
+        return None
 
     def _back_to_idle(self, worker):
         limit = max(int(self.capacity.get("CPU", 1)), 1) * 2
@@ -186,9 +205,13 @@ class WorkerPool:
         self.running[spec.task_id] = worker
         for name, amount in spec.resources.items():
             self.used[name] += amount
+        worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)))
+
+    def _lend_all(self, worker, deps):
+        if not deps:
+            return None
         lend = self._lend
-        deps = {object_id: lend(worker, obj) for object_id, obj in deps.items()} if deps else None
-        worker.channel.post(protocol.run(spec, deps))
+        return {object_id: lend(worker, obj) for object_id, obj in deps.items()}
 
     def _lend(self, worker, obj):
         """A record for a worker: a stored object is pinned once per view for it."""
@@ -200,15 +223,18 @@ class WorkerPool:
         return tuple(obj), start
 
     def runs(self, spec):
-        """Whether the task runs in one of this rank's worker processes."""
-        return spec.task_id in self.running
+        """Whether the task (or actor call) runs in one of this rank's worker processes."""
+        return spec.task_id in self.running or spec.task_id in self.calls
 
     def set_blocked(self, spec, blocked):
         """The task waits (lends its resources) or runs again."""
         task_id = spec.task_id
         worker = self.running.get(task_id)
         if worker is None:
-            return
+            actor = self.calls.get(task_id)
+            worker = actor and self.homes.get(actor.spec.actor_id)
+            if worker is None:
+                return
         waits = worker.blocked[task_id] + (1 if blocked else -1)
         if waits > 0:
             worker.blocked[task_id] = waits
@@ -223,6 +249,9 @@ class WorkerPool:
         spec = worker.tasks.get(task_id)
         if spec is None:
             return
+        if spec.actor_id is not None:
+            self._actor_done(worker, spec, results, contained, written)
+            return
         self._end_task(worker, spec)
         self._published(worker, written)
         if task_id in worker.cancelled:
@@ -233,6 +262,106 @@ class WorkerPool:
         self.execution.finish(spec, results, seconds, contained)
         if not worker.tasks and not worker.retired:
             self._back_to_idle(worker)
+
+    # ------------------------------------------------------------------ actors
+    def actor_new(self, actor, deps):
+        """Build an actor (its arguments ``deps`` are here) in a worker process: one of its
+        own if it asks for resources or may restart (as in Ray: another actor's crash
+        neither ends it nor uses up its restarts); else one shared by this rank's plain
+        actors (one per CPU), so that thousands of actors cost no more processes."""
+        spec = actor.spec
+        worker = self._worker_for_actor(spec)
+        worker.actors[spec.actor_id] = actor
+        self.homes[spec.actor_id] = worker
+        if spec.max_restarts and spec.actor_id not in self.kept:
+            self.kept[spec.actor_id] = self._keep(deps)
+        task = spec.construction()
+        worker.tasks[task.task_id] = task
+        self.calls[task.task_id] = actor
+        worker.channel.post(protocol.actor_new(spec, self._lend_all(worker, deps)))
+
+    def _worker_for_actor(self, spec):
+        if spec.max_restarts or any(spec.resources.values()):
+            worker = self._take_idle() or self._spawn()
+            worker.hosts_actors = worker.dedicated = True
+            return worker
+        shared = [worker for worker in self.actor_workers
+                  if worker.closed_at is None and not worker.retired]
+        self.actor_workers = shared
+        if len(shared) < max(int(self.capacity.get("CPU", 1)), 1):
+            worker = self._take_idle() or self._spawn()
+            worker.hosts_actors = True
+            shared.append(worker)
+            return worker
+        return min(shared, key=lambda worker: len(worker.actors))
+
+    def _keep(self, deps):
+        """Pin the stored arguments of a restartable actor's __init__ for its restarts."""
+        slots = []
+        for obj in deps.values():
+            if obj.kind == STORED:
+                self.store.pin(obj.slot)
+                slots.append(obj.slot)
+        return slots
+
+    def actor_call(self, actor, call, deps):
+        """Run a call of ``actor`` (its mailbox says it may run now) in its process."""
+        worker = self.homes[actor.spec.actor_id]
+        worker.tasks[call.task_id] = call
+        self.calls[call.task_id] = actor
+        worker.channel.post(protocol.actor_call(call, self._lend_all(worker, deps)))
+
+    def actor_end(self, actor):
+        """The actor is over: its process drops it (a process of its own ends)."""
+        actor_id = actor.spec.actor_id
+        for slot in self.kept.pop(actor_id, ()):
+            self.store.unpin(slot)
+        worker = self.homes.pop(actor_id, None)
+        if worker is None:
+            return
+        worker.actors.pop(actor_id, None)
+        if worker.dedicated:
+            self._kill(worker)
+        else:
+            worker.channel.post(protocol.actor_end(actor_id))
+
+    def _kill(self, worker):
+        worker.retired = True
+        if worker.pid is not None:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            worker.channel.post(protocol.exit_())
+
+    def _actor_done(self, worker, spec, results, contained, written):
+        self._forget_call(worker, spec)
+        actor = self.calls.pop(spec.task_id)
+        self._published(worker, written)
+        results = [(object_id, from_wire(raw)) for object_id, raw in results]
+        if spec.task_id == spec.actor_id:      # its construction
+            outcome = results[0][1]
+            self.host.built(actor, outcome if outcome.kind == ERROR else None)
+        else:
+            self.host.call_done(actor, spec, results, contained)
+
+    def _forget_call(self, worker, spec):
+        task_id = spec.task_id
+        del worker.tasks[task_id]
+        worker.gets.pop(task_id, None)
+        for _ in range(worker.blocked.pop(task_id, 0)):
+            self.execution.reclaim(spec, False)
+
+    def on_actor_exit(self, worker, task_id, reason):
+        """ACTOR_EXIT: the call ended its actor (the process dropped it)."""
+        spec = worker.tasks.get(task_id)
+        if spec is None:
+            return
+        self._forget_call(worker, spec)
+        actor = self.calls.pop(task_id)
+        worker.actors.pop(actor.spec.actor_id, None)
+        self.host.call_exited(actor, spec, reason)
 
     def _end_task(self, worker, spec):
         task_id = spec.task_id
@@ -376,11 +505,15 @@ class WorkerPool:
             store.free(slot)
         worker.allocs.clear()
         worker.held.clear()
-        if not worker.tasks or self.progress.stopping:
+        if self.progress.stopping:
+            return
+        how = describe_status(worker.status)
+        if worker.hosts_actors:
+            self._actors_lost(worker, how)
+        if not worker.tasks:
             return
         if not worker.retired:
             self.crashes += 1
-        how = describe_status(worker.status)
         for spec in list(worker.tasks.values()):
             self._end_task(worker, spec)
             if spec.task_id in worker.cancelled:
@@ -396,6 +529,24 @@ class WorkerPool:
             else:
                 self.transport.send(spec.owner, messages.crashed(spec.task_id, reason,
                                                                  worker.status))
+
+    def _actors_lost(self, worker, how):
+        """The actors of a dead process restart (or die): their host decides."""
+        if worker in self.actor_workers:
+            self.actor_workers.remove(worker)
+        for spec in list(worker.tasks.values()):
+            self._forget_call(worker, spec)
+            self.calls.pop(spec.task_id, None)
+        actors = list(worker.actors.values())
+        worker.actors.clear()
+        for actor in actors:
+            self.homes.pop(actor.spec.actor_id, None)
+        if worker.retired:                     # ended on purpose (kill, exit)
+            return
+        self.crashes += 1
+        reason = f"the worker process (pid {worker.pid}) on {self.job.where()}: {how}"
+        for actor in actors:
+            self.host.process_died(actor, reason, worker.status)
 
     # ------------------------------------------------------------------ requests
     def on_call(self, worker, req_id, op, blob, task_id):
@@ -633,15 +784,17 @@ class WorkerPool:
         ones start."""
         count = len(self.workers)
         for worker in list(self.workers):
-            worker.retired = True
-            if worker.pid is not None:
-                try:
-                    os.kill(worker.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self._kill(worker)
         self.running.clear()
         self.children.clear()
         self.used.clear()
+        self.calls.clear()
+        self.homes.clear()
+        self.actor_workers = []
+        for slots in self.kept.values():
+            for slot in slots:
+                self.store.unpin(slot)
+        self.kept.clear()
         self.idle = []
         self.warm(max(min(count, int(self.capacity.get("CPU", 1))), 1))
 
@@ -675,7 +828,7 @@ def attach(rt, zygote, setup):
     """Give an executing rank its worker processes: the pool runs its tasks from now on."""
     pool = WorkerPool(zygote, setup, rt.lock, rt.job, rt.transport, rt.progress, rt.store,
                       rt.refs, rt.access, rt.ownership, rt.execution, rt.submitter,
-                      rt.requests, rt.liveness, rt.waiting, rt.client)
+                      rt.requests, rt.liveness, rt.waiting, rt.client, rt.host)
     rt.attach("workers", pool)
     pool.rank_runtime = rt
     rt.execution.runner = pool

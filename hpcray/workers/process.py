@@ -4,7 +4,14 @@ Runs in the forked worker (``launch/worker.py`` is its entry). Tasks run on the 
 one at a time; their results go back in ``DONE``, large ones written into the node's store
 first. ``SIGINT`` from the rank (``cancel`` without ``force``) raises KeyboardInterrupt in the
 task, never in the middle of reading the socket.
+
+Actors: the process keeps their instances (``ACTOR_NEW`` builds one, ``ACTOR_END`` drops
+it); the rank keeps their mailboxes and sends a call (``ACTOR_CALL``) only when the actor may
+run it, so a plain actor's calls come one at a time. Calls of several actors of one process
+run on the threads that are free (a helper thread starts when none is), an async actor's on
+the process's event loop thread.
 """
+import asyncio
 import ctypes
 import faulthandler
 import os
@@ -14,7 +21,9 @@ import sys
 import threading
 import time
 
+from ..actors.host import construct, current_call, run_async_call
 from ..core import current, invoke
+from ..wire import serialization
 from ..wire.objects import STORED, from_wire
 from . import protocol
 
@@ -47,11 +56,16 @@ class Worker:
         self.executor = Executor(link)
         self.running = None                    # the task on the main thread, if any
         self.threads = {}                      # task id -> thread ident running it
-        self.helpers = 0                       # helper threads alive
-        self.idle_helpers = 0
+        self.waiting = 0                       # threads waiting for work (or starting to)
+        self.hosts_actors = False              # keep a thread reading while calls run
         self.lock = threading.Lock()
+        self.actors = {}                       # actor id -> instance
+        self.async_actors = set()              # ids of those whose calls run on the loop
+        self.classes = {}                      # class id -> class
+        self.loop = None                       # event loop of the async actors here
         link.unclaimed = self.add_helper
         link.work_handlers[protocol.INTERRUPT] = self.on_interrupt_message
+        link.work_handlers[protocol.ACTOR_END] = self.on_actor_end
 
     def receive_deps(self, deps):
         """Argument records the rank sent (stored ones pinned for us, with their page)."""
@@ -65,7 +79,6 @@ class Worker:
         return objects
 
     def run_task(self, spec, deps):
-        link = self.link
         objects = self.receive_deps(deps) if deps else deps
         stack = current.task_stack()
         stack.append(spec)
@@ -84,13 +97,94 @@ class Worker:
             if main:
                 self.running = None
             stack.pop()
-        seconds = time.perf_counter() - started
+        self._answer(spec, results, contained, time.perf_counter() - started)
+
+    def _answer(self, spec, results, contained, seconds):
         sys.stdout.flush()
         sys.stderr.flush()
+        link = self.link
         link.send(protocol.done(spec.task_id,
                                 [(object_id, tuple(obj)) for object_id, obj in results],
                                 seconds, contained or None, link.store.take_written()),
                   notes_first=False)             # (refs in the results may be dropped)
+
+    # ------------------------------------------------------------------ actors
+    def new_actor(self, spec, deps):
+        """ACTOR_NEW: build the actor here; its one result says whether that worked."""
+        objects = self.receive_deps(deps) if deps else {}
+        started = time.perf_counter()
+        task = spec.construction()
+        self.threads[task.task_id] = threading.get_ident()
+        try:
+            instance, failure = construct(self.executor, spec, objects, self.classes)
+        finally:
+            self.threads.pop(task.task_id, None)
+        if failure is None:
+            self.actors[spec.actor_id] = instance
+            if spec.is_async:
+                self.async_actors.add(spec.actor_id)
+            failure = serialization.encode(None)
+        self._answer(task, [(spec.actor_id, failure)], None, time.perf_counter() - started)
+
+    def on_actor_end(self, message):
+        """ACTOR_END: the actor is over (its running calls' answers are dropped)."""
+        self.actors.pop(message[1], None)
+        self.async_actors.discard(message[1])
+
+    def run_call(self, call, deps):
+        """ACTOR_CALL: run one method call on this thread (an async actor's on its loop)."""
+        objects = self.receive_deps(deps) if deps else deps
+        instance = self.actors.get(call.actor_id)
+        if call.actor_id in self.async_actors and instance is not None:
+            asyncio.run_coroutine_threadsafe(self._run_async(call, instance, objects),
+                                             self._event_loop())
+            return
+        stack = current.task_stack()
+        stack.append(call)
+        token = current_call.set(call)
+        self.threads[call.task_id] = threading.get_ident()
+        started = time.perf_counter()
+        results = contained = exit_reason = None
+        try:
+            function = getattr(instance, call.func_id, None)
+            if function is None:
+                results = invoke.failed(self.executor, call, _missing(call, instance))
+            else:
+                results, contained = invoke.execute(self.executor, call, objects, function)
+        except invoke.ActorExit as exit_:
+            exit_reason = exit_.reason
+        except KeyboardInterrupt as error:
+            results = invoke.failed(self.executor, call, error)
+        finally:
+            self.threads.pop(call.task_id, None)
+            current_call.reset(token)
+            stack.pop()
+        self._call_over(call, results, contained, exit_reason, time.perf_counter() - started)
+
+    def _call_over(self, call, results, contained, exit_reason, seconds):
+        if exit_reason is None:
+            self._answer(call, results, contained, seconds)
+            return
+        self.actors.pop(call.actor_id, None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.link.send(protocol.actor_exit(call.task_id, exit_reason))
+
+    async def _run_async(self, call, instance, objects):
+        """One call of an async actor, on the event loop."""
+        started = time.perf_counter()
+        results, contained, exit_reason = await run_async_call(self.executor, call, instance,
+                                                               objects)
+        self._call_over(call, results, contained, exit_reason, time.perf_counter() - started)
+
+    def _event_loop(self):
+        with self.lock:
+            if self.loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="hpcray-async-actors",
+                                 daemon=True).start()
+                self.loop = loop
+        return self.loop
 
     def on_interrupt(self, signum, frame):
         """SIGINT: the rank cancels a task of this process (``cancel`` without ``force``).
@@ -114,31 +208,49 @@ class Worker:
     def add_helper(self):
         """Work came while every thread is busy: a thread to run it."""
         with self.lock:
-            if self.idle_helpers:
-                return                         # one is on its way to take it
-            self.helpers += 1
-            self.idle_helpers += 1
+            if self.waiting:
+                return                         # one waits, or is on its way to
+            self.waiting += 1
         threading.Thread(target=self.serve, args=(True,), name="hpcray-worker-helper",
                          daemon=True).start()
 
     def serve(self, helper=False):
+        """Take work and run it. A process that hosts actors keeps one thread waiting
+        (reading the socket) while others run calls: calls of its other actors, or of a
+        threaded one, start at once. A helper thread leaves when another one waits."""
         link = self.link
+        lock = self.lock
+        if not helper:
+            with lock:
+                self.waiting += 1
         while True:
             message = link.next_work()
-            if helper:
-                with self.lock:
-                    self.idle_helpers -= 1
+            with lock:
+                self.waiting -= 1
+                spare = self.waiting
             kind = message[0]
+            if kind == protocol.ACTOR_NEW:
+                self.hosts_actors = True
+            if self.hosts_actors and not spare:
+                self.add_helper()
             if kind == protocol.RUN:
                 self.run_task(message[1], message[2])
+            elif kind == protocol.ACTOR_CALL:
+                self.run_call(message[1], message[2])
+            elif kind == protocol.ACTOR_NEW:
+                self.new_actor(message[1], message[2])
             else:
                 raise RuntimeError(f"a worker process got an unknown message {kind!r}")
-            if helper:
-                with self.lock:
-                    if self.idle_helpers:      # enough threads wait: this one leaves
-                        self.helpers -= 1
-                        return
-                    self.idle_helpers += 1
+            with lock:
+                if helper and self.waiting:    # enough threads wait: this one leaves
+                    return
+                self.waiting += 1
+
+
+def _missing(call, instance):
+    if instance is None:
+        return RuntimeError(f"the actor of {call.name} is not in this worker process")
+    return AttributeError(f"actor {type(instance).__name__} has no method {call.func_id!r}")
 
 
 def serve(link):

@@ -23,7 +23,8 @@ Worker -> rank:
 * ``DROP (pairs)``: ``[(object id, count)]`` refs the worker no longer holds;
 * ``UNPIN (slots)``: views of stored objects that died;
 * ``ESCAPE (object_id)``: a ref was pickled outside a tracked path (keep it for good);
-* ``ACTOR_EXIT (actor_id, reason)``: an actor's method ended it (``exit_actor``, ``sys.exit``).
+* ``ACTOR_EXIT (task_id, reason)``: the call ``task_id`` ended its actor (``exit_actor``,
+  ``sys.exit``); the call has no results.
 """
 # rank -> worker
 RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT = range(7)
@@ -40,6 +41,18 @@ def reply(req_id, ok, payload, pins):
     return (REPLY, req_id, ok, payload, pins)
 
 
+def actor_new(spec, deps):
+    return (ACTOR_NEW, spec, deps)
+
+
+def actor_call(spec, deps):
+    return (ACTOR_CALL, spec, deps)
+
+
+def actor_end(actor_id):
+    return (ACTOR_END, actor_id)
+
+
 def exit_():
     return (EXIT,)
 
@@ -50,6 +63,10 @@ def interrupt(task_id):
 
 def done(task_id, results, seconds, contained, written):
     return (DONE, task_id, results, seconds, contained, written)
+
+
+def actor_exit(task_id, reason):
+    return (ACTOR_EXIT, task_id, reason)
 
 
 def call(req_id, op, args, task_id):

@@ -23,17 +23,28 @@ class Saboteur:
         return [ray.put("owned by this worker")]
 
     def sabotage(self, where):
-        from jobkit import runtime
-        from hpcray.wire import messages
-        rt = runtime()
+        from jobkit import on_rank                # (the actor runs in a worker process)
+        return on_rank(lambda rt: _sabotage(rt, where))
 
-        def boom(*args):
-            raise RuntimeError("injected fault")
-        if where == "handler":
-            rt.progress.handlers[messages.GET_OBJECT] = boom
-        else:
-            rt.progress.turn_hooks.append(boom)
-        return rt.rank
+
+def _sabotage(rt, where):
+    """On the actor's rank: a handler or a turn of its loop that raises from now on."""
+    from hpcray.wire import messages
+
+    def boom(*args):
+        raise RuntimeError("injected fault")
+
+    armed = time.monotonic() + 0.3                # once this call's answer is out
+
+    def boom_later(*args):
+        if time.monotonic() > armed:
+            boom()
+        return 0
+    if where == "handler":
+        rt.progress.handlers[messages.GET_OBJECT] = boom
+    else:
+        rt.progress.turn_hooks.append(boom_later)
+    return rt.rank
 
 
 @ray.remote
