@@ -68,6 +68,14 @@ def test_a_dead_rank_with_actors_objects_and_a_collective_group(run_job, launche
         assert "CollectiveError" in error["mro"] and "died" in error["msg"], error
     assert res.value("collective_seconds") < 5.0               # not the collective timeout
     assert sorted(res.value("survivors")) == sorted(r for r in (1, 2, 3) if r != victim)
+    start = res.value("phoenix_start")                 # built again elsewhere, state anew,
+    rank, value = res.value("restarted_actor_call_in_flight")    # the call run again there
+    assert rank != victim and value == start + 1, res.describe()
+    assert res.value("restarted_actor_after") == [rank, start + 2]
+    error = res.error("call_in_flight_without_retries")          # max_task_retries=0
+    assert error["type"] == "ActorDiedError" and "max_task_retries=0" in error["msg"], error
+    rank, value = res.value("that_actor_after")                  # but the actor is back
+    assert rank != victim and value == res.value("frail_start") + 1
 
 
 @pytest.mark.parametrize("launcher", ["run", pytest.param(

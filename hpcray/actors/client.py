@@ -15,8 +15,10 @@ held.
 from collections import defaultdict
 
 from ..core import current
+from ..core.object_ref import ObjectRef
 from ..exceptions import ActorDiedError
 from ..wire import messages, serialization
+from ..wire.ids import OWNER_SHIFT
 from ..wire.specs import ActorSpec, TaskSpec
 
 
@@ -40,6 +42,8 @@ class ActorClient:
         self.backlog = defaultdict(list)       # actor id -> calls waiting for its location
         self.asked = set()                     # actor ids looked up at the head
         self.owned = {}                        # actor id -> ActorSpec, created here, alive
+        self.kept_args = {}                    # actor id -> refs to its __init__ arguments,
+                                               # kept for restarts (max_restarts)
         self.construction = _Construction(self)
 
     def session_key(self):
@@ -91,6 +95,11 @@ class ActorClient:
         self.ownership.when_freed(spec.actor_id, self.on_freed)
         if spec.detached:
             self.refs.escape(spec.actor_id)    # no count of handles ends it
+        if spec.max_restarts:                  # built again (maybe on another rank) with
+            rank = self.job.rank               # the arguments this rank owns
+            self.kept_args[spec.actor_id] = [
+                ObjectRef(object_id) for object_id in spec.deps
+                if object_id >> OWNER_SHIFT == rank]
         if spec.name is None:                  # a named one goes with its NAME_ACTOR request
             self.transport.send(0, messages.actor_create(spec))
         return 0
@@ -179,19 +188,26 @@ class ActorClient:
         return record.where
 
     def on_rank_dead(self, rank, tasks):
-        """``rank`` died: its actors are gone; the calls this rank sent there fail."""
-        calls = [record.spec for record in self.ownership.tasks.values()
-                 if record.spec.actor_id is not None and record.where == rank
-                 and record.spec.actor_id != record.spec.task_id]    # (not constructions)
-        names = {spec.actor_id: spec.name.rpartition(".")[0] for spec in calls}
+        """``rank`` died with its actors. The head restarts those that may restart elsewhere
+        (or says they are dead): the calls this rank sent there wait, in their order, for
+        the head to say where each actor is now, and go there marked as sent again (their
+        new host applies ``max_task_retries``), or fail with the actor's error."""
         for actor_id, where in list(self.locations.items()):
             if where == rank:
                 del self.locations[actor_id]
-                self.dead[actor_id] = serialization.actor_died(
-                    names.get(actor_id, "(its class)"), actor_id, f"its rank {rank} died")
-        for spec in calls:
-            self._fail(spec, self.dead.get(spec.actor_id) or serialization.actor_died(
-                names[spec.actor_id], spec.actor_id, f"its rank {rank} died"))
+                self.asked.discard(actor_id)
+        calls = [record for record in self.ownership.tasks.values()
+                 if record.spec.actor_id is not None and record.where == rank
+                 and record.spec.actor_id != record.spec.task_id]    # (not constructions)
+        for record in calls:                   # (in the order they were submitted)
+            spec = record.spec
+            spec.resent += 1
+            record.where = None
+            self.backlog[spec.actor_id].append(spec)
+        for actor_id in {record.spec.actor_id for record in calls}:
+            if actor_id not in self.asked:
+                self.asked.add(actor_id)
+                self.transport.send(0, messages.actor_lookup(actor_id, self.job.rank))
 
     def _fail(self, spec, error):
         self.ownership.deliver(spec.task_id, [(object_id, error)
@@ -201,6 +217,7 @@ class ActorClient:
     def on_freed(self, object_id):
         """The token of an actor this rank created was freed: no handle is left."""
         spec = self.owned.pop(object_id, None)
+        self.kept_args.pop(object_id, None)
         if spec is None or spec.detached:
             return
         self._send_to_host(object_id, messages.actor_release(object_id),
@@ -223,6 +240,7 @@ class ActorClient:
         self.backlog.clear()
         self.asked.clear()
         self.owned.clear()
+        self.kept_args.clear()
         self.construction.pending.clear()
 
 

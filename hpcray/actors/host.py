@@ -153,6 +153,17 @@ class ActorHost:
         if actor.state == ActorState.DEAD:
             self._answer(spec, self.dead[spec.actor_id])
             return
+        if spec.resent:                        # its actor's last rank died while it was there
+            retries = actor.spec.max_task_retries
+            if retries != -1 and spec.resent > retries:
+                self._answer(spec, serialization.actor_died(
+                    actor.spec.class_name, spec.actor_id,
+                    f"the rank it lived on died while the call was there, and it was built "
+                    f"again on {self.job.where()} (max_task_retries={retries})",
+                    WorkerCrashedError(spec.name, None, None, "its actor's rank died",
+                                       spec.resent)))
+                return
+            actor.attempts[spec.task_id] = spec.resent
         if actor.state == ActorState.RESTARTING and not actor.spec.max_task_retries:
             self._answer(spec, serialization.exception_object(ActorUnavailableError(
                 f"actor {actor.spec.class_name} ({spec.actor_id:016x}) is restarting and "

@@ -213,19 +213,32 @@ class ActorDirectory:
         self.waiting = still
 
     def on_rank_dead(self, rank, tasks):
-        """``rank`` died: its actors are dead (their owners learn it: ACTOR_PLACED with the
-        error), and no actor goes there again."""
+        """``rank`` died: its actors that may restart (``max_restarts``, and their creator
+        is alive) are placed again elsewhere, their __init__ to run again there; the others
+        are dead (their owners learn it: ACTOR_PLACED with the error). No actor goes to
+        ``rank`` again."""
         self.dead.add(rank)
+        self.held.pop(rank, None)
+        self.count.pop(rank, None)
         for actor_id, record in self.records.items():
             if record.rank == rank and record.state == ActorState.ALIVE:
+                spec = record.spec
+                if (spec.max_restarts and spec.owner != rank and record.kill_reason is None
+                        and not record.released):
+                    if spec.max_restarts > 0:
+                        spec.max_restarts -= 1     # what its next host may still use
+                    record.rank = None
+                    record.state = ActorState.PENDING_CREATION   # (the scheduler forgot
+                                                                 # what it held on rank)
+                    if not self._try_place(record):
+                        self.waiting.append(actor_id)
+                    continue
                 reason = f"its rank {rank} died"
                 self._mark_dead(record, serialization.actor_died(record.spec.class_name,
                                                                  actor_id, reason))
                 if record.spec.owner != rank:  # its construction may still be pending there
                     self.send(record.spec.owner, messages.actor_placed(actor_id, None,
                                                                        record.error))
-        self.held.pop(rank, None)
-        self.count.pop(rank, None)
 
     def on_kill(self, actor_id, reason):
         """ACTOR_KILL_AT_HEAD: a kill for an actor whose rank the killer did not know:

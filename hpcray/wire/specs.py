@@ -32,11 +32,11 @@ class TaskSpec:
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session", "node_hint", "args_ref", "actor_id", "caller")
+                 "session", "node_hint", "args_ref", "actor_id", "caller", "resent")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
                  resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
-                 args_ref=None, actor_id=None, caller=None):
+                 args_ref=None, actor_id=None, caller=None, resent=0):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -54,13 +54,15 @@ class TaskSpec:
         self.args_ref = args_ref               # object id of arguments too large to inline
         self.actor_id = actor_id               # a method call: the actor it goes to
         self.caller = caller                   # a method call: who submitted it (ordering)
+        self.resent = resent                   # a method call: times its actor's rank died
+                                               # while it was there (max_task_retries)
 
     def __reduce__(self):
         args = self.args_blob
         fields = (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
                   None if args is None else tuple(args), self.deps, self.num_returns, self.resources,
                   self.max_retries, self.retry_exceptions, self.via_head, self.session,
-                  self.node_hint, self.args_ref, self.actor_id, self.caller)
+                  self.node_hint, self.args_ref, self.actor_id, self.caller, self.resent)
         # without encoded arguments there is no record to rebuild: no extra call on arrival
         return (TaskSpec if args is None else _task_spec, fields)
 

@@ -1,6 +1,8 @@
 """A rank that held actors and owned objects dies: its actors' calls raise ActorDiedError
-naming the rank, the objects it owned raise OwnerDiedError at get, a collective group with a
-member there fails on every other member, and the rest of the job goes on."""
+naming the rank, unless they may restart (max_restarts): then they are built again on another
+rank and the calls that were there run again while max_task_retries allows; the objects it
+owned raise OwnerDiedError at get, a collective group with a member there fails on every
+other member, and the rest of the job goes on."""
 import os
 import signal
 import time
@@ -32,12 +34,35 @@ class Member:
         os.kill(rank_pid(), signal.SIGKILL)              # the rank, not the actor's process
 
 
+@ray.remote
+class Phoenix:
+    """Restarts elsewhere when its rank dies; counts from its __init__ again."""
+    def __init__(self, start):
+        self.value = start
+
+    def where(self):
+        return ray.get_runtime_context().get_rank()
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        self.value += 1
+        return [ray.get_runtime_context().get_rank(), self.value]
+
+
 members = [Member.remote(i, 3) for i in range(3)]
+phoenixes = [Phoenix.options(max_restarts=1, max_task_retries=1).remote(10 * i)
+             for i in range(3)]
+fragile = [Phoenix.options(max_restarts=1).remote(100 + i) for i in range(3)]
 record("before", ray.get([m.allreduce.remote() for m in members], timeout=60))
 ranks = ray.get([m.rank.remote() for m in members], timeout=60)
 victim = members[2]
 owned = ray.get(victim.own.remote(), timeout=60)           # refs owned by the victim's rank
 blocked = [m.allreduce.remote() for m in members[:2]]       # they wait for the third member
+homes = ray.get([p.where.remote() for p in phoenixes + fragile], timeout=60)
+phoenix = phoenixes[homes[:3].index(ranks[2])]                # the one on the victim's rank
+frail = fragile[homes[3:].index(ranks[2])]
+in_flight = phoenix.slow.remote(2.0)                          # there when the rank dies
+lost_call = frail.slow.remote(2.0)
 time.sleep(0.5)
 victim.die.remote()
 started = time.time()
@@ -72,3 +97,27 @@ def collective_after():
 
 record("victim_rank", ranks[2])
 record("survivors", ray.get([m.rank.remote() for m in members[:2]], timeout=30))
+
+
+@check
+def restarted_actor_call_in_flight():
+    return ray.get(in_flight, timeout=60)
+
+
+@check
+def restarted_actor_after():
+    return ray.get(phoenix.slow.remote(0), timeout=60)
+
+
+@check
+def call_in_flight_without_retries():
+    return ray.get(lost_call, timeout=60)
+
+
+@check
+def that_actor_after():
+    return ray.get(frail.slow.remote(0), timeout=60)
+
+
+record("phoenix_start", phoenixes.index(phoenix) * 10)
+record("frail_start", 100 + fragile.index(frail))
