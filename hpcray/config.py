@@ -86,6 +86,14 @@ def choice(*options):
     return parse
 
 
+def fraction(text):
+    """A fraction of a whole: more than 0, at most 1."""
+    value = _number(text, integer=False)
+    if not 0 < value <= 1:
+        raise ValueError("must be more than 0 and at most 1 (0.95: 95%)")
+    return value
+
+
 def gpu_ids(text):
     """Comma-separated GPU ids (``0,1``); empty: no GPUs."""
     return tuple(item.strip() for item in str(text).split(",") if item.strip())
@@ -203,6 +211,13 @@ KNOBS = (
     Knob("worker_processes", "HPCRAY_WORKER_PROCESSES", switch, True,
          "run tasks in worker processes that each rank forks (a crash fails the task "
          "alone, which is retried); 0: in threads of the rank itself (a crash ends the rank)"),
+    Knob("memory_usage_threshold", "HPCRAY_MEMORY_USAGE_THRESHOLD", fraction, 0.95,
+         "when a node's memory use (its cgroup's, under Slurm) passes this fraction, each "
+         "of its ranks ends the worker process of its newest retriable task, which fails "
+         "with OutOfMemoryError and is retried (max_retries), as Ray's memory monitor does"),
+    Knob("memory_monitor_refresh_ms", "HPCRAY_MEMORY_MONITOR_REFRESH_MS", count, 250,
+         "milliseconds between two looks at the node's memory while tasks run; 0: no "
+         "memory monitor"),
     Knob("supervise", "HPCRAY_SUPERVISE", switch, True,
          "under python -m hpcray, run each rank in a child of a supervisor process, so that "
          "a worker rank killed by a signal leaves the job going with the script's exit "
@@ -235,6 +250,8 @@ class Config:
     preempt_grace: float
     liveness_timeout: float
     worker_processes: bool
+    memory_usage_threshold: float
+    memory_monitor_refresh_ms: int
     supervise: bool
 
     @classmethod

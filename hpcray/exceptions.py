@@ -5,7 +5,7 @@ __all__ = [
     "TaskCancelledError", "SerializationError", "ObjectLostError", "RuntimeBrokenError",
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
-    "OwnerDiedError", "ActorUnavailableError",
+    "OwnerDiedError", "ActorUnavailableError", "OutOfMemoryError",
 ]
 
 
@@ -198,6 +198,32 @@ class ActorDiedError(ActorError):
         if self.remote_traceback:
             text += f"\n\n{self.remote_traceback}"
         return text
+
+
+class OutOfMemoryError(HpcrayError):
+    """The node ran low on memory and hpcray's memory monitor ended the worker process of
+    this task (the newest retriable one of its rank), as Ray's does; it was retried while
+    ``max_retries`` allowed. The message gives the node's memory use and the threshold
+    (``HPCRAY_MEMORY_USAGE_THRESHOLD``).
+
+    Attributes:
+        function_name: the remote function's qualified name.
+        reason: what the monitor saw, and where.
+        attempts: how many times the task was started.
+    """
+
+    def __init__(self, function_name=None, reason=None, attempts=None):
+        super().__init__(function_name, reason, attempts)
+        self.function_name = function_name
+        self.reason = reason
+        self.attempts = attempts
+
+    def __str__(self):
+        text = f"task {self.function_name} ran out of memory: {self.reason}"
+        if self.attempts:
+            text += f" (attempts: {self.attempts})"
+        return text + (". Ask for fewer tasks at once (num_cpus, memory=) or more memory "
+                       "per node, or raise HPCRAY_MEMORY_USAGE_THRESHOLD")
 
 
 class ActorUnavailableError(ActorError):

@@ -20,6 +20,7 @@ BAD = {  # a value each knob's parser must refuse
     "inline_limit": "1.5Q", "transfer": "carrier-pigeon", "copy_fanout": "2.5",
     "ranks_per_node": "-1", "collective_timeout": "0", "preempt_grace": "-5",
     "supervise": "maybe", "liveness_timeout": "0", "worker_processes": "sometimes",
+    "memory_usage_threshold": "1.5", "memory_monitor_refresh_ms": "-1",
 }
 
 

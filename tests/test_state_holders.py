@@ -16,6 +16,7 @@ from hpcray.head.scheduler import GlobalScheduler
 from hpcray.wire import messages, objects, serialization
 from hpcray.wire.ids import make_id
 from hpcray.wire.specs import ActorSpec, ActorState, TaskSpec
+from hpcray.workers.memory import MemoryMonitor
 
 
 def _task(task_id, cpus=1.0, node_hint=None, caller=None, deps=()):
@@ -306,3 +307,19 @@ def test_errors_keep_their_type_and_remote_traceback():
 def test_an_unpicklable_argument_is_named():
     with pytest.raises(serialization.SerializationError, match="argument 1"):
         serialization.serialize_args("f", (1, threading.Lock()), {})
+
+
+def test_the_memory_monitor_looks_at_its_interval_and_reports_only_above_the_threshold():
+    now = [0.0]
+    used = [90]
+    monitor = MemoryMonitor(0.95, 250, read=lambda: (used[0] << 30, 100 << 30, "the machine"),
+                            clock=lambda: now[0])
+    assert monitor.over() is None                  # 90% of 100 GiB
+    used[0] = 97
+    assert monitor.over() is None                  # not due yet: the last look was just now
+    now[0] = 0.3
+    seen = monitor.over()
+    assert "97%" in seen and "97.0 of 100.0 GiB of the machine" in seen
+    assert "HPCRAY_MEMORY_USAGE_THRESHOLD=0.95" in seen
+    now[0] = 0.4
+    assert monitor.over() is None                  # again only after 250 ms

@@ -5,6 +5,7 @@ Each case kills or interrupts what runs in a worker process (a segfault through 
 it took, that the ranks go on, the job's exit status, and that nothing is left behind;
 under ``python -m hpcray`` (mpiexec), under a real ``srun``, and between simulated nodes
 over the emulated network."""
+import psutil
 import pytest
 
 from test_failures import NETWORK, _none_left
@@ -86,4 +87,31 @@ def test_actors_restart_after_their_process_dies(run_job, tmp_path, launcher, en
     assert res.value("own_process_for_an_actor_with_resources") == [True, True, 1]
     assert res.value("tasks_after") == [1, 2, 3, 4]
     assert res.value("ranks_alive") is True
+    _none_left(res, str(marks))
+
+
+def _threshold_above_now(gib):
+    """A memory threshold ``gib`` GiB above what this machine uses now."""
+    memory = psutil.virtual_memory()
+    return f"{min((memory.total - memory.available + gib * 2**30) / memory.total, 1.0):.4f}"
+
+
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
+def test_the_memory_monitor_ends_the_newest_task_before_the_kernel_does(
+        run_job, tmp_path, launcher, env):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = dict(env, HPCRAY_MEMORY_USAGE_THRESHOLD=_threshold_above_now(1.0))
+    res = run_job("workers/memory_hog.py", n=3, args=[marks], timeout=180, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    attempts, others, seconds = res.value("recovered")
+    assert attempts == 2 and others == [i * 2 for i in range(20)], res.describe()
+    error = res.error("retries_spent")
+    assert error["type"] == "OutOfMemoryError", error
+    assert "memory use was" in error["msg"] and "HPCRAY_MEMORY_USAGE_THRESHOLD" in error["msg"]
+    assert "rank" in error["msg"] and "host" in error["msg"] and "attempts: 2" in error["msg"]
+    assert res.value("always_attempts") == 2               # max_retries=1
+    assert "the memory monitor ended its worker process" in res.stderr
+    assert res.value("ranks_alive") is True and res.value("after") == [0, 2, 4, 6]
     _none_left(res, str(marks))

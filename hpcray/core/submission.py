@@ -19,7 +19,8 @@ submissions, so executors are fed while the caller is still submitting.
 """
 import time
 
-from ..exceptions import ObjectStoreFullError, SerializationError, WorkerCrashedError
+from ..exceptions import (ObjectStoreFullError, OutOfMemoryError, SerializationError,
+                          WorkerCrashedError)
 from ..wire import messages, serialization
 from ..wire.objects import STORED
 from ..wire.specs import TaskSpec
@@ -229,19 +230,24 @@ class Submitter:
             if spec.actor_id is None and (record.where == rank or spec.task_id in tasks):
                 self.retry(record, f"rank {rank} (host {host}) died while it held the task")
 
-    def on_crashed(self, task_id, reason, exit_code):
+    def on_crashed(self, task_id, reason, exit_code, out_of_memory=False):
         """CRASHED: the worker process running a task of ours died: run it again while
-        ``max_retries`` allows, else fail it with WorkerCrashedError."""
+        ``max_retries`` allows, else fail it with WorkerCrashedError (OutOfMemoryError when
+        the memory monitor ended it)."""
         record = self.ownership.record(task_id)
         if record is not None:
-            self.retry(record, reason, exit_code)
+            self.retry(record, reason, exit_code, out_of_memory)
 
-    def retry(self, record, why, exit_code=None):
+    def retry(self, record, why, exit_code=None, out_of_memory=False):
         """Send a task again after a system failure, or fail it if its retries are spent."""
         spec = record.spec
         if spec.max_retries >= 0 and record.attempts > spec.max_retries:
-            error = serialization.exception_object(WorkerCrashedError(
-                spec.name, exit_code, reason=why, attempts=record.attempts))
+            if out_of_memory:
+                failure = OutOfMemoryError(spec.name, why, record.attempts)
+            else:
+                failure = WorkerCrashedError(spec.name, exit_code, reason=why,
+                                             attempts=record.attempts)
+            error = serialization.exception_object(failure)
             self.ownership.deliver(spec.task_id, [(object_id, error)
                                                   for object_id in spec.return_ids()])
             return

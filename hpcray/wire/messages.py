@@ -168,10 +168,11 @@ TABLE = (
          "head had placed there (their owners run them again)"),
     Kind(49, "HEARTBEAT", ("rank",), "rank on another host <-> head", "liveness.on_heartbeat",
          False, "still alive (the head answers each one)"),
-    Kind(50, "CRASHED", ("task_id", "reason", "exit_code"), "executor -> owner",
-         "submitter.on_crashed", True,
+    Kind(50, "CRASHED", ("task_id", "reason", "exit_code", "out_of_memory"),
+         "executor -> owner", "submitter.on_crashed", True,
          "the worker process running the task died (reason says how, exit_code is its "
-         "status, negative for a signal): run it again or fail it with WorkerCrashedError"),
+         "status, negative for a signal; out_of_memory: the memory monitor ended it): run it "
+         "again or fail it with WorkerCrashedError (OutOfMemoryError)"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -392,8 +393,8 @@ def heartbeat(rank):
     return (HEARTBEAT, rank)
 
 
-def crashed(task_id, reason, exit_code):
-    return (CRASHED, task_id, reason, exit_code)
+def crashed(task_id, reason, exit_code, out_of_memory):
+    return (CRASHED, task_id, reason, exit_code, out_of_memory)
 
 
 # The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).

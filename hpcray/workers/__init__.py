@@ -7,7 +7,8 @@ the zygote forks worker processes on request. A worker inherits the store's shar
 (``channel.py``, messages of ``protocol.py``).
 
 * rank side: ``pool.py`` (the ``workers`` role: which process runs what, what each holds,
-  the requests a worker makes of the runtime, what happens when one dies);
+  the requests a worker makes of the runtime, what happens when one dies), with
+  ``memory.py`` (how full the node's memory is; when the memory monitor ends a task);
 * worker side: ``link.py`` (the runtime the public API talks to inside a worker: every call
   becomes a request to the rank) and ``process.py`` (the worker's loop: tasks, actors).
 

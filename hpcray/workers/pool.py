@@ -27,6 +27,7 @@ import pickle
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from ..wire.ids import OWNER_SHIFT
 from ..wire.objects import ERROR, STORED, from_wire
 from . import protocol
 from .channel import Channel
+from .memory import MemoryMonitor
 
 STATUS_WAIT = 1.0          # seconds to wait for a dead worker's exit status from the zygote
 TASKS_PER_WORKER = 64     # tasks one worker process runs at once (all but one blocked)
@@ -49,7 +51,7 @@ class WorkerProcess:
     """One worker process, as its rank sees it."""
     __slots__ = ("channel", "pid", "tasks", "pins", "allocs", "held", "status", "closed_at",
                  "cancelled", "blocked", "forgotten", "retired", "started", "gets", "actors",
-                 "hosts_actors", "dedicated")
+                 "hosts_actors", "dedicated", "out_of_memory")
 
     def __init__(self, channel):
         self.channel = channel
@@ -59,6 +61,7 @@ class WorkerProcess:
         self.actors = {}                       # actor id -> HostedActor living there
         self.hosts_actors = False              # runs actors (and no tasks)
         self.dedicated = False                 # runs one actor that asked for resources
+        self.out_of_memory = None              # why the memory monitor ended it
         self.pins = defaultdict(int)           # store slot -> pins taken for it
         self.allocs = set()                    # slots it is writing (not published yet)
         self.held = {}                         # object id -> [ObjectRef, count] held for it
@@ -134,6 +137,8 @@ class WorkerPool:
                            "describe": self.op_describe, "borrow": self.op_borrow,
                            "on_rank": self.op_on_rank}
         self.rank_runtime = None               # what on_rank(fn) gets: the rank's runtime
+        self.started_at = {}                   # task id -> when it started here
+        self.monitor = None                    # MemoryMonitor, unless it is off
 
     # ------------------------------------------------------------------ processes
     def warm(self, count):
@@ -203,6 +208,7 @@ class WorkerPool:
         worker = self._worker_for_task()
         worker.tasks[spec.task_id] = spec
         self.running[spec.task_id] = worker
+        self.started_at[spec.task_id] = time.monotonic()
         for name, amount in spec.resources.items():
             self.used[name] += amount
         worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)))
@@ -367,6 +373,7 @@ class WorkerPool:
         task_id = spec.task_id
         del worker.tasks[task_id]
         self.running.pop(task_id, None)
+        self.started_at.pop(task_id, None)
         self.children.pop(task_id, None)
         worker.gets.pop(task_id, None)
         if worker.blocked.get(task_id):        # (its resources were lent: nothing to give)
@@ -440,9 +447,37 @@ class WorkerPool:
                     worker.channel.flush()
             if self.closing:
                 self._overdue()
+            if self.monitor is not None and self.running:
+                self._watch_memory()
         finally:
             self.polling = False
         return handled
+
+    def _watch_memory(self):
+        """Above the memory threshold: end the worker of this rank's newest retriable task
+        (else its newest task); one at a time, the next look after that one is gone."""
+        if any(worker.out_of_memory for worker in self.workers):
+            return                             # the last one is still dying
+        seen = self.monitor.over()
+        if seen is None:
+            return
+        started = self.started_at
+        candidates = sorted(self.running, key=lambda task_id: started.get(task_id, 0.0))
+        retriable = [task_id for task_id in candidates
+                     if self.running[task_id].tasks[task_id].max_retries != 0]
+        task_id = (retriable or candidates)[-1]
+        worker = self.running[task_id]
+        if worker.pid is None:
+            return
+        worker.out_of_memory = (f"the memory monitor ended its worker process (pid "
+                                f"{worker.pid}) on {self.job.where()}: {seen}")
+        sys.stderr.write(f"hpcray: {worker.tasks[task_id].name}: "
+                         f"{worker.out_of_memory}\n")
+        sys.stderr.flush()
+        try:
+            os.kill(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _zygote_reports(self):
         try:
@@ -521,14 +556,15 @@ class WorkerPool:
                 continue
             if worker.retired:
                 continue
-            reason = (f"the worker process (pid {worker.pid}) running it on "
-                      f"{self.job.where()} died: {how}")
+            oom = worker.out_of_memory is not None
+            reason = worker.out_of_memory or (f"the worker process (pid {worker.pid}) "
+                                              f"running it on {self.job.where()} died: {how}")
             self.execution.release(spec)
             if spec.owner == self.job.rank:
-                self.submitter.on_crashed(spec.task_id, reason, worker.status)
+                self.submitter.on_crashed(spec.task_id, reason, worker.status, oom)
             else:
                 self.transport.send(spec.owner, messages.crashed(spec.task_id, reason,
-                                                                 worker.status))
+                                                                 worker.status, oom))
 
     def _actors_lost(self, worker, how):
         """The actors of a dead process restart (or die): their host decides."""
@@ -786,6 +822,7 @@ class WorkerPool:
         for worker in list(self.workers):
             self._kill(worker)
         self.running.clear()
+        self.started_at.clear()
         self.children.clear()
         self.used.clear()
         self.calls.clear()
@@ -834,5 +871,9 @@ def attach(rt, zygote, setup):
     rt.execution.runner = pool
     rt.progress.turn_hooks.append(pool.poll)
     rt.lifecycle.at_close.append(pool.stop)
+    config = rt.config
+    if config.memory_monitor_refresh_ms:
+        pool.monitor = MemoryMonitor(config.memory_usage_threshold,
+                                     config.memory_monitor_refresh_ms)
     pool.warm(max(int(pool.capacity.get("CPU", 1)), 1))
     return pool
