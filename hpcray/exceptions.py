@@ -6,6 +6,7 @@ __all__ = [
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
     "OwnerDiedError", "ActorUnavailableError", "OutOfMemoryError",
+    "ObjectReconstructionFailedMaxAttemptsExceededError",
 ]
 
 
@@ -105,6 +106,11 @@ class SerializationError(HpcrayError, TypeError):
 
 class ObjectLostError(HpcrayError):
     """The object is gone: its owner freed it, or it belongs to a runtime that was shut down."""
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectLostError):
+    """The only copy of the object was lost with its node, and the task that made it could
+    not run again: its ``max_retries`` are spent (Ray's name and meaning)."""
 
 
 class OwnerDiedError(ObjectLostError):

@@ -96,3 +96,35 @@ def test_plain_mpiexec_ends_the_job_without_a_hang(run_job, tmp_path):
                   env={"HPCRAY_RANKS_PER_NODE": "1"})
     assert res.returncode != 0 and res.duration < 30, res.describe()
     assert not res.leftover, res.describe()
+
+
+LOST_NODE = [
+    pytest.param("run", dict(NETWORK, HPCRAY_RANKS_PER_NODE="1"), id="hpcray-run-network"),
+    pytest.param("run", {"HPCRAY_RANKS_PER_NODE": "1"}, id="hpcray-run"),
+    pytest.param("srun", {"HPCRAY_RANKS_PER_NODE": "1"}, id="srun",
+                 marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster")),
+]
+
+
+@pytest.mark.parametrize("launcher, env", LOST_NODE)
+def test_objects_lost_with_their_node_are_made_again(run_job, tmp_path, launcher, env):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    res = run_job("failures/lost_node_objects.py", n=4, args=[marks], timeout=120, env=env,
+                  launcher=launcher)
+    assert res.returncode == 0, res.describe()
+    assert res.value("on_victim") >= 1, res.describe()
+    sums = [i * 500_000 for i in range(6)]
+    assert res.value("owner_get") == list(range(6))
+    assert res.value("as_argument") == sums and res.value("borrowed") == sums
+    lost = res.value("victim_made")
+    assert res.value("runs") == [2 if i in lost else 1 for i in range(6)], res.describe()
+    for outcome in res.value("once"):                         # max_retries=0: not again
+        if not outcome[0]:
+            assert outcome[1] == "got it", outcome            # its node is alive
+            continue
+        name, text = outcome[1:]
+        assert name == "ObjectReconstructionFailedMaxAttemptsExceededError", text
+        assert "lost with node" in text and "max_retries=0" in text
+    assert res.value("seconds") < 10
+    _none_left(res, str(marks))

@@ -41,6 +41,7 @@ def test_a_crashed_worker_process_fails_its_task_alone(run_job, tmp_path, launch
     assert res.value("always_marks") == 3
     retried = res.value("retried")
     assert retried["attempts"] == 2 and retried["retry_seconds"] < 2, retried
+    assert res.value("many_crashes_in_a_row") == [f"row{i}" for i in range(12)]
     assert res.value("ranks_alive") is True
     assert res.value("ranks_after") == res.value("ranks_before") == [1, 2]
     _none_left(res, str(marks))

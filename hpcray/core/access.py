@@ -49,6 +49,8 @@ class ObjectAccess:
         self.fetched = OrderedDict()           # id owned elsewhere -> its object (LRU)
         self.fetched_bytes = 0
         self.futures = set()                   # futures not completed yet
+        self.on_lost = None                    # fn(object_id, node): an owned object's
+                                               # copy was lost with node (late-bound)
         progress.broken_listeners.append(self._fail_futures)
 
     # ------------------------------------------------------------------ finding objects
@@ -60,6 +62,7 @@ class ObjectAccess:
         """
         if local:
             callback = self.copies.localizing(object_id, callback)
+        callback = self._unless_lost(object_id, callback)
         if object_id >> OWNER_SHIFT == self.rank:
             self.ownership.when_ready(object_id, callback)
             return
@@ -82,12 +85,47 @@ class ObjectAccess:
         if object_id not in self.fetching:
             self.fetching.add(object_id)
             self.transport.send(object_id >> OWNER_SHIFT,
-                                messages.get_object(object_id, self.rank))
+                                messages.get_object(object_id, self.rank, None))
 
-    def on_get_object(self, object_id, requester):
-        """GET_OBJECT: send an object this rank owns once it exists."""
+    def _unless_lost(self, object_id, callback, tries=3):
+        """Wrap ``callback``: a record of an object stored on a node whose ranks are all
+        dead is not delivered; the object is asked again (its owner makes it again)."""
+        def deliver(obj):
+            if obj.kind == STORED and tries and self.node_lost(obj.node):
+                self.recover(object_id, obj.node, self._unless_lost(object_id, callback,
+                                                                     tries - 1))
+                return
+            callback(obj)
+        return deliver
+
+    def node_lost(self, node):
+        """Whether every rank of ``node`` is dead (its store with them)."""
+        dead = self.transport.dead
+        return bool(dead) and all(rank in dead for rank in self.job.ranks_on(node))
+
+    def recover(self, object_id, node, callback):
+        """``callback(obj)`` with the object made again after its copy on ``node`` was lost
+        (lock held): the owner runs its task again (``on_lost``), others ask the owner."""
+        self.fetched.pop(object_id, None)
+        owner = object_id >> OWNER_SHIFT
+        if owner == self.rank:
+            self.on_lost(object_id, node)
+            self.ownership.when_ready(object_id, callback)
+        elif owner in self.transport.dead:
+            callback(serialization.owner_died(object_id, owner, self.job.host_of[owner]))
+        else:
+            self.callbacks[object_id].append(callback)
+            if object_id not in self.fetching:
+                self.fetching.add(object_id)
+                self.transport.send(owner, messages.get_object(object_id, self.rank, node))
+
+    def on_get_object(self, object_id, requester, lost_node=None):
+        """GET_OBJECT: send an object this rank owns once it exists (made again first if
+        the requester found its copy lost with ``lost_node``)."""
         # No need to mark it escaped: a rank learns an id either from a pickled ref (marked
         # then) or as a task's argument (pinned until the task is done).
+        if lost_node is not None:
+            self.on_lost(object_id, lost_node)
         send = self.transport.send
         self.lookup(object_id, lambda obj: send(requester, messages.object_(object_id, obj)),
                     local=False)
@@ -180,6 +218,19 @@ class ObjectAccess:
             raise GetTimeoutError(
                 f"get timed out after {timeout} s: {len(set(remaining))} of "
                 f"{len(set(object_ids))} objects not ready")
+        for _ in range(3):                     # copies lost with their node: made again
+            lost = {oid: obj.node for oid, obj in found.items()
+                    if obj.kind == STORED and self.node_lost(obj.node)}
+            if not lost:
+                break
+            with self.lock:
+                for oid, lost_node in lost.items():
+                    del found[oid]
+                    self.recover(oid, lost_node, lambda obj, oid=oid: found.__setitem__(oid, obj))
+                self.transport.flush()
+            if not self.waiting.wait_until(lambda: all(oid in found for oid in lost), deadline):
+                raise GetTimeoutError(f"get timed out after {timeout} s: {len(lost)} objects "
+                                      f"lost with their node are being made again")
         node = self.job.node_index
         foreign = [oid for oid, obj in found.items() if obj.kind == STORED and obj.node != node]
         if foreign:                            # stored on another node: copy here first

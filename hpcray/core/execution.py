@@ -151,7 +151,9 @@ class Execution:
         """A task that will not finish here (its worker process died): free its slot, here
         and at the head; its owner decides what happens to it."""
         self.node_load.add(-1)
-        if spec.via_head and spec.owner != 0 and not self.progress.stopping:
+        if spec.via_head and not self.progress.stopping:
+            # (even for the head's own tasks: no RESULT will free the slot the head's
+            # scheduler gave it, and the task may be placed again)
             self.transport.send(0, messages.done(spec.task_id, None))
 
     def send_results(self, spec, results, seconds, contained):

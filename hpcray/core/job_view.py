@@ -32,6 +32,10 @@ class JobView:
         self.capacities = capacities           # rank -> {resource: amount}, as declared
         self._executing = {rank: capacities[rank] for rank in self.executors}
 
+    def ranks_on(self, node_index):
+        """The ranks of a node."""
+        return [rank for rank, node in enumerate(self.node_of) if node == node_index]
+
     def where(self):
         """This process, for error messages: rank, host and pid."""
         return f"rank {self.rank} on host {self.host} (pid {os.getpid()})"

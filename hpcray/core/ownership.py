@@ -53,6 +53,10 @@ class Ownership:
         self.pins = defaultdict(int)           # owned object id -> submitted tasks using it
         self.tasks = {}                        # task id -> TaskRecord
         self.on_freed = {}                     # owned object id -> fn(object_id) at its end
+        self.lineage = {}                      # task id -> [TaskRecord, results alive] of a
+                                               # finished task whose stored results live:
+                                               # it can run again if their node is lost
+        self.made_by = {}                      # owned stored object id -> its task in lineage
         self.finished_listeners = []
 
     # ------------------------------------------------------------------ ids and objects
@@ -141,6 +145,7 @@ class Ownership:
         record = self.tasks.pop(task_id, None)
         unacked = set()
         local, pending = refs.local, self.pending
+        kept = None                            # its stored results kept here (lineage)
         for object_id, obj in results:
             if pending.pop(object_id, None) is None:
                 continue                       # stale (an old session) or already cancelled
@@ -151,6 +156,8 @@ class Ownership:
                 self.objects[object_id] = obj
                 if contained and object_id in contained:
                     unacked |= refs.contain(object_id, contained[object_id])
+                if obj.kind == STORED:
+                    kept = [object_id] if kept is None else kept + [object_id]
             else:
                 self.discard(obj)              # every ref was dropped before it was done
                 if self.on_freed:
@@ -161,11 +168,43 @@ class Ownership:
         if contained and executor is not None:
             refs.took_over(task_id, executor, unacked)
         if record is not None:
-            self._unpin(record.spec)
-            if record.contained:
-                refs.release(record.contained)
+            if kept and record.spec.actor_id is None:
+                self.lineage[task_id] = [record, len(kept)]   # its arguments stay pinned
+                for object_id in kept:
+                    self.made_by[object_id] = task_id
+            else:
+                self._release_arguments(record)
         for listener in self.finished_listeners:
             listener(task_id, seconds)
+
+    def _release_arguments(self, record):
+        self._unpin(record.spec)
+        if record.contained:
+            self.refs.release(record.contained)
+
+    def reopen(self, object_id, node):
+        """A stored object lost with ``node``: make the objects its task stored there
+        pending again and return the task's record, to run it again (lineage
+        reconstruction, as in Ray); None when no task of ours can make it again."""
+        task_id = self.made_by.get(object_id)
+        if task_id is None:
+            return None
+        record, _ = self.lineage.pop(task_id)
+        for result_id in record.spec.return_ids():
+            if self.made_by.pop(result_id, None) is None:
+                continue
+            obj = self.objects.get(result_id)
+            if obj is not None and obj.kind == STORED and obj.node == node:
+                del self.objects[result_id]
+                self.pending[result_id] = task_id
+        self.tasks[task_id] = record
+        return record
+
+    def replace(self, object_id, obj):
+        """An owned object's record is now ``obj`` (an error: it is lost for good)."""
+        self.made_by.pop(object_id, None)
+        self.objects[object_id] = obj
+        self._fire(object_id, obj)
 
     def _fire(self, object_id, obj):
         if self.callbacks:
@@ -192,11 +231,24 @@ class Ownership:
             if obj is not None:
                 if obj.kind == STORED:
                     self.discard(obj)
+                    if self.made_by:
+                        self._forget_lineage(object_id)
                 self.refs.freed(object_id)     # release the refs its pickle held
             if self.on_freed:
                 callback = self.on_freed.pop(object_id, None)
                 if callback is not None:
                     callback(object_id)
+
+    def _forget_lineage(self, object_id):
+        """A stored result is freed; once all of them are, its task's arguments go too."""
+        task_id = self.made_by.pop(object_id, None)
+        if task_id is None:
+            return
+        entry = self.lineage[task_id]
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self.lineage[task_id]
+            self._release_arguments(entry[0])
 
     def discard(self, obj):
         """An object nobody needs: release its primary copy in its node's store, if any."""
@@ -223,6 +275,8 @@ class Ownership:
         self.pins.clear()
         self.tasks.clear()
         self.on_freed.clear()
+        self.lineage.clear()
+        self.made_by.clear()
         for object_id, callbacks in failed:
             for callback in callbacks:
                 callback(serialization.lost(object_id))

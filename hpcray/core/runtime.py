@@ -94,6 +94,7 @@ class Runtime:
         self.submitter = submitter = Submitter(lock, job, config, transport, progress,
                                                ownership, refs, access, copies, store,
                                                self.placement)
+        access.on_lost = submitter.reconstruct
         self.requests = requests = HeadRequests(lock, job, transport, waiting)
         liveness.dead_listeners += [submitter.on_rank_dead, access.on_rank_dead,
                                     refs.on_rank_dead, copies.on_rank_dead,

@@ -19,7 +19,8 @@ submissions, so executors are fed while the caller is still submitting.
 """
 import time
 
-from ..exceptions import (ObjectStoreFullError, OutOfMemoryError, SerializationError,
+from ..exceptions import (ObjectReconstructionFailedMaxAttemptsExceededError,
+                          ObjectStoreFullError, OutOfMemoryError, SerializationError,
                           WorkerCrashedError)
 from ..wire import messages, serialization
 from ..wire.objects import STORED
@@ -229,6 +230,30 @@ class Submitter:
             spec = record.spec
             if spec.actor_id is None and (record.where == rank or spec.task_id in tasks):
                 self.retry(record, f"rank {rank} (host {host}) died while it held the task")
+        node = self.job.node_of[rank]
+        if all(other in self.transport.dead for other in self.job.ranks_on(node)):
+            lost = [object_id for object_id, obj in self.ownership.objects.items()
+                    if obj.kind == STORED and obj.node == node]
+            for object_id in lost:             # their only copy was there
+                self.reconstruct(object_id, node)
+
+    def reconstruct(self, object_id, node):
+        """An object of ours stored on ``node``, whose ranks are all dead (lock held): run
+        the task that made it again (lineage reconstruction, counted against its
+        ``max_retries``), or record it as lost when no task can make it again."""
+        obj = self.ownership.get(object_id)
+        if obj is None or obj.kind != STORED or obj.node != node:
+            return                             # made again already, or being made
+        record = self.ownership.reopen(object_id, node)
+        hosts = sorted({self.job.host_of[rank] for rank in self.job.ranks_on(node)})
+        where = f"node {node} (host {', '.join(hosts)})"
+        if record is None:
+            self.ownership.replace(object_id, serialization.lost(
+                object_id, f"its only copy was in the store of {where}, whose ranks all died, "
+                           f"and it was not made by a task of its owner that could run again "
+                           f"(a put, or an actor call's result)"))
+            return
+        self.retry(record, f"the only copy of its result was lost with {where}", lost=True)
 
     def on_crashed(self, task_id, reason, exit_code, out_of_memory=False):
         """CRASHED: the worker process running a task of ours died: run it again while
@@ -238,11 +263,16 @@ class Submitter:
         if record is not None:
             self.retry(record, reason, exit_code, out_of_memory)
 
-    def retry(self, record, why, exit_code=None, out_of_memory=False):
-        """Send a task again after a system failure, or fail it if its retries are spent."""
+    def retry(self, record, why, exit_code=None, out_of_memory=False, lost=False):
+        """Send a task again after a system failure (``lost``: to make its lost result
+        again), or fail it if its retries are spent."""
         spec = record.spec
         if spec.max_retries >= 0 and record.attempts > spec.max_retries:
-            if out_of_memory:
+            if lost:
+                failure = ObjectReconstructionFailedMaxAttemptsExceededError(
+                    f"the result of {spec.name} cannot be made again: {why}, and its "
+                    f"max_retries={spec.max_retries} are spent ({record.attempts} attempt(s))")
+            elif out_of_memory:
                 failure = OutOfMemoryError(spec.name, why, record.attempts)
             else:
                 failure = WorkerCrashedError(spec.name, exit_code, reason=why,

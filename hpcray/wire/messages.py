@@ -57,8 +57,10 @@ TABLE = (
          "a task waits in get: lend its resources to other tasks"),
     Kind(6, "UNBLOCKED", ("task_id",), "executor -> head", "head.on_unblocked", True,
          "the task runs again"),
-    Kind(7, "GET_OBJECT", ("object_id", "requester"), "any -> owner",
-         "access.on_get_object", True, "send me this object once it exists"),
+    Kind(7, "GET_OBJECT", ("object_id", "requester", "lost_node"), "any -> owner",
+         "access.on_get_object", True,
+         "send me this object once it exists; lost_node: the copy you sent before was on "
+         "that node, whose ranks are all dead (make the object again)"),
     Kind(8, "OBJECT", ("object_id", "obj"), "owner -> requester", "access.on_object", True,
          "the object asked for (an Error record if it is lost)"),
     Kind(9, "CANCEL", ("task_id", "force", "recursive"), "owner or head -> executor",
@@ -221,8 +223,8 @@ def unblocked(task_id):
     return (UNBLOCKED, task_id)
 
 
-def get_object(object_id, requester):
-    return (GET_OBJECT, object_id, requester)
+def get_object(object_id, requester, lost_node):
+    return (GET_OBJECT, object_id, requester, lost_node)
 
 
 def object_(object_id, obj):

@@ -84,6 +84,20 @@ def retried():
     return {"attempts": attempts, "retry_seconds": retry_after}
 
 
+@ray.remote
+def crash_first_time(name):
+    if len(mark(name)) == 1:
+        os._exit(1)
+    return name
+
+
+@check
+def many_crashes_in_a_row():
+    """Each crash gives back the slot it held (at the head too), so crash after crash the
+    retries still find room."""
+    return [ray.get(crash_first_time.remote(f"row{i}"), timeout=30) for i in range(12)]
+
+
 after = ray.get([where.remote() for _ in range(8)], timeout=60)
 record("ranks_alive", all(node["Alive"] for node in ray.nodes()))
 record("ranks_after", sorted({rank for rank, _ in after}))
