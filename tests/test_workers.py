@@ -116,3 +116,14 @@ def test_the_memory_monitor_ends_the_newest_task_before_the_kernel_does(
     assert "the memory monitor ended its worker process" in res.stderr
     assert res.value("ranks_alive") is True and res.value("after") == [0, 2, 4, 6]
     _none_left(res, str(marks))
+
+
+@pytest.mark.parametrize("launcher", ["hpcray", pytest.param(
+    "srun", marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster"))])
+def test_one_rank_runs_as_many_tasks_at_once_as_it_has_cpus(run_job, launcher):
+    res = run_job("workers/one_rank_many_cpus.py", n=2, timeout=60, launcher=launcher,
+                  env={"HPCRAY_CPUS_PER_RANK": "4"})
+    assert res.returncode == 0, res.describe()
+    assert res.value("cpus") == 4 and res.value("ranks") == [1]
+    assert res.value("processes") >= 4
+    assert res.value("at_once") == 4, res.describe()        # never more: 4 CPUs

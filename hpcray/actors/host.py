@@ -34,6 +34,7 @@ from .mailbox import Mailbox
 # The actor method call running in this thread or coroutine (its ``actor_id`` says whose).
 current_call = contextvars.ContextVar("hpcray_actor_call", default=None)
 REMEMBER_DEAD = 100_000                # ended actors whose late calls still get a clear error
+CALLS_AHEAD = 16        # calls of a plain actor sent to its worker process before they run
 
 
 class HostedActor:
@@ -189,7 +190,10 @@ class ActorHost:
             return                             # (once the job is over, no call starts)
         runnable = actor.mailbox.runnable
         runner = self.execution.runner
-        while runnable and len(actor.active) < actor.limit:
+        limit = actor.limit
+        if runner is not None and limit == 1:
+            limit = CALLS_AHEAD                # its process runs them one at a time
+        while runnable and len(actor.active) < limit:
             entry = runnable.popleft()         # (mailbox.next, inlined: hot)
             call, deps = entry.call, entry.deps
             actor.active[call.task_id] = entry
@@ -283,12 +287,17 @@ class ActorHost:
                                     None, None)
 
     def on_cancel(self, task_id):
-        """CANCEL_CALL: drop a call that has not started yet (one running finishes)."""
+        """CANCEL_CALL: drop a call that has not started yet (one running finishes). A call
+        already sent to the actor's worker process ahead of its turn is dropped there."""
+        runner = self.execution.runner
         for actor in self.actors.values():
             call = actor.mailbox.cancel(task_id)
             if call is not None:
                 self._answer(call, serialization.cancelled(call.task_id))
                 self._dispatch(actor)
+                return
+            if runner is not None and task_id in actor.active:
+                runner.actor_cancel(actor, task_id)
                 return
 
     def _event_loop(self):

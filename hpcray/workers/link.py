@@ -333,16 +333,21 @@ class Link:
             if handler is not None:
                 handler(message)
                 return
-            with self.work_lock:
-                if self.work_waiters:
-                    slot = self.work_waiters.popleft()
-                    slot.value = message
-                    slot.done = True
-                    slot.event.set()
-                    return
-                self.work.append(message)
-            if self.unclaimed is not None:
-                self.unclaimed()
+            self.queue_work(message)
+
+    def queue_work(self, message):
+        """Hand a work message to a thread waiting for work, or keep it for the next one
+        (``unclaimed`` is told when none waits)."""
+        with self.work_lock:
+            if self.work_waiters:
+                slot = self.work_waiters.popleft()
+                slot.value = message
+                slot.done = True
+                slot.event.set()
+                return
+            self.work.append(message)
+        if self.unclaimed is not None:
+            self.unclaimed()
 
     def next_work(self):
         """The next work message (RUN...), waiting for it (the reader that gets it runs it:

@@ -331,6 +331,12 @@ class WorkerPool:
         else:
             worker.channel.post(protocol.actor_end(actor_id))
 
+    def actor_cancel(self, actor, task_id):
+        """Cancel a call of ``actor`` sent to its process ahead of its turn."""
+        worker = self.homes.get(actor.spec.actor_id)
+        if worker is not None:
+            worker.channel.post(protocol.cancel_call(task_id))
+
     def _kill(self, worker):
         worker.retired = True
         if worker.pid is not None:

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 
 from ..actors.host import construct, current_call, run_async_call
 from ..core import current, invoke
@@ -61,11 +62,15 @@ class Worker:
         self.lock = threading.Lock()
         self.actors = {}                       # actor id -> instance
         self.async_actors = set()              # ids of those whose calls run on the loop
+        self.one_at_a_time = set()             # ids of plain actors (max_concurrency=1)
+        self.queues = {}                       # plain actor id -> calls after the running one
         self.classes = {}                      # class id -> class
         self.loop = None                       # event loop of the async actors here
         link.unclaimed = self.add_helper
         link.work_handlers[protocol.INTERRUPT] = self.on_interrupt_message
         link.work_handlers[protocol.ACTOR_END] = self.on_actor_end
+        link.work_handlers[protocol.ACTOR_CALL] = self.on_actor_call
+        link.work_handlers[protocol.CANCEL_CALL] = self.on_cancel_call
 
     def receive_deps(self, deps):
         """Argument records the rank sent (stored ones pinned for us, with their page)."""
@@ -123,6 +128,8 @@ class Worker:
             self.actors[spec.actor_id] = instance
             if spec.is_async:
                 self.async_actors.add(spec.actor_id)
+            elif spec.max_concurrency == 1:
+                self.one_at_a_time.add(spec.actor_id)
             failure = serialization.encode(None)
         self._answer(task, [(spec.actor_id, failure)], None, time.perf_counter() - started)
 
@@ -130,15 +137,70 @@ class Worker:
         """ACTOR_END: the actor is over (its running calls' answers are dropped)."""
         self.actors.pop(message[1], None)
         self.async_actors.discard(message[1])
+        self.one_at_a_time.discard(message[1])
+
+    def on_actor_call(self, message):
+        """ACTOR_CALL, as it is read (so in the order the rank sent them): an async actor's
+        call goes to the event loop; a plain actor's waits behind its running call (the
+        rank sends several ahead); others go to a free thread."""
+        call = message[1]
+        actor_id = call.actor_id
+        if actor_id in self.async_actors:
+            objects = self.receive_deps(message[2]) if message[2] else message[2]
+            asyncio.run_coroutine_threadsafe(
+                self._run_async(call, self.actors.get(actor_id), objects), self._event_loop())
+            return
+        if actor_id in self.one_at_a_time:
+            with self.lock:
+                queue = self.queues.get(actor_id)
+                if queue is not None:          # a call of this actor runs: this one after
+                    queue.append(message)
+                    return
+                self.queues[actor_id] = deque()
+        self.link.queue_work(message)
+
+    def on_cancel_call(self, message):
+        """CANCEL_CALL: a call waiting behind its actor's running call is dropped."""
+        task_id = message[1]
+        with self.lock:
+            for queue in self.queues.values():
+                for queued in queue:
+                    if queued[1].task_id == task_id:
+                        queue.remove(queued)
+                        break
+                else:
+                    continue
+                break
+            else:
+                return
+        call, deps = queued[1], queued[2]
+        for raw, start in (deps or {}).values():
+            if start is not None:              # pinned for us: give the pins back
+                self.link.unpinned.extend([raw[3]] * len(raw[6]))
+        cancelled = serialization.cancelled(task_id)
+        self._answer(call, [(object_id, cancelled) for object_id in call.return_ids()], None,
+                     0.0)
 
     def run_call(self, call, deps):
-        """ACTOR_CALL: run one method call on this thread (an async actor's on its loop)."""
-        objects = self.receive_deps(deps) if deps else deps
-        instance = self.actors.get(call.actor_id)
-        if call.actor_id in self.async_actors and instance is not None:
-            asyncio.run_coroutine_threadsafe(self._run_async(call, instance, objects),
-                                             self._event_loop())
+        """Run a method call on this thread, then the calls of a plain actor that queued
+        behind it, in their order."""
+        actor_id = call.actor_id
+        self._run_call(call, self.receive_deps(deps) if deps else deps,
+                       self.actors.get(actor_id))
+        if actor_id not in self.queues:
             return
+        while True:
+            with self.lock:
+                queue = self.queues.get(actor_id)
+                if not queue:
+                    self.queues.pop(actor_id, None)
+                    return
+                message = queue.popleft()
+            call, deps = message[1], message[2]
+            self._run_call(call, self.receive_deps(deps) if deps else deps,
+                           self.actors.get(actor_id))
+
+    def _run_call(self, call, objects, instance):
         stack = current.task_stack()
         stack.append(call)
         token = current_call.set(call)

@@ -11,7 +11,9 @@ Rank -> worker:
   actor to build here, a call to run, an actor to drop;
 * ``EXIT ()``: leave now;
 * ``INTERRUPT (task_id)``: raise KeyboardInterrupt in the thread running that task (a
-  ``SIGINT`` follows, to end a sleep of the main thread).
+  ``SIGINT`` follows, to end a sleep of the main thread);
+* ``CANCEL_CALL (task_id)``: drop that actor call if it waits behind its actor's running
+  call (its ``DONE`` then carries the cancelled error); one that runs finishes.
 
 Worker -> rank:
 
@@ -27,7 +29,7 @@ Worker -> rank:
   ``sys.exit``); the call has no results.
 """
 # rank -> worker
-RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT = range(7)
+RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT, CANCEL_CALL = range(8)
 # worker -> rank
 DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT = range(7)
 
@@ -59,6 +61,10 @@ def exit_():
 
 def interrupt(task_id):
     return (INTERRUPT, task_id)
+
+
+def cancel_call(task_id):
+    return (CANCEL_CALL, task_id)
 
 
 def done(task_id, results, seconds, contained, written):
