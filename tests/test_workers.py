@@ -60,6 +60,10 @@ def test_cancel_interrupts_or_ends_a_running_task(run_job, tmp_path, launcher, e
     assert res.value("sleep_interrupted") is True        # KeyboardInterrupt in the task
     assert res.value("force_attempts") == 1               # a cancelled task is not retried
     assert res.value("tree") == "cancelled"
+    assert res.value("queued") == ["cancelled", "queued1", "cancelled", "queued3",
+                                   "cancelled", "queued5"]
+    assert res.value("queued_ran") == ["queued1", "queued3", "queued5"]
+    assert res.value("blockers") == ["done", "done"]
     assert res.value("child_finished") is False           # recursive: the child went too
     assert res.value("after") == [0, 2, 4, 6, 8, 10]
     assert res.value("healthy") is True

@@ -245,6 +245,9 @@ class Execution:
                                     entry = ready.popleft()
                                     runner.start(entry.spec, entry.deps)
                                     activity += 1
+                                while ready and runner.ahead(ready[0].spec, ready[0].deps):
+                                    ready.popleft()        # (short tasks, streamed)
+                                    activity += 1
                     # Results of a burst of short tasks leave together, unless they pile up.
                     if not (self.ready or self.work) or transport.queued >= 64:
                         transport.flush()

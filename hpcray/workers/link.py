@@ -147,6 +147,9 @@ class _Quiet:
         return 0
 
 
+WAITS = ("get", "wait")    # requests that may wait long: tasks sent ahead run meanwhile
+
+
 class Link:
     """The runtime of a worker process (see the module's docstring)."""
     in_worker_process = True
@@ -179,6 +182,8 @@ class Link:
         self.unclaimed = None                  # fn(): work came and no thread waits for it
         self.work_handlers = {}                # message kind -> fn(message), run by readers
         self.in_channel = 0                    # the main thread reads (signals wait)
+        self.before_wait = None                # fn(): a task is about to wait in get/wait
+        self.waits_now = 0                     # threads in such a wait now
         self.interrupt_pending = False         # SIGINT came while the main thread read
 
     # ------------------------------------------------------------------ sending
@@ -220,6 +225,20 @@ class Link:
         req_id = next(self._ids)
         slot = Slot()
         self._slots[req_id] = slot
+        waits = op in WAITS
+        if waits:
+            with self.work_lock:
+                self.waits_now += 1
+            if self.before_wait is not None:
+                self.before_wait()
+        try:
+            return self._request(req_id, slot, op, args, timeout, notes_first)
+        finally:
+            if waits:
+                with self.work_lock:
+                    self.waits_now -= 1
+
+    def _request(self, req_id, slot, op, args, timeout, notes_first):
         task = current.current_task()
         with refcount.capture("contained"):
             blob = serialization.dumps(args)
@@ -349,10 +368,30 @@ class Link:
         if self.unclaimed is not None:
             self.unclaimed()
 
-    def next_work(self):
+    def drain(self):
+        """Handle the messages already here, without waiting (unless another thread reads
+        the socket now)."""
+        if not self._read_lock.acquire(blocking=False):
+            return
+        try:
+            while True:
+                try:
+                    message = self.channel.receive(0.0, 0.0)
+                except EOFError:
+                    os._exit(0)
+                if message is None:
+                    return
+                self.dispatch(message)
+        finally:
+            self._read_lock.release()
+            self._pass_reading()
+
+    def next_work(self, first=None):
         """The next work message (RUN...), waiting for it (the reader that gets it runs it:
-        no hand-off between threads)."""
+        no hand-off between threads); ``first``: a deque of messages to take before any."""
         with self.work_lock:
+            if first:
+                return first.popleft()
             if self.work:
                 return self.work.popleft()
             slot = Slot()

@@ -44,6 +44,8 @@ from .memory import MemoryMonitor
 
 STATUS_WAIT = 1.0          # seconds to wait for a dead worker's exit status from the zygote
 TASKS_PER_WORKER = 64     # tasks one worker process runs at once (all but one blocked)
+TASKS_AHEAD = 4            # short tasks sent to a busy process before their turn
+AHEAD_SECONDS = 0.001      # tasks are short when they last less than this on average
 PROCESSES_PER_CPU = 4      # worker processes a rank forks per CPU before tasks share them
 
 
@@ -138,6 +140,7 @@ class WorkerPool:
                            "on_rank": self.op_on_rank}
         self.rank_runtime = None               # what on_rank(fn) gets: the rank's runtime
         self.started_at = {}                   # task id -> when it started here
+        self.mean_seconds = 1.0                # recent tasks' average duration (EWMA)
         self.monitor = None                    # MemoryMonitor, unless it is off
 
     # ------------------------------------------------------------------ processes
@@ -213,6 +216,36 @@ class WorkerPool:
             self.used[name] += amount
         worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)))
 
+    def ahead(self, spec, deps):
+        """Send a short task to a busy process, to run after its task (no wait for the
+        rank in between): when recent tasks were short, the task asks for at most one
+        CPU and may be retried (a crash of the one before it ends it too). Returns whether
+        it was sent; its resources count from now on, so that nothing else starts before
+        the tasks sent ahead are done."""
+        if self.mean_seconds > AHEAD_SECONDS or spec.max_retries == 0:
+            return False
+        resources = spec.resources
+        if len(resources) > 1 or resources.get("CPU", 0.0) > 1.0 or (
+                resources and "CPU" not in resources):
+            return False
+        best = None
+        for worker in self.workers:
+            tasks = worker.tasks
+            if (tasks and len(tasks) <= TASKS_AHEAD and not worker.blocked
+                    and not worker.hosts_actors and not worker.retired
+                    and worker.closed_at is None
+                    and (best is None or len(tasks) < len(best.tasks))):
+                best = worker
+        if best is None:
+            return False
+        best.tasks[spec.task_id] = spec
+        self.running[spec.task_id] = best
+        self.started_at[spec.task_id] = time.monotonic()
+        for name, amount in resources.items():
+            self.used[name] += amount
+        best.channel.post(protocol.run(spec, self._lend_all(best, deps), True))
+        return True
+
     def _lend_all(self, worker, deps):
         if not deps:
             return None
@@ -260,6 +293,8 @@ class WorkerPool:
             return
         self._end_task(worker, spec)
         self._published(worker, written)
+        if seconds is not None:
+            self.mean_seconds += 0.1 * (seconds - self.mean_seconds)
         if task_id in worker.cancelled:
             worker.cancelled.discard(task_id)
             results = self._cancelled(spec)
@@ -404,6 +439,12 @@ class WorkerPool:
             for child in self.children.get(task_id, ()):
                 self.submitter.cancel(child, force, recursive)
         worker.cancelled.add(task_id)
+        order = list(worker.tasks)
+        if any(earlier not in worker.blocked for earlier in order[:order.index(task_id)]):
+            # Sent ahead, behind a task still running: it has not started. The process drops
+            # it when it reads this (before it would start it).
+            worker.channel.post(protocol.interrupt(task_id))
+            return True
         if force and worker.pid is not None:
             try:
                 os.kill(worker.pid, signal.SIGKILL)

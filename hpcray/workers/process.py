@@ -71,6 +71,9 @@ class Worker:
         link.work_handlers[protocol.ACTOR_END] = self.on_actor_end
         link.work_handlers[protocol.ACTOR_CALL] = self.on_actor_call
         link.work_handlers[protocol.CANCEL_CALL] = self.on_cancel_call
+        link.work_handlers[protocol.RUN] = self.on_run
+        link.before_wait = self.release_ahead
+        self.ahead = deque()                   # RUN messages sent ahead of their turn
 
     def receive_deps(self, deps):
         """Argument records the rank sent (stored ones pinned for us, with their page)."""
@@ -82,6 +85,12 @@ class Worker:
                 store.starts[obj.slot] = start
             objects[object_id] = obj
         return objects
+
+    def _give_back(self, deps):
+        """Argument records of work that will not run: the pins taken for us go back."""
+        for raw, start in (deps or {}).values():
+            if start is not None:
+                self.link.unpinned.extend([raw[3]] * len(raw[6]))
 
     def run_task(self, spec, deps):
         objects = self.receive_deps(deps) if deps else deps
@@ -173,10 +182,8 @@ class Worker:
                 break
             else:
                 return
-        call, deps = queued[1], queued[2]
-        for raw, start in (deps or {}).values():
-            if start is not None:              # pinned for us: give the pins back
-                self.link.unpinned.extend([raw[3]] * len(raw[6]))
+        call = queued[1]
+        self._give_back(queued[2])
         cancelled = serialization.cancelled(task_id)
         self._answer(call, [(object_id, cancelled) for object_id in call.return_ids()], None,
                      0.0)
@@ -248,6 +255,36 @@ class Worker:
                 self.loop = loop
         return self.loop
 
+    def on_run(self, message):
+        """RUN, as it is read: a task sent ahead waits for the running one to end (unless
+        a thread is idle); others go to a thread at once."""
+        if message[3]:
+            link = self.link
+            with link.work_lock:
+                if not link.work_waiters and not link.waits_now:
+                    self.ahead.append(message)
+                    return
+        self.link.queue_work(message)
+
+    def next_for_main(self):
+        """The main thread's next work: the tasks sent ahead first, once the messages
+        already here are handled (a cancel of one may be among them)."""
+        self.link.drain()
+        return self.link.next_work(self.ahead)     # (atomic with on_run's check)
+
+    def release_ahead(self):
+        """A task is about to wait in get or wait: the tasks sent ahead, and work no thread
+        took, run meanwhile on other threads (one of them may be what it waits for)."""
+        link = self.link
+        while True:
+            with link.work_lock:
+                if not self.ahead:
+                    break
+                message = self.ahead.popleft()
+            link.queue_work(message)
+        if link.work:
+            self.add_helper()
+
     def on_interrupt(self, signum, frame):
         """SIGINT: the rank cancels a task of this process (``cancel`` without ``force``).
         The main thread's task stops here, if it is the only one (a task on another thread
@@ -261,7 +298,19 @@ class Worker:
 
     def on_interrupt_message(self, message):
         """INTERRUPT: KeyboardInterrupt in the thread that runs the task (if it is not the
-        main thread, whose SIGINT does it)."""
+        main thread, whose SIGINT does it); a task sent ahead that has not started is
+        dropped (its DONE has no results: the rank answers it as cancelled)."""
+        with self.link.work_lock:
+            for queued in self.ahead:
+                if queued[1].task_id == message[1]:
+                    self.ahead.remove(queued)
+                    break
+            else:
+                queued = None
+        if queued is not None:
+            self._give_back(queued[2])
+            self._answer(queued[1], [], None, 0.0)
+            return
         ident = self.threads.get(message[1])
         if ident is not None and ident != threading.main_thread().ident:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
@@ -286,7 +335,7 @@ class Worker:
             with lock:
                 self.waiting += 1
         while True:
-            message = link.next_work()
+            message = link.next_work() if helper else self.next_for_main()
             with lock:
                 self.waiting -= 1
                 spare = self.waiting

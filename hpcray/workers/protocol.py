@@ -3,8 +3,10 @@ built by the constructors below.
 
 Rank -> worker:
 
-* ``RUN (spec, deps)``: run this task; ``deps`` maps each argument object's id to
+* ``RUN (spec, deps, ahead)``: run this task; ``deps`` maps each argument object's id to
   ``(record, first page)`` (the page is set for stored objects, pinned for the worker);
+  ``ahead``: sent before its turn, it runs after the task running now (short tasks are
+  streamed to busy processes, so that a process never waits for the rank between two);
 * ``REPLY (req_id, ok, payload, pins)``: the answer to a ``CALL`` (a pickled value, or the
   pickled exception to raise); ``pins`` lists ``(slot, count)`` pinned for the worker with it;
 * ``ACTOR_NEW (spec, deps)`` / ``ACTOR_CALL (spec, deps)`` / ``ACTOR_END (actor_id)``: an
@@ -35,8 +37,8 @@ DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT = range(7)
 
 
 # One constructor per kind (as in wire/messages.py: no message tuple is built by hand).
-def run(spec, deps):
-    return (RUN, spec, deps)
+def run(spec, deps, ahead=False):
+    return (RUN, spec, deps, ahead)
 
 
 def reply(req_id, ok, payload, pins):

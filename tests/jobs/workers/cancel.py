@@ -99,5 +99,44 @@ def quick(x):
     return x * 2
 
 
+@ray.remote
+def noop():
+    return None
+
+
+@ray.remote
+def blocker(name):
+    started(name)
+    time.sleep(1.5)
+    return "done"
+
+
+@ray.remote
+def marked(name):
+    started(name)
+    return name
+
+
+# Short tasks waiting behind busy processes (they may have been sent to a process ahead of
+# their turn): cancelling some of them drops those, and only those, before they start.
+ray.get([noop.remote() for _ in range(200)], timeout=60)   # recent tasks were short
+blockers = [blocker.remote(f"blocker{i}") for i in range(2)]
+for i in range(2):
+    wait_started(f"blocker{i}")
+queued = [marked.remote(f"queued{i}") for i in range(6)]
+time.sleep(0.2)
+for ref in queued[::2]:
+    ray.cancel(ref)
+outcome = []
+for ref in queued:
+    try:
+        outcome.append(ray.get(ref, timeout=30))
+    except ray.exceptions.TaskCancelledError:
+        outcome.append("cancelled")
+record("queued", outcome)
+record("queued_ran", sorted(name for name in os.listdir(MARKS) if name.startswith("queued")))
+record("blockers", ray.get(blockers, timeout=30))
+
+
 record("after", ray.get([quick.remote(i) for i in range(6)], timeout=30))
 record("healthy", all(node["Alive"] for node in ray.nodes()))
