@@ -233,8 +233,10 @@ class OutOfMemoryError(HpcrayError):
 
 
 class ActorUnavailableError(ActorError):
-    """The actor cannot take the call now (it is restarting after its process died) and the
-    call may not wait for it (``max_task_retries=0``), as Ray's ``ActorUnavailableError``."""
+    """The call was cut short because its actor's process (or rank) died, and the actor
+    restarts (``max_restarts``): the call may or may not have run, and is not run again
+    (``max_task_retries`` is spent). Later calls wait for the restart. Ray's name and
+    meaning."""
 
 
 RayError = HpcrayError

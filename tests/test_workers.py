@@ -87,7 +87,7 @@ def test_actors_restart_after_their_process_dies(run_job, tmp_path, launcher, en
     assert code == -11 and "SIGSEGV" in first and "rank" in first and "host" in first, first
     assert later == first                                   # dead for good
     assert res.value("init_failing_after_a_restart") == [True, 2]
-    assert res.value("unavailable_while_restarting") == ["ActorUnavailableError", "pong"]
+    assert res.value("calls_during_a_restart_wait") == [True, "pong"]
     assert res.value("calls_wait_for_the_restart_when_they_may_retry") == ["pong", "not again"]
     assert res.value("own_process_for_an_actor_with_resources") == [True, True, 1]
     assert res.value("tasks_after") == [1, 2, 3, 4]

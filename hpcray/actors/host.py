@@ -157,19 +157,11 @@ class ActorHost:
         if spec.resent:                        # its actor's last rank died while it was there
             retries = actor.spec.max_task_retries
             if retries != -1 and spec.resent > retries:
-                self._answer(spec, serialization.actor_died(
-                    actor.spec.class_name, spec.actor_id,
-                    f"the rank it lived on died while the call was there, and it was built "
-                    f"again on {self.job.where()} (max_task_retries={retries})",
-                    WorkerCrashedError(spec.name, None, None, "its actor's rank died",
-                                       spec.resent)))
+                self._answer(spec, _unavailable(
+                    actor.spec, f"the rank it lived on died while the call was there; it "
+                                f"restarts on {self.job.where()} (max_task_retries={retries})"))
                 return
             actor.attempts[spec.task_id] = spec.resent
-        if actor.state == ActorState.RESTARTING and not actor.spec.max_task_retries:
-            self._answer(spec, serialization.exception_object(ActorUnavailableError(
-                f"actor {actor.spec.class_name} ({spec.actor_id:016x}) is restarting and "
-                f"the call may not wait for it (max_task_retries=0)")))
-            return
         mailbox = actor.mailbox
         entry = mailbox.add(spec)
         if not spec.deps:
@@ -329,9 +321,10 @@ class ActorHost:
 
     def process_died(self, actor, reason, exit_code=None):
         """The worker process of ``actor`` died (``reason`` says how, ``exit_code`` is its
-        status): build it again while ``max_restarts`` allows (its calls that were running
-        run again while their ``max_task_retries`` allows; calls made meanwhile wait), else
-        it is dead. The ActorDiedError raised then has a WorkerCrashedError as its cause."""
+        status): build it again while ``max_restarts`` allows (its calls that were there run
+        again while their ``max_task_retries`` allows, else fail with ActorUnavailableError;
+        calls made meanwhile wait), else it is dead: ActorDiedError, whose cause is a
+        WorkerCrashedError. As Ray does."""
         spec = actor.spec
         if actor.state == ActorState.DEAD:
             return
@@ -359,11 +352,9 @@ class ActorHost:
                 actor.attempts[call.task_id] = runs
                 again.append(entry)
             else:
-                self._answer(call, serialization.actor_died(
-                    spec.class_name, spec.actor_id,
-                    f"its worker process died ({reason}) while the call ran "
-                    f"(max_task_retries={retries})",
-                    WorkerCrashedError(call.name, exit_code, None, reason, runs)))
+                self._answer(call, _unavailable(
+                    spec, f"its worker process died ({reason}) while the call was there; it "
+                          f"restarts (max_task_retries={retries})"))
         actor.active.clear()
         actor.mailbox.runnable.extendleft(reversed(again))     # first, in their order
         sys.stderr.write(f"hpcray: actor {spec.class_name} ({spec.actor_id:016x}) on "
@@ -474,6 +465,14 @@ async def run_async_call(executor, call, instance, deps):
     except BaseException as error:
         return invoke.failed(executor, call, error), None, None
     return invoke.package(executor, call, value) + (None,)
+
+
+def _unavailable(spec, why):
+    """The error record of a call cut short by its actor's restart (Ray's
+    ActorUnavailableError: the call may or may not have run; the actor comes back)."""
+    return serialization.exception_object(ActorUnavailableError(
+        f"actor {spec.class_name} ({spec.actor_id:016x}) is unavailable: {why}. The call may "
+        f"or may not have run; later calls wait for the restart"))
 
 
 def _unpack_error(obj):
