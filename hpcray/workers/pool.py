@@ -18,7 +18,14 @@ wait there lends the task's CPU to other work, as a blocked task does.
 A worker that dies (segfault, ``os._exit``, SIGKILL, the memory monitor) is noticed at once
 (its socket closes) and its exit status comes from the zygote. What it held is released (pins,
 room it was writing, refs), and its task fails with WorkerCrashedError at its owner, which
-runs it again while ``max_retries`` allows (``Submitter.on_crashed``).
+runs it again while ``max_retries`` allows (``Submitter.on_crashed``); the actors it held
+restart or die (``ActorHost.process_died``).
+
+Actors (``actor_new``, ``actor_call``, ``actor_end``): the host rank's ``ActorHost`` keeps
+mailboxes and decides what runs; this pool only says which process holds which actor. Short
+tasks may be sent to a busy process ahead of their turn (:meth:`WorkerPool.ahead`), and the
+memory monitor (``memory.py``) ends the newest retriable task's process when the node runs
+low.
 
 All methods run with the runtime lock held, but the threads' work.
 """
