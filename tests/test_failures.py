@@ -51,7 +51,7 @@ def test_a_worker_rank_killed_mid_job(run_job, tmp_path, launcher, env):
     _none_left(res, str(mark))
 
 
-@pytest.mark.parametrize("launcher, env", LAUNCHES[:2])
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
 def test_a_dead_rank_with_actors_objects_and_a_collective_group(run_job, launcher, env):
     res = run_job("failures/dead_rank_objects.py", n=4, timeout=120, env=env,
                   launcher=launcher)

@@ -47,7 +47,7 @@ def test_a_crashed_worker_process_fails_its_task_alone(run_job, tmp_path, launch
     _none_left(res, str(marks))
 
 
-@pytest.mark.parametrize("launcher, env", LAUNCHES[:2])
+@pytest.mark.parametrize("launcher, env", LAUNCHES)
 def test_cancel_interrupts_or_ends_a_running_task(run_job, tmp_path, launcher, env):
     marks = tmp_path / "marks"
     marks.mkdir()
