@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from ..exceptions import GetTimeoutError, RuntimeBrokenError
 from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT, made_in
-from ..wire.objects import STORED, from_wire, nbytes
+from ..wire.objects import ERROR, STORED, from_wire, nbytes
 from . import refcount
 from .object_ref import rebuild
 
@@ -134,6 +134,8 @@ class ObjectAccess:
         """OBJECT: an object asked of its owner."""
         obj = from_wire(obj)
         self.fetching.discard(object_id)
+        if obj.kind != ERROR:                  # the next get of it asks nobody (the record
+            self._cache(object_id, obj)        # of the owner's copy, never of a local one)
         callbacks = self.callbacks.pop(object_id, None)
         if callbacks:
             for callback in callbacks:
@@ -150,10 +152,16 @@ class ObjectAccess:
         if object_id in fetched:
             return
         fetched[object_id] = obj
-        self.fetched_bytes += nbytes(obj)
+        self.fetched_bytes += self._held_bytes(obj)
         while len(fetched) > MAX_FETCHED or self.fetched_bytes > self.cache_limit:
             _, old = fetched.popitem(last=False)
-            self.fetched_bytes -= nbytes(old)
+            self.fetched_bytes -= self._held_bytes(old)
+
+    @staticmethod
+    def _held_bytes(obj):
+        """Memory a cached record holds: none for a stored object (its room is the store's,
+        and a copy's is the copies' to reuse)."""
+        return 0 if obj.kind == STORED else nbytes(obj)
 
     # ------------------------------------------------------------------ get
     def get(self, object_ids, timeout=None):
@@ -344,8 +352,11 @@ class ObjectAccess:
         return ref
 
     def on_rank_dead(self, rank, tasks):
-        """``rank`` died: whoever waits for an object it owned gets OwnerDiedError."""
+        """``rank`` died: whoever waits for an object it owned gets OwnerDiedError, and so
+        does whoever asks for one later (cached records of its objects are dropped)."""
         host = self.job.host_of[rank]
+        for object_id in [oid for oid in self.fetched if oid >> OWNER_SHIFT == rank]:
+            self.fetched_bytes -= self._held_bytes(self.fetched.pop(object_id))
         for object_id in [oid for oid in self.callbacks if oid >> OWNER_SHIFT == rank]:
             self.fetching.discard(object_id)
             error = serialization.owner_died(object_id, rank, host)
