@@ -153,7 +153,8 @@ def reduce(object_refs, op="sum"):
 
 def kill(actor, *, no_restart=True):
     """End an actor now: its waiting and running calls, and any later ones, raise
-    ActorDiedError. (``no_restart`` is accepted: hpcray never restarts actors.)
+    ActorDiedError. The actor is not restarted, whatever its ``max_restarts``
+    (``no_restart=False``, which in Ray restarts it, is accepted and not honoured yet).
 
     Raises:
         TypeError: ``actor`` is not an actor handle.
