@@ -153,8 +153,9 @@ def reduce(object_refs, op="sum"):
 
 def kill(actor, *, no_restart=True):
     """End an actor now: its waiting and running calls, and any later ones, raise
-    ActorDiedError. The actor is not restarted, whatever its ``max_restarts``
-    (``no_restart=False``, which in Ray restarts it, is accepted and not honoured yet).
+    ActorDiedError. With ``no_restart=False``, as in Ray, the actor is built again instead
+    when its ``max_restarts`` allows (its calls then behave as after a crash: see
+    ``ActorUnavailableError``); out of restarts, it ends for good.
 
     Raises:
         TypeError: ``actor`` is not an actor handle.
@@ -164,7 +165,7 @@ def kill(actor, *, no_restart=True):
     rt = session.runtime()
     with rt.lock:
         rt.progress.check()
-        rt.client.kill(actor_id_of(actor), "it was killed by hpcray.kill()")
+        rt.client.kill(actor_id_of(actor), "it was killed by hpcray.kill()", not no_restart)
         rt.transport.flush()
 
 

@@ -90,6 +90,7 @@ def test_actors_restart_after_their_process_dies(run_job, tmp_path, launcher, en
     assert res.value("calls_during_a_restart_wait") == [True, "pong"]
     assert res.value("calls_wait_for_the_restart_when_they_may_retry") == ["pong", "not again"]
     assert res.value("own_process_for_an_actor_with_resources") == [True, True, 1]
+    assert res.value("kill_with_restart") == [6, 2, True]
     assert res.value("tasks_after") == [1, 2, 3, 4]
     assert res.value("ranks_alive") is True
     _none_left(res, str(marks))

@@ -223,9 +223,9 @@ class ActorClient:
         self._send_to_host(object_id, messages.actor_release(object_id),
                            messages.actor_release_at_head(object_id))
 
-    def kill(self, actor_id, reason):
-        self._send_to_host(actor_id, messages.actor_kill(actor_id, reason),
-                           messages.actor_kill_at_head(actor_id, reason))
+    def kill(self, actor_id, reason, restart=False):
+        self._send_to_host(actor_id, messages.actor_kill(actor_id, reason, restart),
+                           messages.actor_kill_at_head(actor_id, reason, restart))
 
     def _send_to_host(self, actor_id, to_host, to_head):
         rank = self.locations.get(actor_id)

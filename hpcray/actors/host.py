@@ -363,13 +363,24 @@ class ActorHost:
                          f"{'unlimited' if limit == -1 else limit})\n")
         self.execution.runner.actor_new(actor, actor.deps or {})
 
-    def on_kill(self, actor_id, reason):
-        """ACTOR_KILL: end the actor now."""
+    def on_kill(self, actor_id, reason, restart=False):
+        """ACTOR_KILL: end the actor now; with ``restart`` (``kill(no_restart=False)``), as
+        if its process died: built again while ``max_restarts`` allows."""
         actor = self.actors.get(actor_id)
         if actor is None:
             if actor_id not in self.dead:
-                self.early.setdefault(actor_id, []).append((self.on_kill, (actor_id, reason)))
+                self.early.setdefault(actor_id, []).append(
+                    (self.on_kill, (actor_id, reason, restart)))
             return
+        runner = self.execution.runner
+        if restart and runner is not None:
+            if actor.state != ActorState.ALIVE:
+                return                         # (being built, or built again, already)
+            limit = actor.spec.max_restarts
+            if limit == -1 or actor.restarts < limit:
+                actor.state = ActorState.RESTARTING    # later calls wait for the new one
+                runner.actor_crash(actor)      # its process ends: process_died restarts it
+                return
         if actor.state == ActorState.PENDING_CREATION:   # ends as soon as __init__ returns
             actor.kill_reason = reason
             return

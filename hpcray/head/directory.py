@@ -87,7 +87,7 @@ class ActorDirectory:
             send(asker, messages.actor_placed(spec.actor_id, rank, None))
         record.askers.clear()
         if record.kill_reason is not None:
-            send(rank, messages.actor_kill(spec.actor_id, record.kill_reason))
+            send(rank, messages.actor_kill(spec.actor_id, record.kill_reason, False))
         if record.released:
             send(rank, messages.actor_release(spec.actor_id))
         return True
@@ -240,15 +240,16 @@ class ActorDirectory:
                     self.send(record.spec.owner, messages.actor_placed(actor_id, None,
                                                                        record.error))
 
-    def on_kill(self, actor_id, reason):
+    def on_kill(self, actor_id, reason, restart=False):
         """ACTOR_KILL_AT_HEAD: a kill for an actor whose rank the killer did not know:
-        forward it, or end the actor here if it was not placed yet."""
+        forward it, or end the actor here if it was not placed yet (a kill that lets it
+        restart does nothing to an actor not built yet)."""
         record = self.records.get(actor_id)
         if record is None:
             return
         if record.state == ActorState.ALIVE:
-            self.send(record.rank, messages.actor_kill(actor_id, reason))
-        elif record.state == ActorState.PENDING_CREATION:
+            self.send(record.rank, messages.actor_kill(actor_id, reason, restart))
+        elif record.state == ActorState.PENDING_CREATION and not restart:
             self._mark_dead(record, serialization.actor_died(record.spec.class_name,
                                                              actor_id, reason))
 

@@ -132,9 +132,10 @@ TABLE = (
     Kind(34, "ACTOR_RELEASE_AT_HEAD", ("actor_id",), "owner -> head",
          "directory.on_release", True,
          "ACTOR_RELEASE for an actor whose rank the owner does not know yet"),
-    Kind(35, "ACTOR_KILL", ("actor_id", "reason"), "any or head -> host rank",
-         "host.on_kill", True, "end the actor now (kill)"),
-    Kind(36, "ACTOR_KILL_AT_HEAD", ("actor_id", "reason"), "any -> head",
+    Kind(35, "ACTOR_KILL", ("actor_id", "reason", "restart"), "any or head -> host rank",
+         "host.on_kill", True,
+         "end the actor now (kill); restart: build it again if max_restarts allows"),
+    Kind(36, "ACTOR_KILL_AT_HEAD", ("actor_id", "reason", "restart"), "any -> head",
          "directory.on_kill", True, "ACTOR_KILL for an actor whose rank the killer does not know"),
     Kind(37, "ACTOR_GONE", ("actor_id", "reason"), "host rank -> head", "directory.on_gone",
          True, "the actor ended: free its name and resources"),
@@ -335,12 +336,12 @@ def actor_release_at_head(actor_id):
     return (ACTOR_RELEASE_AT_HEAD, actor_id)
 
 
-def actor_kill(actor_id, reason):
-    return (ACTOR_KILL, actor_id, reason)
+def actor_kill(actor_id, reason, restart):
+    return (ACTOR_KILL, actor_id, reason, restart)
 
 
-def actor_kill_at_head(actor_id, reason):
-    return (ACTOR_KILL_AT_HEAD, actor_id, reason)
+def actor_kill_at_head(actor_id, reason, restart):
+    return (ACTOR_KILL_AT_HEAD, actor_id, reason, restart)
 
 
 def actor_gone(actor_id, reason):

@@ -510,8 +510,8 @@ class LinkClient:
     def call(self, *args):
         return self.link.request("actor_call", *args)
 
-    def kill(self, actor_id, reason, no_restart=True):
-        self.link.request("kill", actor_id, reason, no_restart)
+    def kill(self, actor_id, reason, restart=False):
+        self.link.request("kill", actor_id, reason, restart)
 
     def describe(self, info):
         return self.link.request("describe", info)

@@ -373,6 +373,16 @@ class WorkerPool:
         else:
             worker.channel.post(protocol.actor_end(actor_id))
 
+    def actor_crash(self, actor):
+        """End the process of an actor that may restart (its own, as such actors have), as a
+        crash would (``kill(no_restart=False)``)."""
+        worker = self.homes.get(actor.spec.actor_id)
+        if worker is not None and worker.dedicated and worker.pid is not None:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def actor_cancel(self, actor, task_id):
         """Cancel a call of ``actor`` sent to its process ahead of its turn."""
         worker = self.homes.get(actor.spec.actor_id)
@@ -839,8 +849,8 @@ class WorkerPool:
     def op_locate(self, worker, req_id, spec, object_id):
         return self.submitter.locate(object_id)
 
-    def op_kill(self, worker, req_id, spec, actor_id, reason, no_restart):
-        self.client.kill(actor_id, reason)
+    def op_kill(self, worker, req_id, spec, actor_id, reason, restart):
+        self.client.kill(actor_id, reason, restart)
 
     def op_dead(self, worker, req_id, spec):
         return set(self.liveness.dead)

@@ -191,6 +191,18 @@ def own_process_for_an_actor_with_resources():
     return [pid_a != pid_b, gone, ray.get(b.add.remote(1))]
 
 
+@check
+def kill_with_restart():
+    """kill(no_restart=False) builds the actor again (as in Ray); kill() ends it."""
+    actor = Counter.options(max_restarts=1).remote("killed", 5)
+    assert ray.get(actor.add.remote(1), timeout=60) == 6
+    ray.kill(actor, no_restart=False)
+    again = ray.get(actor.add.remote(1), timeout=60)        # waits for the restart
+    builds = ray.get(actor.builds_so_far.remote(), timeout=60)
+    ray.kill(actor)
+    return [again, builds, died(actor.add.remote(1), type(None)) is not None]
+
+
 @ray.remote
 def plain(x):
     return x + 1
