@@ -294,10 +294,7 @@ class ActorHost:
 
     def _event_loop(self):
         if self.loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="hpcray-async-actors",
-                             daemon=True).start()
-            self.loop = loop
+            self.loop = start_event_loop()
         return self.loop
 
     # ------------------------------------------------------------------ end of life
@@ -456,6 +453,13 @@ def construct(executor, spec, deps, classes):
         cause = None                           # cause of what get raises
     return None, serialization.actor_died(spec.class_name, spec.actor_id, reason,
                                           serialization.picklable_or_none(cause), tb)
+
+
+def start_event_loop():
+    """An event loop running on a thread of its own, for async actors' calls."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="hpcray-async-actors", daemon=True).start()
+    return loop
 
 
 async def run_async_call(executor, call, instance, deps):

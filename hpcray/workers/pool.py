@@ -654,18 +654,7 @@ class WorkerPool:
         args = pickle.loads(blob)
         handler = self.inline_ops.get(op)
         if handler is not None:
-            stack = current.task_stack()
-            if spec is not None:
-                stack.append(spec)
-            token = current_call.set(spec if spec is not None and spec.actor_id else None)
-            try:
-                value, ok = handler(worker, req_id, spec, *args), True
-            except BaseException as error:
-                value, ok = error, False
-            finally:
-                current_call.reset(token)
-                if spec is not None:
-                    stack.pop()
+            value, ok = _as_task(spec, handler, worker, req_id, spec, *args)
             if value is not _LATER:
                 self.reply(worker, req_id, ok, value)
             return
@@ -673,18 +662,7 @@ class WorkerPool:
         self.threads.submit(self._on_thread, handler, worker, req_id, spec, args)
 
     def _on_thread(self, handler, worker, req_id, spec, args):
-        stack = current.task_stack()
-        if spec is not None:
-            stack.append(spec)
-        token = current_call.set(spec if spec is not None and spec.actor_id else None)
-        try:
-            value, ok = handler(worker, spec, *args), True
-        except BaseException as error:
-            value, ok = error, False
-        finally:
-            current_call.reset(token)
-            if spec is not None:
-                stack.pop()
+        value, ok = _as_task(spec, handler, worker, spec, *args)
         with self.lock:
             if self.stopped or self.progress.stopping:
                 return                         # (MPI may be finalized)
@@ -910,6 +888,24 @@ class WorkerPool:
 
 
 _LATER = object()          # an inline request answered later (get)
+
+
+def _as_task(spec, handler, *args):
+    """``handler(*args)`` as the task (or actor call) ``spec`` the request came from: on
+    this thread's task stack, and as the current actor call. Returns ``(value, ok)``, the
+    exception raised as the value when not ok."""
+    stack = current.task_stack()
+    if spec is not None:
+        stack.append(spec)
+    token = current_call.set(spec if spec is not None and spec.actor_id else None)
+    try:
+        return handler(*args), True
+    except BaseException as error:
+        return error, False
+    finally:
+        current_call.reset(token)
+        if spec is not None:
+            stack.pop()
 
 
 def describe_status(status):

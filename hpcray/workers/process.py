@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 
-from ..actors.host import construct, current_call, run_async_call
+from ..actors.host import construct, current_call, run_async_call, start_event_loop
 from ..core import current, invoke
 from ..wire import serialization
 from ..wire.objects import STORED, from_wire
@@ -249,10 +249,7 @@ class Worker:
     def _event_loop(self):
         with self.lock:
             if self.loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="hpcray-async-actors",
-                                 daemon=True).start()
-                self.loop = loop
+                self.loop = start_event_loop()
         return self.loop
 
     def on_run(self, message):
