@@ -132,3 +132,26 @@ def test_one_rank_runs_as_many_tasks_at_once_as_it_has_cpus(run_job, launcher):
     assert res.value("cpus") == 4 and res.value("ranks") == [1]
     assert res.value("processes") >= 4
     assert res.value("at_once") == 4, res.describe()        # never more: 4 CPUs
+
+
+def test_a_task_reads_an_object_it_got_again_from_its_get_cache(run_job):
+    res = run_job("workers/get_cache.py", n=2, timeout=90)
+    assert res.returncode == 0, res.describe()
+    # cached after the first get, the same memory each time, read-only (Ray's semantics)
+    assert res.value("task_reads_from_the_cache") == [True, True, False, False, True, 1]
+    assert res.value("a_new_task_starts_with_no_cache") == 1
+    assert res.value("failing_task") is True
+    assert res.value("actor_call_reads_from_the_cache") == [True, 8 * (1 << 20) // 8 - 1]
+    assert res.value("pins_left") == 0, res.describe()     # every task's pins went back
+    assert res.value("freed") == 0, res.describe()         # so the object was freed
+
+
+def test_a_long_task_delays_only_the_tasks_sent_ahead_behind_it(run_job):
+    # one rank with 2 CPUs: its other process goes on with the stream
+    res = run_job("workers/held_back.py", n=2, timeout=90, env={"HPCRAY_CPUS_PER_RANK": "2"})
+    assert res.returncode == 0, res.describe()
+    assert res.value("long_is_late") is True
+    # the tasks queued behind it in its process wait; results already made (held back for
+    # a batch, or waiting at the rank) do not, nor do the tasks the rank has not sent yet
+    assert res.value("late_besides_it") <= res.value("tasks_ahead"), res.describe()
+    assert res.value("values") is True

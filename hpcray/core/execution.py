@@ -63,9 +63,9 @@ class Execution:
         self.cancelled = set()                 # task ids cancelled before they arrived
         self.serving = 1 if job.executes else 0   # threads able to pick up the next task
         # Where tasks run: None, on the serving threads; else the rank's worker processes
-        # (``workers/pool.py``: ``has_room(spec)``, ``start(spec, deps)``, ``runs(spec)``,
-        # ``cancel(task_id, force, recursive)``, ``set_blocked(spec, blocked)``), attached by
-        # ``launch/join.py``.
+        # (``workers/pool.py``: ``has_room(spec)``, ``start(spec, deps)``,
+        # ``ahead(spec, deps)``, ``flush()``, ``runs(spec)``, ``cancel(task_id, force,
+        # recursive)``, ``set_blocked(spec, blocked)``), attached by ``launch/join.py``.
         self.runner = None
 
     # ------------------------------------------------------------------ arriving tasks
@@ -248,8 +248,12 @@ class Execution:
                                 while ready and runner.ahead(ready[0].spec, ready[0].deps):
                                     ready.popleft()        # (short tasks, streamed)
                                     activity += 1
-                    # Results of a burst of short tasks leave together, unless they pile up.
-                    if not (self.ready or self.work) or transport.queued >= 64:
+                                runner.flush()
+                    # Results of a burst of short tasks run here leave together, unless they
+                    # pile up. (Worker processes' results leave at once: tasks still ready
+                    # wait for room, maybe behind a long task, and must not hold them.)
+                    if (self.runner is not None or not (self.ready or self.work)
+                            or transport.queued >= 64):
                         transport.flush()
                 if item is not None:
                     try:

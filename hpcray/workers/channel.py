@@ -15,6 +15,9 @@ import time
 
 HEADER = struct.Struct("<Q")
 CHUNK = 1 << 20
+# Reads go into one buffer per channel: ``recv(n)`` allocates n bytes on every call, and for
+# a large n that costs more than the read itself (24 us for 1 MiB against 3.5 us for 64 KiB).
+READ_BUFFER = 1 << 18
 # A worker polls this long for its next message before it sleeps: long enough to catch the
 # next task of a burst, short enough not to take the CPU its rank and the driver need
 # between two tasks (on a machine with fewer cores than processes).
@@ -22,7 +25,7 @@ SPIN = 5e-5
 
 
 class Channel:
-    __slots__ = ("sock", "fd", "inbox", "outbox", "send_lock", "closed")
+    __slots__ = ("sock", "fd", "inbox", "outbox", "send_lock", "closed", "buffer")
 
     def __init__(self, sock):
         self.sock = sock
@@ -31,6 +34,7 @@ class Channel:
         self.outbox = bytearray()
         self.send_lock = threading.Lock()
         self.closed = False
+        self.buffer = memoryview(bytearray(READ_BUFFER))
 
     def fileno(self):
         return self.fd
@@ -45,16 +49,31 @@ class Channel:
             if len(data) >= CHUNK:
                 self.sock.sendall(data)
 
-    def post(self, message):
+    def send_all(self, messages):
+        """Send the messages in one write, blocking until the socket took them (the
+        worker's side)."""
+        if len(messages) == 1:
+            self.send(messages[0])
+            return
+        frames = []
+        for message in messages:
+            data = pickle.dumps(message, protocol=5)
+            frames.append(HEADER.pack(len(data)))
+            frames.append(data)
+        with self.send_lock:
+            self.sock.sendall(b"".join(frames))
+
+    def post(self, message, flush=True):
         """Queue one message and send what the socket takes now (the rank's side: never
-        blocks). Returns False once the peer is gone."""
+        blocks); ``flush=False``: only queue it (a burst leaves in one write on the next
+        :meth:`flush`). Returns False once the peer is gone."""
         if self.closed:
             return False
         data = pickle.dumps(message, protocol=5)
         with self.send_lock:
             self.outbox += HEADER.pack(len(data))
             self.outbox += data
-            return self._flush()
+            return self._flush() if flush else True
 
     def flush(self):
         with self.send_lock:
@@ -96,14 +115,15 @@ class Channel:
             EOFError: the peer is gone (after the messages it sent were taken).
         """
         batch = []
+        buffer = self.buffer
         while True:
             try:
-                data = self.sock.recv(CHUNK, socket.MSG_DONTWAIT)
+                count = self.sock.recv_into(buffer, READ_BUFFER, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                data = b""
-            if not data:
+                count = 0
+            if not count:
                 self.closed = True
                 while True:
                     message = self._take()
@@ -113,8 +133,8 @@ class Channel:
                 if batch:
                     return batch
                 raise EOFError("the peer closed the channel")
-            self.inbox += data
-            if len(data) < CHUNK:
+            self.inbox += buffer[:count]
+            if count < READ_BUFFER:
                 break
         while True:
             message = self._take()
@@ -133,11 +153,12 @@ class Channel:
         if message is not None:
             return message
         sock = self.sock
+        buffer = self.buffer
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         while True:
             try:
-                data = sock.recv(CHUNK, socket.MSG_DONTWAIT)
+                count = sock.recv_into(buffer, READ_BUFFER, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -151,9 +172,9 @@ class Channel:
                 except InterruptedError:
                     pass
                 continue
-            if not data:
+            if not count:
                 raise EOFError("the rank closed the channel")
-            self.inbox += data
+            self.inbox += buffer[:count]
             message = self._take()
             if message is not None:
                 return message

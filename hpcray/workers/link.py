@@ -57,7 +57,14 @@ class _Memory:
 
 class WorkerStore:
     """The node's store as a worker sees it: the duck ``serialization`` writes to and reads
-    from. Pins are the rank's (it pins what it sends, the worker says ``UNPIN``)."""
+    from.
+
+    Pins are the rank's: it pins a stored object each time it sends its record, and the
+    worker gives them back (``UNPIN``) once nothing here reads the slot any more: no live
+    view of it, no record of it being turned into a value or held by a task's arguments
+    (``busy``), no entry of the get cache keeping it (``kept``). View finalizers only queue
+    the slot (``dead_views``: they may run inside any bytecode, so they take no lock); the
+    sending thread settles the count (:meth:`settle`)."""
 
     def __init__(self, link, base, capacity, node_index):
         self.link = link
@@ -66,14 +73,72 @@ class WorkerStore:
         self.data = np.asarray(StoreBuffer(base, capacity, None))   # the whole store
         self.starts = {}                       # slot -> first page, given with its pins
         self.local = threading.local()         # .written: slots this thread filled
+        self.ledger = threading.Lock()
+        self.given = defaultdict(int)          # slot -> pins the rank gave, not given back
+        self.views = defaultdict(int)          # slot -> live views
+        self.busy = defaultdict(int)           # slot -> records being read or held as args
+        self.kept = defaultdict(int)           # slot -> get-cache entries keeping it
+        self.dead_views = deque()
 
     def pin(self, slot, count=1):
         return self.starts[slot]               # pinned by the rank when it sent the record
 
     def view(self, slot, start, offset, nbytes):
-        unpinned = self.link.unpinned
+        with self.ledger:
+            self.views[slot] += 1
+        dead_views = self.dead_views
         return np.asarray(StoreBuffer(self.base + start * PAGE + offset, nbytes,
-                                      lambda: unpinned.append(slot)))
+                                      lambda: dead_views.append(slot)))
+
+    def receive(self, raw, start):
+        """The object of a record the rank sent; a stored one's pins are counted here, and
+        the slot is busy until :meth:`release`."""
+        obj = from_wire(raw)
+        if obj.kind == STORED:
+            slot = obj.slot
+            with self.ledger:
+                if start is not None:
+                    self.starts[slot] = start
+                    self.given[slot] += len(obj.parts)
+                self.busy[slot] += 1
+        return obj
+
+    def release(self, objects):
+        """Records whose reading (or task) is over."""
+        for obj in objects:
+            if obj.kind == STORED:
+                with self.ledger:
+                    self._less(self.busy, obj.slot)
+
+    def keep(self, slot, delta):
+        """A get-cache entry starts (+1) or stops (-1) keeping the slot's pins."""
+        with self.ledger:
+            if delta > 0:
+                self.kept[slot] += 1
+            else:
+                self._less(self.kept, slot)
+
+    def settle(self):
+        """Count the views that died; queue the pins of slots nothing reads any more."""
+        dead_views = self.dead_views
+        if not dead_views:
+            return
+        with self.ledger:
+            while dead_views:
+                self._less(self.views, dead_views.popleft())
+
+    def _less(self, counts, slot):
+        left = counts[slot] - 1
+        if left > 0:
+            counts[slot] = left
+            return
+        del counts[slot]
+        if slot in self.views or slot in self.busy or slot in self.kept:
+            return
+        given = self.given.pop(slot, 0)
+        self.starts.pop(slot, None)
+        if given:
+            self.link.unpinned.extend([slot] * given)
 
     def write_object(self, buffers):
         offsets, size = layout(buffers)
@@ -148,6 +213,8 @@ class _Quiet:
 
 
 WAITS = ("get", "wait")    # requests that may wait long: tasks sent ahead run meanwhile
+HOLD_BACK = 4              # messages held back at most (send_later)...
+HOLD_SECONDS = 0.001       # ...and for this long at most
 
 
 class Link:
@@ -171,7 +238,14 @@ class Link:
         self.requests = LinkRequests(self)
         self.liveness = LinkLiveness(self)
         self.notes = deque()                   # messages for the rank with no answer
-        self.unpinned = deque()                # slots whose view died here
+        self.held_back = []                    # messages to send with the next (send_later)
+        self.flush_soon = threading.Event()    # wakes the thread that sends them in time
+        self.flusher = None
+        self.send_lock = threading.Lock()
+        self.unpinned = deque()                # pins to give back to the rank (slots)
+        self.cached = {}                       # object id -> [record, ids of its tasks]
+        self.cached_by_task = defaultdict(list)
+        self.cache_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._slots = {}                       # request id -> Slot
         self._read_lock = threading.Lock()
@@ -188,8 +262,13 @@ class Link:
 
     # ------------------------------------------------------------------ sending
     def _pending(self):
-        batch = list(self.notes) if self.notes else []
-        self.notes.clear()
+        """What waits to go before or after the next message: notes, pins to give back,
+        drops (send lock held)."""
+        batch = []
+        notes = self.notes
+        while notes:
+            batch.append(notes.popleft())
+        self.store.settle()
         if self.unpinned:
             slots = []
             while self.unpinned:
@@ -202,19 +281,52 @@ class Link:
 
     def send(self, message, notes_first=True):
         """Send ``message`` after what is pending (drops, unpins), or before it: a task's
-        results go first, since the refs inside them may be among the drops."""
-        if not notes_first:
-            self.channel.send(message)
-        pending = self._pending()
-        if pending:
-            for item in pending:
-                self.channel.send(item)
-        if notes_first:
-            self.channel.send(message)
+        results go first, since the refs inside them may be among the drops. Messages held
+        back go first either way. One write for all of them."""
+        with self.send_lock:
+            batch = self.held_back
+            self.held_back = []
+            if notes_first:
+                batch.extend(self._pending())
+                batch.append(message)
+            else:
+                batch.append(message)
+                batch.extend(self._pending())
+            self.channel.send_all(batch)
+
+    def send_later(self, message):
+        """Send ``message`` with the next one, before this process waits for the rank, or
+        within ``HOLD_SECONDS``, whichever comes first: a short task's DONE while the task
+        sent ahead of it runs, so that a burst of short tasks costs one write and one
+        wake-up of the rank, not one per task (and a long task behind it does not delay
+        it)."""
+        with self.send_lock:
+            self.held_back.append(message)
+            held = len(self.held_back)
+        if held >= HOLD_BACK:
+            self.flush_notes()
+        elif held == 1:
+            if self.flusher is None:
+                self.flusher = threading.Thread(target=self._flush_held_back, daemon=True,
+                                                name="hpcray-held-back")
+                self.flusher.start()
+            self.flush_soon.set()
+
+    def _flush_held_back(self):
+        while True:
+            self.flush_soon.wait()
+            self.flush_soon.clear()
+            time.sleep(HOLD_SECONDS)
+            if self.held_back:
+                self.flush_notes()
 
     def flush_notes(self):
-        for item in self._pending():
-            self.channel.send(item)
+        with self.send_lock:
+            batch = self.held_back
+            self.held_back = []
+            batch.extend(self._pending())
+            if batch:
+                self.channel.send_all(batch)
 
     # ------------------------------------------------------------------ requests
     def request(self, op, *args, timeout=None, notes_first=True):
@@ -401,27 +513,68 @@ class Link:
 
     # ------------------------------------------------------------------ objects
     def materialize_all(self, answers):
-        """Values of ``[(record, first page)]`` the rank sent (pinned for us)."""
+        """Values of ``[(record, first page)]`` the rank sent (pinned for us; a first page
+        of None: a record of the get cache, whose pins are kept here)."""
         store = self.store
-        with refcount.capture("borrowed") as borrowed:
-            values = []
-            failure = None
-            for raw, start in answers:
-                obj = from_wire(raw)
-                if obj.kind == STORED:
-                    store.starts[obj.slot] = start
-                if failure is not None:        # give the pins of the rest back
-                    if obj.kind == STORED:
-                        self.unpinned.extend([obj.slot] * len(obj.parts))
-                    continue
-                try:
-                    values.append(serialization.materialize(obj, store))
-                except BaseException as error:
-                    failure = error
+        objects = [store.receive(raw, start) for raw, start in answers]
+        try:
+            with refcount.capture("borrowed") as borrowed:
+                values = [serialization.materialize(obj, store) for obj in objects]
+        finally:
+            store.release(objects)
         self.report_refs(borrowed)
-        if failure is not None:
-            raise failure
         return values
+
+    # ------------------------------------------------------------------ the get cache
+    # A task that gets a stored object again reads it without asking the rank: the record
+    # (and the rank's pins on it) stays here until the tasks that got it have ended.
+    def cached_records(self, object_ids, task_id):
+        """``[(record, None)]`` of the ids, if every one is cached (then for this task
+        too); else None."""
+        with self.cache_lock:
+            cached = self.cached
+            entries = []
+            for object_id in object_ids:
+                entry = cached.get(object_id)
+                if entry is None:
+                    return None
+                entries.append(entry)
+            for object_id, entry in zip(object_ids, entries):
+                if task_id not in entry[1]:
+                    entry[1].add(task_id)
+                    self.cached_by_task[task_id].append(object_id)
+            return [(entry[0], None) for entry in entries]
+
+    def cache(self, object_ids, answers, task_id):
+        """Keep the stored objects of a get's answer for the task (its pins stay here)."""
+        node = self.store.node_index
+        with self.cache_lock:
+            for object_id, (raw, start) in zip(object_ids, answers):
+                if start is None or raw[0] != STORED or raw[1] != node:
+                    continue
+                entry = self.cached.get(object_id)
+                if entry is None:
+                    self.cached[object_id] = [raw, {task_id}]
+                    self.store.keep(raw[3], +1)
+                elif task_id not in entry[1]:
+                    entry[1].add(task_id)
+                else:
+                    continue
+                self.cached_by_task[task_id].append(object_id)
+
+    def task_over(self, task_id):
+        """The task ended: its cache entries are dropped once no other task uses them."""
+        if task_id not in self.cached_by_task:
+            return
+        with self.cache_lock:
+            for object_id in self.cached_by_task.pop(task_id, ()):
+                entry = self.cached.get(object_id)
+                if entry is None:
+                    continue
+                entry[1].discard(task_id)
+                if not entry[1]:
+                    del self.cached[object_id]
+                    self.store.keep(entry[0][3], -1)
 
 
 class LinkAccess:
@@ -429,11 +582,20 @@ class LinkAccess:
         self.link = link
 
     def get(self, object_ids, timeout=None):
-        answers = self.link.request("get", list(object_ids), timeout=timeout)
+        link = self.link
+        object_ids = list(object_ids)
+        task = current.current_task()
+        if task is not None and link.cached:
+            records = link.cached_records(object_ids, task.task_id)
+            if records is not None:
+                return link.materialize_all(records)
+        answers = link.request("get", object_ids, timeout=timeout)
         if answers is TIMED_OUT:
             raise GetTimeoutError(f"get timed out after {timeout} s: "
                                   f"{len(set(object_ids))} objects asked")
-        return self.link.materialize_all(answers)
+        if task is not None:
+            link.cache(object_ids, answers, task.task_id)
+        return link.materialize_all(answers)
 
     def wait(self, object_ids, num_returns, timeout):
         return set(self.link.request("wait", list(object_ids), num_returns, timeout))

@@ -60,13 +60,15 @@ class WorkerProcess:
     """One worker process, as its rank sees it."""
     __slots__ = ("channel", "pid", "tasks", "pins", "allocs", "held", "status", "closed_at",
                  "cancelled", "blocked", "forgotten", "retired", "started", "gets", "actors",
-                 "hosts_actors", "dedicated", "out_of_memory")
+                 "hosts_actors", "dedicated", "out_of_memory", "charged")
 
     def __init__(self, channel):
         self.channel = channel
         self.pid = None                        # known once the zygote reports it
         self.tasks = {}                        # task id -> TaskSpec running there (tasks,
                                                # actor calls and constructions)
+        self.charged = set()                   # ids of its tasks counted in the rank's use:
+                                               # the one it runs, not those sent ahead
         self.actors = {}                       # actor id -> HostedActor living there
         self.hosts_actors = False              # runs actors (and no tasks)
         self.dedicated = False                 # runs one actor that asked for resources
@@ -214,21 +216,28 @@ class WorkerPool:
         return True
 
     def start(self, spec, deps):
-        """Run a task (its arguments ``deps`` are here) in a worker process."""
+        """Run a task (its arguments ``deps`` are here) in a worker process (sent on the next
+        :meth:`flush`)."""
         worker = self._worker_for_task()
         worker.tasks[spec.task_id] = spec
         self.running[spec.task_id] = worker
         self.started_at[spec.task_id] = time.monotonic()
-        for name, amount in spec.resources.items():
-            self.used[name] += amount
-        worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)))
+        self._charge(worker, spec)
+        worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)), False)
+
+    def flush(self):
+        """Send the work :meth:`start` and :meth:`ahead` queued (one write per process)."""
+        for worker in self.workers:
+            if worker.channel.outbox:
+                worker.channel.flush()
 
     def ahead(self, spec, deps):
         """Send a short task to a busy process, to run after its task (no wait for the
         rank in between): when recent tasks were short, the task asks for at most one
         CPU and may be retried (a crash of the one before it ends it too). Returns whether
-        it was sent; its resources count from now on, so that nothing else starts before
-        the tasks sent ahead are done."""
+        it was sent. Its resources count once the task before it is done (:meth:`_charge`):
+        a process runs one task at a time, so the rank's other processes may take other
+        tasks meanwhile (a long task holds up only the few sent behind it)."""
         if self.mean_seconds > AHEAD_SECONDS or spec.max_retries == 0:
             return False
         resources = spec.resources
@@ -248,9 +257,7 @@ class WorkerPool:
         best.tasks[spec.task_id] = spec
         self.running[spec.task_id] = best
         self.started_at[spec.task_id] = time.monotonic()
-        for name, amount in resources.items():
-            self.used[name] += amount
-        best.channel.post(protocol.run(spec, self._lend_all(best, deps), True))
+        best.channel.post(protocol.run(spec, self._lend_all(best, deps), True), False)
         return True
 
     def _lend_all(self, worker, deps):
@@ -272,10 +279,25 @@ class WorkerPool:
         """Whether the task (or actor call) runs in one of this rank's worker processes."""
         return spec.task_id in self.running or spec.task_id in self.calls
 
+    def _charge(self, worker, spec):
+        """The task's resources count in the rank's use from now on (it runs)."""
+        worker.charged.add(spec.task_id)
+        if not worker.blocked.get(spec.task_id):
+            for name, amount in spec.resources.items():
+                self.used[name] += amount
+
     def set_blocked(self, spec, blocked):
         """The task waits (lends its resources) or runs again."""
         task_id = spec.task_id
         worker = self.running.get(task_id)
+        if worker is not None and task_id not in worker.charged:
+            # sent ahead and run on another thread meanwhile: it counts only once charged
+            waits = worker.blocked[task_id] + (1 if blocked else -1)
+            if waits > 0:
+                worker.blocked[task_id] = waits
+            else:
+                worker.blocked.pop(task_id, None)
+            return
         if worker is None:
             actor = self.calls.get(task_id)
             worker = actor and self.homes.get(actor.spec.actor_id)
@@ -434,12 +456,22 @@ class WorkerPool:
         self.started_at.pop(task_id, None)
         self.children.pop(task_id, None)
         worker.gets.pop(task_id, None)
-        if worker.blocked.get(task_id):        # (its resources were lent: nothing to give)
-            for _ in range(worker.blocked.pop(task_id)):
+        blocked = worker.blocked.pop(task_id, 0)
+        if task_id in worker.charged:
+            worker.charged.discard(task_id)
+            if blocked:                        # (its resources were lent: nothing to give)
+                for _ in range(blocked):
+                    self.execution.reclaim(spec, False)
+            else:
+                for name, amount in spec.resources.items():
+                    self.used[name] -= amount
+            for task in worker.tasks.values():     # the next one sent ahead runs now
+                if task.actor_id is None and task.task_id not in worker.charged:
+                    self._charge(worker, task)
+                    break
+        elif blocked:
+            for _ in range(blocked):
                 self.execution.reclaim(spec, False)
-        else:
-            for name, amount in spec.resources.items():
-                self.used[name] -= amount
 
     def _cancelled(self, spec):
         error = serialization.cancelled(spec.task_id)

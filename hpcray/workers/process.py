@@ -25,8 +25,10 @@ from collections import deque
 from ..actors.host import construct, current_call, run_async_call, start_event_loop
 from ..core import current, invoke
 from ..wire import serialization
-from ..wire.objects import STORED, from_wire
 from . import protocol
+
+
+SHORT = 0.001    # seconds: a task shorter than this may have its DONE held back (send_later)
 
 
 class Executor:
@@ -77,14 +79,14 @@ class Worker:
 
     def receive_deps(self, deps):
         """Argument records the rank sent (stored ones pinned for us, with their page)."""
-        store = self.link.store
-        objects = {}
-        for object_id, (raw, start) in deps.items():
-            obj = from_wire(raw)
-            if obj.kind == STORED:
-                store.starts[obj.slot] = start
-            objects[object_id] = obj
-        return objects
+        receive = self.link.store.receive
+        return {object_id: receive(raw, start) for object_id, (raw, start) in deps.items()}
+
+    def _over(self, spec, objects):
+        """The work is over: its argument records and its get cache entries go."""
+        if objects:
+            self.link.store.release(objects.values())
+        self.link.task_over(spec.task_id)
 
     def _give_back(self, deps):
         """Argument records of work that will not run: the pins taken for us go back."""
@@ -111,16 +113,22 @@ class Worker:
             if main:
                 self.running = None
             stack.pop()
+            self._over(spec, objects)
         self._answer(spec, results, contained, time.perf_counter() - started)
 
     def _answer(self, spec, results, contained, seconds):
         sys.stdout.flush()
         sys.stderr.flush()
         link = self.link
-        link.send(protocol.done(spec.task_id,
-                                [(object_id, tuple(obj)) for object_id, obj in results],
-                                seconds, contained or None, link.store.take_written()),
-                  notes_first=False)             # (refs in the results may be dropped)
+        done = protocol.done(spec.task_id, [(object_id, tuple(obj)) for object_id, obj in results],
+                             seconds, contained or None, link.store.take_written())
+        if (self.ahead and seconds < SHORT and spec.max_retries and spec.actor_id is None):
+            # A short task sent ahead runs next: its DONE and this one leave together. (Only
+            # for a task that may be retried: were this process to die before sending it,
+            # the task would run again.)
+            link.send_later(done)
+        else:
+            link.send(done, notes_first=False)     # (refs in the results may be dropped)
 
     # ------------------------------------------------------------------ actors
     def new_actor(self, spec, deps):
@@ -133,6 +141,7 @@ class Worker:
             instance, failure = construct(self.executor, spec, objects, self.classes)
         finally:
             self.threads.pop(task.task_id, None)
+            self._over(task, objects)
         if failure is None:
             self.actors[spec.actor_id] = instance
             if spec.is_async:
@@ -228,6 +237,7 @@ class Worker:
             self.threads.pop(call.task_id, None)
             current_call.reset(token)
             stack.pop()
+            self._over(call, objects)
         self._call_over(call, results, contained, exit_reason, time.perf_counter() - started)
 
     def _call_over(self, call, results, contained, exit_reason, seconds):
@@ -242,8 +252,11 @@ class Worker:
     async def _run_async(self, call, instance, objects):
         """One call of an async actor, on the event loop."""
         started = time.perf_counter()
-        results, contained, exit_reason = await run_async_call(self.executor, call, instance,
-                                                               objects)
+        try:
+            results, contained, exit_reason = await run_async_call(self.executor, call,
+                                                                   instance, objects)
+        finally:
+            self._over(call, objects)
         self._call_over(call, results, contained, exit_reason, time.perf_counter() - started)
 
     def _event_loop(self):
