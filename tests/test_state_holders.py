@@ -36,6 +36,25 @@ def test_scheduler_spreads_queues_and_refills_freed_ranks():
     assert scheduler.where(2) == 1 and scheduler.where(0) is None
 
 
+def test_tasks_given_back_go_elsewhere_and_their_rank_stalls_until_one_is_done():
+    scheduler = GlobalScheduler({1: {"CPU": 1.0}, 2: {"CPU": 1.0}}, prefetch=3)   # depth 4
+    for i in range(8):
+        scheduler.place(_task(i))              # rank 1: 0, 2, 4, 6; rank 2: 1, 3, 5, 7
+    scheduler.on_done(1)                       # rank 2 goes on; rank 1 is held by task 0
+    held = [_task(i) for i in (2, 4, 6)]       # rank 1's queued ones come back
+    placed = scheduler.take_back(1, held + [_task(99)])   # (99: never placed there)
+    assert [(rank, spec.task_id) for rank, spec in placed] == [(2, 2)]
+    assert [spec.task_id for spec in scheduler.queue] == [4, 6]  # no room: first in line
+    assert scheduler.where(4) is None and scheduler.count[1] == 1
+    assert scheduler.drain() == []             # rank 2 is full, rank 1 stalled
+    scheduler.on_done(3)
+    assert [(rank, spec.task_id) for rank, spec in scheduler.drain()] == [(2, 4)]
+    assert scheduler.drain() == []             # stalled: no more than it runs at once
+    scheduler.on_done(0)                       # its long task is over: it takes work again
+    assert [(rank, spec.task_id) for rank, spec in scheduler.drain()] == [(1, 6)]
+    assert scheduler.take_back(3, held) == []  # (a rank declared dead meanwhile)
+
+
 def test_a_blocked_task_lends_its_slot_and_takes_it_back():
     scheduler = GlobalScheduler({1: {"CPU": 1.0}}, prefetch=0)
     scheduler.place(_task(0))

@@ -23,6 +23,7 @@ from . import current, invoke
 
 
 NO_DEPS = {}          # the arguments of a task that has none (shared, never written)
+GIVE_BACK_SECONDS = 0.005  # least time with ready tasks and nothing started before they go back
 WORKERS_WAIT = 0.0002 # longest sleep of a rank whose only work runs in worker processes
 
 
@@ -65,8 +66,10 @@ class Execution:
         # Where tasks run: None, on the serving threads; else the rank's worker processes
         # (``workers/pool.py``: ``has_room(spec)``, ``start(spec, deps)``,
         # ``ahead(spec, deps)``, ``flush()``, ``runs(spec)``, ``cancel(task_id, force,
-        # recursive)``, ``set_blocked(spec, blocked)``), attached by ``launch/join.py``.
+        # recursive)``, ``set_blocked(spec, blocked)``, ``mean_seconds``), attached by
+        # ``launch/join.py``.
         self.runner = None
+        self.held_since = None                 # since when ready tasks found no room
 
     # ------------------------------------------------------------------ arriving tasks
     def on_task(self, spec):
@@ -241,14 +244,18 @@ class Execution:
                                 progress.polling_threads -= 1
                             else:              # to worker processes, as room allows
                                 ready = self.ready
+                                moved = 0
                                 while ready and runner.has_room(ready[0].spec):
                                     entry = ready.popleft()
                                     runner.start(entry.spec, entry.deps)
-                                    activity += 1
+                                    moved += 1
                                 while ready and runner.ahead(ready[0].spec, ready[0].deps):
                                     ready.popleft()        # (short tasks, streamed)
-                                    activity += 1
+                                    moved += 1
                                 runner.flush()
+                                activity += moved
+                                if ready:
+                                    self._held_up(runner, moved)
                     # Results of a burst of short tasks run here leave together, unless they
                     # pile up. (Worker processes' results leave at once: tasks still ready
                     # wait for room, maybe behind a long task, and must not hold them.)
@@ -280,6 +287,27 @@ class Execution:
         finally:
             with lock:
                 progress.polling_threads -= 1
+
+    def _held_up(self, runner, moved):
+        """Tasks are ready and the worker processes have no room. Once nothing has started
+        for a while (``GIVE_BACK_SECONDS``, or ten times as long as tasks last here), the
+        tasks the head placed here go back to it, to run elsewhere (a long task holds
+        this rank up; the head sends it no more until one of its tasks is done)."""
+        now = time.monotonic()
+        if moved or self.held_since is None:
+            self.held_since = now
+            return
+        if (now - self.held_since < max(GIVE_BACK_SECONDS, 10 * runner.mean_seconds)
+                or len(self.job.executors) < 2):
+            return
+        self.held_since = now
+        back = [entry for entry in self.ready if entry.spec.via_head]
+        if not back:
+            return
+        for entry in back:
+            self.ready.remove(entry)
+        self.node_load.add(-len(back))
+        self.transport.send(0, messages.give_back(self.rank, [entry.spec for entry in back]))
 
     def start_serving_thread(self):
         """Serve on a thread of its own (the head, when it is the job's only rank)."""

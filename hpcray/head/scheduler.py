@@ -8,6 +8,9 @@ on the least-loaded rank whose logical resources fit, queueing them when every r
 Resources are logical, as in Ray: a rank advertises ``{"CPU": c, "GPU": g, ...}``; a task's
 request must fit a rank's capacity to run there. A rank may hold up to ``capacity * depth`` of
 requests, queued, to hide the round trip between finishing one task and receiving the next.
+A rank whose queued tasks found no room for a while (a long task holds it) gives them back
+(:meth:`take_back`); they go elsewhere, and the rank is *stalled*: it gets no more than it
+runs at once until one of its tasks is done.
 
 Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.py`` too.
 """
@@ -43,10 +46,11 @@ class GlobalScheduler:
         self.freed = []                        # ranks that got a slot back since the last drain
         self.node_of = None                    # rank -> node index (set once nodes are known)
         self.queue = deque()                   # specs waiting for room
+        self.stalled = set()                   # ranks that gave tasks back (see take_back)
 
     def _admits(self, rank, request):
         capacity, used, held = self.capacities[rank], self.used[rank], self.held.get(rank)
-        limit = self.depth
+        limit = 1 if rank in self.stalled else self.depth
         cpus = capacity.get("CPU", 0.0) - (held.get("CPU", 0.0) if held else 0.0)
         if self.count[rank] >= max(cpus, 1.0) * limit:
             return False
@@ -87,9 +91,12 @@ class GlobalScheduler:
             ranks = self._fitting[key] = (ranks, set(ranks))
         return ranks
 
-    def _choose(self, request, node_hint=None):
-        """The least-loaded admissible rank; on ``node_hint``'s node if one has room there."""
+    def _choose(self, request, node_hint=None, avoid=None):
+        """The least-loaded admissible rank (not ``avoid``); on ``node_hint``'s node if one
+        has room there."""
         ranks = self._fitting_ranks(request)[0]
+        if avoid is not None:
+            ranks = [rank for rank in ranks if rank != avoid]
         if node_hint is not None and self.node_of is not None:
             here = [rank for rank in ranks if self.node_of[rank] == node_hint]
             rank = self._least_loaded(here, request)
@@ -133,10 +140,43 @@ class GlobalScheduler:
         entry = self.assigned.pop(task_id, None)
         if entry is None:
             return
+        self.stalled.discard(entry.rank)       # it got through a task: no longer held up
         if not entry.blocked:
             self._charge(entry.rank, entry.request, -1)
             self.count[entry.rank] -= 1
             self.freed.append(entry.rank)
+
+    def take_back(self, rank, specs):
+        """``rank`` gave back tasks that found no room there: the ones still assigned to it
+        are placed on another rank, or queued first; it is stalled from now on. Returns
+        ``[(rank, spec)]`` of those placed."""
+        if rank not in self.capacities:
+            return []                          # (it died meanwhile: its tasks run again)
+        self.stalled.add(rank)
+        placed, queued = [], []
+        for spec in specs:
+            if not self.unassign(spec.task_id, rank):
+                continue                       # (cancelled, or its rank was declared dead)
+            target = self._choose(spec.resources, spec.node_hint, avoid=rank)
+            if target is None:
+                queued.append(spec)
+            else:
+                self._assign(spec, target)
+                placed.append((target, spec))
+        self.queue.extendleft(reversed(queued))    # they waited longest: first in line
+        return placed
+
+    def unassign(self, task_id, rank):
+        """Forget that the task runs on ``rank`` (it never started there); False if it is
+        not assigned there."""
+        entry = self.assigned.get(task_id)
+        if entry is None or entry.rank != rank:
+            return False
+        del self.assigned[task_id]
+        if not entry.blocked:
+            self._charge(rank, entry.request, -1)
+            self.count[rank] -= 1
+        return True
 
     def on_blocked(self, task_id, blocked):
         """A task waits in ``get``: its resources are lent to other tasks until it resumes."""
@@ -197,6 +237,7 @@ class GlobalScheduler:
             del self.assigned[task_id]
         for table in (self.capacities, self.used, self.count, self.held):
             table.pop(rank, None)
+        self.stalled.discard(rank)
         self._fitting = {}
         self.freed = [r for r in self.freed if r != rank]
         return lost

@@ -21,6 +21,8 @@ from .directory import ActorDirectory, answer
 from .groups import GroupRegistry
 from .scheduler import GlobalScheduler
 
+CANCELS_REMEMBERED = 10000     # cancels sent to executors the head remembers (on_give_back)
+
 
 class HeadService:
     """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
@@ -43,6 +45,7 @@ class HeadService:
                                          config.queue_seconds)
         self.scheduler.node_of = job.node_of
         self.byes = set()
+        self.cancels_sent = {}                 # task ids of cancels sent to executors (ordered)
         self.worker_pids = []                  # pids of the workers that said goodbye
         ownership.finished_listeners.append(self.scheduler.on_done)
         progress.turn_hooks.append(self.place_queued)
@@ -81,6 +84,19 @@ class HeadService:
             else:
                 scheduler.freed.clear()
 
+    def on_give_back(self, rank, specs):
+        """GIVE_BACK: tasks that found no room on ``rank`` for a while go elsewhere (a cancel
+        sent there meanwhile is honoured here)."""
+        forwarded = self.cancels_sent
+        kept = []
+        for spec in specs:
+            if spec.task_id in forwarded and self.scheduler.unassign(spec.task_id, rank):
+                self.execution.report_cancelled(spec)
+            else:
+                kept.append(spec)
+        for target, spec in self.scheduler.take_back(rank, kept):
+            self.transport.send(target, messages.task(spec))
+
     def on_done(self, task_id, seconds):
         """DONE: a task the head placed for another owner is over."""
         self.scheduler.on_done(task_id, seconds)
@@ -101,6 +117,9 @@ class HeadService:
         where = self.scheduler.where(task_id)
         if where is not None:
             self.transport.send(where, messages.cancel(task_id, force, recursive))
+            self.cancels_sent[task_id] = None  # (in case it comes back: on_give_back)
+            if len(self.cancels_sent) > CANCELS_REMEMBERED:
+                del self.cancels_sent[next(iter(self.cancels_sent))]
 
     def on_available(self, token):
         """AVAILABLE: the logical resources not taken right now."""

@@ -176,6 +176,10 @@ TABLE = (
          "the worker process running the task died (reason says how, exit_code is its "
          "status, negative for a signal; out_of_memory: the memory monitor ended it): run it "
          "again or fail it with WorkerCrashedError (OutOfMemoryError)"),
+    Kind(51, "GIVE_BACK", ("rank", "specs"), "executor -> head", "head.on_give_back", True,
+         "tasks the head placed on rank that found no room there for a while (a long task "
+         "holds it): place them elsewhere, and send it no more than it runs at once until "
+         "one of its tasks is done"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -189,7 +193,7 @@ ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 
 ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
-RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED = 47, 48, 49, 50
+RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK = 47, 48, 49, 50, 51
 
 
 # ---------------------------------------------------------------------- constructors
@@ -400,6 +404,10 @@ def crashed(task_id, reason, exit_code, out_of_memory):
     return (CRASHED, task_id, reason, exit_code, out_of_memory)
 
 
+def give_back(rank, specs):
+    return (GIVE_BACK, rank, specs)
+
+
 # The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).
 CONSTRUCTORS = {
     TASK: task, SPILL: spill, RESULT: result, DONE: done, BLOCKED: blocked,
@@ -415,7 +423,7 @@ CONSTRUCTORS = {
     GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
-    HEARTBEAT: heartbeat, CRASHED: crashed,
+    HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back,
 }
 
 

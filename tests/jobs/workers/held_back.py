@@ -3,7 +3,8 @@
 in its process (``TASKS_AHEAD``): not the results of tasks that already ran (they leave
 within a millisecond even while the long task runs, and the rank passes them on at once),
 nor the tasks the rank still holds (its other processes run them: only the task a process
-runs counts against the rank's CPUs)."""
+runs counts against the rank's CPUs; or, when it has no other, it gives them back to the
+head after a few milliseconds, which places them on other ranks: ``GIVE_BACK``)."""
 import time
 
 import hpcray as ray
