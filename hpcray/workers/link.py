@@ -213,8 +213,6 @@ class _Quiet:
 
 
 WAITS = ("get", "wait")    # requests that may wait long: tasks sent ahead run meanwhile
-HOLD_BACK = 4              # messages held back at most (send_later)...
-HOLD_SECONDS = 0.001       # ...and for this long at most
 
 
 class Link:
@@ -238,10 +236,7 @@ class Link:
         self.requests = LinkRequests(self)
         self.liveness = LinkLiveness(self)
         self.notes = deque()                   # messages for the rank with no answer
-        self.held_back = []                    # messages to send with the next (send_later)
-        self.flush_soon = threading.Event()    # wakes the thread that sends them in time
-        self.flusher = None
-        self.send_lock = threading.Lock()
+        self.send_lock = threading.Lock()       # pending notes and a message leave together
         self.unpinned = deque()                # pins to give back to the rank (slots)
         self.cached = {}                       # object id -> [record, ids of its tasks]
         self.cached_by_task = defaultdict(list)
@@ -281,11 +276,10 @@ class Link:
 
     def send(self, message, notes_first=True):
         """Send ``message`` after what is pending (drops, unpins), or before it: a task's
-        results go first, since the refs inside them may be among the drops. Messages held
-        back go first either way. One write for all of them."""
+        results go first, since the refs inside them may be among the drops. One write for
+        all of them."""
         with self.send_lock:
-            batch = self.held_back
-            self.held_back = []
+            batch = []
             if notes_first:
                 batch.extend(self._pending())
                 batch.append(message)
@@ -294,37 +288,9 @@ class Link:
                 batch.extend(self._pending())
             self.channel.send_all(batch)
 
-    def send_later(self, message):
-        """Send ``message`` with the next one, before this process waits for the rank, or
-        within ``HOLD_SECONDS``, whichever comes first: a short task's DONE while the task
-        sent ahead of it runs, so that a burst of short tasks costs one write and one
-        wake-up of the rank, not one per task (and a long task behind it does not delay
-        it)."""
-        with self.send_lock:
-            self.held_back.append(message)
-            held = len(self.held_back)
-        if held >= HOLD_BACK:
-            self.flush_notes()
-        elif held == 1:
-            if self.flusher is None:
-                self.flusher = threading.Thread(target=self._flush_held_back, daemon=True,
-                                                name="hpcray-held-back")
-                self.flusher.start()
-            self.flush_soon.set()
-
-    def _flush_held_back(self):
-        while True:
-            self.flush_soon.wait()
-            self.flush_soon.clear()
-            time.sleep(HOLD_SECONDS)
-            if self.held_back:
-                self.flush_notes()
-
     def flush_notes(self):
         with self.send_lock:
-            batch = self.held_back
-            self.held_back = []
-            batch.extend(self._pending())
+            batch = self._pending()
             if batch:
                 self.channel.send_all(batch)
 

@@ -28,9 +28,6 @@ from ..wire import serialization
 from . import protocol
 
 
-SHORT = 0.001    # seconds: a task shorter than this may have its DONE held back (send_later)
-
-
 class Executor:
     """What ``core/invoke.py`` needs of whoever runs a call, in a worker process."""
 
@@ -120,15 +117,10 @@ class Worker:
         sys.stdout.flush()
         sys.stderr.flush()
         link = self.link
-        done = protocol.done(spec.task_id, [(object_id, tuple(obj)) for object_id, obj in results],
-                             seconds, contained or None, link.store.take_written())
-        if (self.ahead and seconds < SHORT and spec.max_retries and spec.actor_id is None):
-            # A short task sent ahead runs next: its DONE and this one leave together. (Only
-            # for a task that may be retried: were this process to die before sending it,
-            # the task would run again.)
-            link.send_later(done)
-        else:
-            link.send(done, notes_first=False)     # (refs in the results may be dropped)
+        link.send(protocol.done(spec.task_id,
+                                [(object_id, tuple(obj)) for object_id, obj in results],
+                                seconds, contained or None, link.store.take_written()),
+                  notes_first=False)             # (refs in the results may be dropped)
 
     # ------------------------------------------------------------------ actors
     def new_actor(self, spec, deps):

@@ -1,7 +1,6 @@
-"""Short tasks are streamed to busy worker processes, and their DONEs leave in batches
-(``Link.send_later``). A long task among them delays only the few tasks sent ahead behind it
-in its process (``TASKS_AHEAD``): not the results of tasks that already ran (they leave
-within a millisecond even while the long task runs, and the rank passes them on at once),
+"""Short tasks are streamed to busy worker processes. A long task among them delays only the
+few tasks sent ahead behind it in its process (``TASKS_AHEAD``): not the results of tasks
+that already ran (the rank passes them on at once, though tasks are still ready there),
 nor the tasks the rank still holds (its other processes run them: only the task a process
 runs counts against the rank's CPUs; or, when it has no other, it gives them back to the
 head after a few milliseconds, which places them on other ranks: ``GIVE_BACK``)."""
