@@ -37,13 +37,21 @@ TIMED_OUT = object()
 
 
 class Slot:
-    """What a thread waits for: an answer (``value``) or work."""
+    """What a thread waits for: an answer (``value``) or work. The event that wakes it is
+    made only if the thread has to sleep (most often it reads its own answer)."""
     __slots__ = ("done", "value", "event")
 
     def __init__(self):
         self.done = False
         self.value = None
-        self.event = threading.Event()
+        self.event = None
+
+    def complete(self, value):
+        self.value = value
+        self.done = True
+        event = self.event                     # (made before its thread checks done)
+        if event is not None:
+            event.set()
 
 
 class _Memory:
@@ -392,6 +400,10 @@ class Link:
                     self._read_lock.release()
                     self._pass_reading()
             else:
+                if slot.event is None:
+                    slot.event = threading.Event()
+                    if slot.done:
+                        break
                 self._waiting.add(slot)
                 try:
                     wait = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
@@ -420,9 +432,7 @@ class Link:
                 for slot_number, count in pins or ():
                     self.unpinned.extend([slot_number] * count)
                 return
-            slot.value = (ok, payload, pins)
-            slot.done = True
-            slot.event.set()
+            slot.complete((ok, payload, pins))
         elif kind == protocol.EXIT:
             os._exit(0)
         else:
@@ -437,10 +447,7 @@ class Link:
         (``unclaimed`` is told when none waits)."""
         with self.work_lock:
             if self.work_waiters:
-                slot = self.work_waiters.popleft()
-                slot.value = message
-                slot.done = True
-                slot.event.set()
+                self.work_waiters.popleft().complete(message)
                 return
             self.work.append(message)
         if self.unclaimed is not None:
