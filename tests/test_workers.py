@@ -160,3 +160,17 @@ def test_a_long_task_delays_only_the_tasks_sent_ahead_behind_it(run_job, n, env)
     # a batch, or waiting at the rank) do not, nor do the tasks the rank has not sent yet
     assert res.value("late_besides_it") <= res.value("tasks_ahead"), res.describe()
     assert res.value("values") is True
+
+
+def test_a_node_ends_one_task_at_a_time_for_its_memory_the_newest(run_job, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {"HPCRAY_MEMORY_USAGE_THRESHOLD": _threshold_above_now(1.5)}
+    res = run_job("workers/memory_node.py", n=4, args=[marks], timeout=180, env=env)
+    assert res.returncode == 0, res.describe()
+    older = res.value("older_ones")
+    assert [attempts for attempts, _, _ in older] == [1, 1], res.describe()   # never ended
+    assert len({rank for _, rank, _ in older}) == 2
+    assert res.error("newest")["type"] == "OutOfMemoryError", res.describe()
+    assert res.value("newest_attempts") == 2               # max_retries=1
+    _none_left(res, str(marks))

@@ -2,7 +2,8 @@
 
 A rank placing a task it submitted reads the table (plain loads, no message, no MPI call) to
 find the least-loaded rank of its own node with room (bottom-up scheduling, as in Ray's
-design: the head only sees what a node cannot take).
+design: the head only sees what a node cannot take). The memory monitors of the node's ranks
+use it too, so that the node ends one task at a time, its newest (as Ray's monitor does).
 """
 import numpy as np
 
@@ -21,6 +22,13 @@ class NodeLoad:
 
     The load of ``t`` is ``own[t] + sum_s sent[s, t] - sum_s received[t, s]``. Reads may be a
     moment stale, which only makes a choice slightly less balanced.
+
+    For the memory monitors (``workers/pool.py``), also written by ``r`` only:
+
+    * ``newest[r]``: when rank ``r``'s newest retriable task started, and its newest task of
+      any kind (``CLOCK_MONOTONIC`` nanoseconds, one clock for the whole host; 0: none);
+    * ``ending[r]``: since when ``r`` is ending a task's worker process for the memory (0:
+      it is not).
     """
 
     def __init__(self, node_comm, global_ranks, executors):
@@ -31,7 +39,7 @@ class NodeLoad:
         self.index_of = {rank: index for index, rank in enumerate(global_ranks)}
         ranks = node_comm.Get_size()
         itemsize = np.dtype(np.int64).itemsize
-        cells = ranks * (1 + 2 * ranks)
+        cells = ranks * (1 + 2 * ranks + 3)
         size = itemsize * cells if self.local_rank == 0 else 0
         self.window = MPI.Win.Allocate_shared(size, itemsize, comm=node_comm)
         buffer, _ = self.window.Shared_query(0)
@@ -41,7 +49,10 @@ class NodeLoad:
         node_comm.Barrier()
         self.own = table[:ranks]
         self.sent = table[ranks:ranks + ranks * ranks].reshape(ranks, ranks)
-        self.received = table[ranks + ranks * ranks:].reshape(ranks, ranks)
+        tail = ranks + 2 * ranks * ranks
+        self.received = table[ranks + ranks * ranks:tail].reshape(ranks, ranks)
+        self.newest = table[tail:tail + 2 * ranks].reshape(ranks, 2)
+        self.ending = table[tail + 2 * ranks:]
         # Ranks of this node that execute tasks (the head only does when it is alone).
         self.candidates = np.array([i for i, r in enumerate(global_ranks) if r in executors],
                                    dtype=np.intp)
@@ -77,8 +88,31 @@ class NodeLoad:
                 return rank
         return None
 
+    # ------------------------------------------------------------------ memory monitors
+    def publish_newest(self, retriable_ns, any_ns):
+        """When this rank's newest retriable task, and newest task, started (0: none)."""
+        self.newest[self.local_rank] = (retriable_ns, any_ns)
+
+    def holds_newest(self):
+        """Whether this rank runs the node's newest task (retriable ones first; ties go
+        to the lowest rank), by what the ranks published."""
+        newest = self.newest
+        column = 0 if newest[:, 0].any() else 1
+        values = newest[:, column]
+        return bool(values[self.local_rank]) and int(values.argmax()) == self.local_rank
+
+    def set_ending(self, since_ns):
+        self.ending[self.local_rank] = since_ns
+
+    def ending_elsewhere(self, now_ns, stale_ns):
+        """Whether another rank of the node is ending a task for the memory (since less
+        than ``stale_ns``: a rank that died meanwhile does not hold the others back)."""
+        ending = self.ending.copy()
+        ending[self.local_rank] = 0
+        return bool(((ending > 0) & (now_ns - ending < stale_ns)).any())
+
     def close(self):
         if self.window is not None:
-            self.own = self.sent = self.received = None
+            self.own = self.sent = self.received = self.newest = self.ending = None
             self.window.Free()
             self.window = None

@@ -3,9 +3,10 @@
 While a rank runs tasks, every ``HPCRAY_MEMORY_MONITOR_REFRESH_MS`` it reads the memory its
 processes may use: its cgroup's when the cgroup has a limit (Slurm's ``--mem``, a container),
 else the machine's; "used" leaves out the page cache the kernel can drop, as Ray's does. Above
-``HPCRAY_MEMORY_USAGE_THRESHOLD`` the rank ends the worker process of its newest retriable
-task (``pool.WorkerPool``), one at a time, before the kernel's OOM killer or Slurm's cgroup
-takes the whole rank.
+``HPCRAY_MEMORY_USAGE_THRESHOLD`` the rank that runs the node's newest retriable task ends
+its worker process (``pool.WorkerPool``; the ranks of a node agree through its load table,
+``store/node_load.py``), one at a time on the node, before the kernel's OOM killer or
+Slurm's cgroup takes a whole rank.
 
 No MPI and no runtime: :class:`MemoryMonitor` takes a ``read`` function and a clock, and
 ``tests/test_state_holders.py`` drives it with fakes.
@@ -107,6 +108,10 @@ class MemoryMonitor:
         self.read = read
         self.clock = clock
         self.next_look = 0.0
+
+    def due(self):
+        """Whether the next look is due."""
+        return self.clock() >= self.next_look
 
     def over(self):
         """Words for what it saw when a look is due and memory is above the threshold;

@@ -54,6 +54,8 @@ TASKS_PER_WORKER = 64     # tasks one worker process runs at once (all but one b
 TASKS_AHEAD = 4            # short tasks sent to a busy process before their turn
 AHEAD_SECONDS = 0.001      # tasks are short when they last less than this on average
 PROCESSES_PER_CPU = 4      # worker processes a rank forks per CPU before tasks share them
+ENDING_STALE_NS = 5 * 10**9    # a rank ending a task for the memory holds the others back
+                               # this long at most (it may have died meanwhile)
 
 
 class WorkerProcess:
@@ -89,11 +91,13 @@ class WorkerProcess:
 class WorkerPool:
     """Collaborators: the ``zygote``, ``setup`` (what each worker is told at birth), the
     runtime ``lock``, ``job`` (JobView), ``transport``, ``progress``, this node's ``store``,
-    ``refs``, ``access``, ``ownership``, ``execution``, ``submitter``, ``requests``,
+    ``node_load`` (its table), ``refs``, ``access``, ``ownership``, ``execution``,
+    ``submitter``, ``requests``,
     ``liveness``, ``waiting`` and the actors' ``client``."""
 
-    def __init__(self, zygote, setup, lock, job, transport, progress, store, refs, access,
-                 ownership, execution, submitter, requests, liveness, waiting, client, host):
+    def __init__(self, zygote, setup, lock, job, transport, progress, store, node_load, refs,
+                 access, ownership, execution, submitter, requests, liveness, waiting, client,
+                 host):
         self.zygote = zygote
         self.setup = setup
         self.lock = lock
@@ -101,6 +105,7 @@ class WorkerPool:
         self.transport = transport
         self.progress = progress
         self.store = store
+        self.node_load = node_load
         self.refs = refs
         self.access = access
         self.ownership = ownership
@@ -151,6 +156,7 @@ class WorkerPool:
         self.started_at = {}                   # task id -> when it started here
         self.mean_seconds = 1.0                # recent tasks' average duration (EWMA)
         self.monitor = None                    # MemoryMonitor, unless it is off
+        self.published = False                 # start times of our tasks are in node_load
 
     # ------------------------------------------------------------------ processes
     def warm(self, count):
@@ -543,30 +549,47 @@ class WorkerPool:
                     worker.channel.flush()
             if self.closing:
                 self._overdue()
-            if self.monitor is not None and self.running:
-                self._watch_memory()
+            if self.monitor is not None:
+                if self.running:
+                    self._watch_memory()
+                elif self.published:           # nothing runs here: say so to the node
+                    self.node_load.publish_newest(0, 0)
+                    self.published = False
         finally:
             self.polling = False
         return handled
 
     def _watch_memory(self):
-        """Above the memory threshold: end the worker of this rank's newest retriable task
-        (else its newest task); one at a time, the next look after that one is gone."""
+        """Above the memory threshold: end the worker of the node's newest retriable task
+        (else its newest task), if this rank runs it; one at a time on the node, the next
+        look after that one is gone. The ranks of the node agree through its load table:
+        each publishes when its newest tasks started, and which one it is ending."""
         if any(worker.out_of_memory for worker in self.workers):
             return                             # the last one is still dying
-        seen = self.monitor.over()
-        if seen is None:
+        monitor = self.monitor
+        if not monitor.due():
             return
         started = self.started_at
         candidates = sorted(self.running, key=lambda task_id: started.get(task_id, 0.0))
         retriable = [task_id for task_id in candidates
                      if self.running[task_id].tasks[task_id].max_retries != 0]
+        node_load = self.node_load
+        node_load.publish_newest(*(int(started.get(ids[-1], 0.0) * 1e9) if ids else 0
+                                   for ids in (retriable, candidates)))
+        self.published = True
+        seen = monitor.over()
+        if seen is None:
+            return
+        now = time.monotonic_ns()
+        if node_load.ending_elsewhere(now, ENDING_STALE_NS) or not node_load.holds_newest():
+            return                             # another rank of the node ends one
         task_id = (retriable or candidates)[-1]
         worker = self.running[task_id]
         if worker.pid is None:
             return
         worker.out_of_memory = (f"the memory monitor ended its worker process (pid "
                                 f"{worker.pid}) on {self.job.where()}: {seen}")
+        node_load.set_ending(now)
         sys.stderr.write(f"hpcray: {worker.tasks[task_id].name}: "
                          f"{worker.out_of_memory}\n")
         sys.stderr.flush()
@@ -623,6 +646,8 @@ class WorkerPool:
         if worker not in self.workers:
             return
         self.workers.remove(worker)
+        if worker.out_of_memory is not None:
+            self.node_load.set_ending(0)       # the node's monitors may end another one
         if worker in self.idle:
             self.idle.remove(worker)
         self.by_pid.pop(worker.pid, None)
@@ -956,7 +981,7 @@ def describe_status(status):
 def attach(rt, zygote, setup):
     """Give an executing rank its worker processes: the pool runs its tasks from now on."""
     pool = WorkerPool(zygote, setup, rt.lock, rt.job, rt.transport, rt.progress, rt.store,
-                      rt.refs, rt.access, rt.ownership, rt.execution, rt.submitter,
+                      rt.node_load, rt.refs, rt.access, rt.ownership, rt.execution, rt.submitter,
                       rt.requests, rt.liveness, rt.waiting, rt.client, rt.host)
     rt.attach("workers", pool)
     pool.rank_runtime = rt
