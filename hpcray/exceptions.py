@@ -208,7 +208,7 @@ class ActorDiedError(ActorError):
 
 class OutOfMemoryError(HpcrayError):
     """The node ran low on memory and hpcray's memory monitor ended the worker process of
-    this task (the newest retriable one of its rank), as Ray's does; it was retried while
+    this task (the newest retriable one of its node), as Ray's does; it was retried while
     ``max_retries`` allowed. The message gives the node's memory use and the threshold
     (``HPCRAY_MEMORY_USAGE_THRESHOLD``).
 

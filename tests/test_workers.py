@@ -169,8 +169,22 @@ def test_a_node_ends_one_task_at_a_time_for_its_memory_the_newest(run_job, tmp_p
     res = run_job("workers/memory_node.py", n=4, args=[marks], timeout=180, env=env)
     assert res.returncode == 0, res.describe()
     older = res.value("older_ones")
-    assert [attempts for attempts, _, _ in older] == [1, 1], res.describe()   # never ended
-    assert len({rank for _, rank, _ in older}) == 2
-    assert res.error("newest")["type"] == "OutOfMemoryError", res.describe()
+    assert [attempts for attempts, _ in older] == [1, 1], res.describe()   # never ended
+    assert len({rank for _, rank in older}) == 2
+    assert res.error("newest_one")["type"] == "OutOfMemoryError", res.describe()
     assert res.value("newest_attempts") == 2               # max_retries=1
     _none_left(res, str(marks))
+
+
+def test_the_memory_monitor_ends_an_actor_that_allocates_too_much(run_job):
+    env = {"HPCRAY_MEMORY_USAGE_THRESHOLD": _threshold_above_now(1.0)}
+    res = run_job("workers/memory_actor.py", n=2, timeout=180, env=env)
+    assert res.returncode == 0, res.describe()
+    first = res.error("first_grow")
+    assert first["type"] == "ActorUnavailableError", res.describe()   # cut short, restarts
+    assert res.value("restarted") is True
+    second = res.error("second_grow")
+    assert second["type"] == "ActorDiedError", res.describe()         # restarts spent
+    assert "the memory monitor ended its worker process" in second["msg"], second
+    assert "max_restarts=1" in second["msg"], second
+    assert res.value("after") == [0, 2, 4, 6]

@@ -1,10 +1,10 @@
 """How full a node's memory is, and when the memory monitor acts (as Ray's memory monitor).
 
-While a rank runs tasks, every ``HPCRAY_MEMORY_MONITOR_REFRESH_MS`` it reads the memory its
-processes may use: its cgroup's when the cgroup has a limit (Slurm's ``--mem``, a container),
-else the machine's; "used" leaves out the page cache the kernel can drop, as Ray's does. Above
-``HPCRAY_MEMORY_USAGE_THRESHOLD`` the rank that runs the node's newest retriable task ends
-its worker process (``pool.WorkerPool``; the ranks of a node agree through its load table,
+While a rank runs tasks or actors, every ``HPCRAY_MEMORY_MONITOR_REFRESH_MS`` it reads the
+memory its processes may use: its cgroup's when the cgroup has a limit (Slurm's ``--mem``, a
+container), else the machine's; "used" leaves out the page cache the kernel can drop, as
+Ray's does. Above ``HPCRAY_MEMORY_USAGE_THRESHOLD`` the rank that runs the node's newest
+retriable task or actor ends its worker process (``pool.WorkerPool``; the ranks of a node agree through its load table,
 ``store/node_load.py``), one at a time on the node, before the kernel's OOM killer or
 Slurm's cgroup takes a whole rank.
 

@@ -130,6 +130,7 @@ class WorkerPool:
         self.actor_workers = []                # processes shared by plain actors
         self.kept = {}                         # actor id -> slots of its __init__ arguments
                                                # pinned for its restarts
+        self.actor_started = {}                # actor id -> when it was built here
         self.closing = []                      # sockets closed, exit status awaited
         self.functions = {}                    # func_id -> blob, sent by workers once
         self.selector = selectors.DefaultSelector()
@@ -349,6 +350,7 @@ class WorkerPool:
         worker = self._worker_for_actor(spec)
         worker.actors[spec.actor_id] = actor
         self.homes[spec.actor_id] = worker
+        self.actor_started[spec.actor_id] = time.monotonic()
         if spec.max_restarts and spec.actor_id not in self.kept:
             self.kept[spec.actor_id] = self._keep(deps)
         task = spec.construction()
@@ -393,6 +395,7 @@ class WorkerPool:
         for slot in self.kept.pop(actor_id, ()):
             self.store.unpin(slot)
         worker = self.homes.pop(actor_id, None)
+        self.actor_started.pop(actor_id, None)
         if worker is None:
             return
         worker.actors.pop(actor_id, None)
@@ -550,7 +553,7 @@ class WorkerPool:
             if self.closing:
                 self._overdue()
             if self.monitor is not None:
-                if self.running:
+                if self.running or self.homes:
                     self._watch_memory()
                 elif self.published:           # nothing runs here: say so to the node
                     self.node_load.publish_newest(0, 0)
@@ -560,22 +563,29 @@ class WorkerPool:
         return handled
 
     def _watch_memory(self):
-        """Above the memory threshold: end the worker of the node's newest retriable task
-        (else its newest task), if this rank runs it; one at a time on the node, the next
-        look after that one is gone. The ranks of the node agree through its load table:
-        each publishes when its newest tasks started, and which one it is ending."""
+        """Above the memory threshold: end the worker process of the node's newest
+        retriable task or actor (one that may restart), else of its newest one, if this
+        rank runs it; one at a time on the node, the next look after that one is gone. The
+        ranks of the node agree through its load table: each publishes when its newest
+        ones started, and whether it is ending one."""
         if any(worker.out_of_memory for worker in self.workers):
             return                             # the last one is still dying
         monitor = self.monitor
         if not monitor.due():
             return
-        started = self.started_at
-        candidates = sorted(self.running, key=lambda task_id: started.get(task_id, 0.0))
-        retriable = [task_id for task_id in candidates
-                     if self.running[task_id].tasks[task_id].max_retries != 0]
+        # (started, may be retried, what, its process) of what runs here, oldest first
+        candidates = sorted(
+            [(self.started_at.get(task_id, 0.0), worker.tasks[task_id].max_retries != 0,
+              f"task {worker.tasks[task_id].name}", worker)
+             for task_id, worker in self.running.items()]
+            + [(self.actor_started.get(actor_id, 0.0), worker.actors[actor_id].spec.max_restarts
+                != 0, f"actor {worker.actors[actor_id].spec.class_name}", worker)
+               for actor_id, worker in self.homes.items() if actor_id in worker.actors],
+            key=lambda candidate: candidate[0])
+        retriable = [candidate for candidate in candidates if candidate[1]]
         node_load = self.node_load
-        node_load.publish_newest(*(int(started.get(ids[-1], 0.0) * 1e9) if ids else 0
-                                   for ids in (retriable, candidates)))
+        node_load.publish_newest(*(int(group[-1][0] * 1e9) if group else 0
+                                   for group in (retriable, candidates)))
         self.published = True
         seen = monitor.over()
         if seen is None:
@@ -583,15 +593,13 @@ class WorkerPool:
         now = time.monotonic_ns()
         if node_load.ending_elsewhere(now, ENDING_STALE_NS) or not node_load.holds_newest():
             return                             # another rank of the node ends one
-        task_id = (retriable or candidates)[-1]
-        worker = self.running[task_id]
+        _, _, what, worker = (retriable or candidates)[-1]
         if worker.pid is None:
             return
         worker.out_of_memory = (f"the memory monitor ended its worker process (pid "
                                 f"{worker.pid}) on {self.job.where()}: {seen}")
         node_load.set_ending(now)
-        sys.stderr.write(f"hpcray: {worker.tasks[task_id].name}: "
-                         f"{worker.out_of_memory}\n")
+        sys.stderr.write(f"hpcray: {what}: {worker.out_of_memory}\n")
         sys.stderr.flush()
         try:
             os.kill(worker.pid, signal.SIGKILL)
@@ -698,10 +706,12 @@ class WorkerPool:
         worker.actors.clear()
         for actor in actors:
             self.homes.pop(actor.spec.actor_id, None)
+            self.actor_started.pop(actor.spec.actor_id, None)
         if worker.retired:                     # ended on purpose (kill, exit)
             return
         self.crashes += 1
-        reason = f"the worker process (pid {worker.pid}) on {self.job.where()}: {how}"
+        reason = worker.out_of_memory or (f"the worker process (pid {worker.pid}) on "
+                                          f"{self.job.where()}: {how}")
         for actor in actors:
             self.host.process_died(actor, reason, worker.status)
 

@@ -1,8 +1,8 @@
-"""Three tasks on three ranks of one node hold memory; the third one started takes the
-node's memory above the threshold. The node's memory monitors end one task, the newest (as
-Ray's monitor does), not one per rank: the two older ones run once and finish, the newest is
-retried and, its retries spent, fails with OutOfMemoryError. argv[1]: a directory for marks.
-"""
+"""Three tasks on three ranks of one node; the third one started grows until the node's
+memory is above the threshold. The node's memory monitors end one task at a time, the
+newest (as Ray's monitor does): not the task of whichever rank looks first, nor one per
+rank. The two older tasks run once and finish; the newest is retried and, its retries
+spent, fails with OutOfMemoryError. argv[1]: a directory for marks."""
 import os
 import sys
 import time
@@ -10,10 +10,10 @@ import time
 import numpy as np
 
 import hpcray as ray
-from hpcray.workers.memory import node_memory
 from jobkit import check, record
 
 MARKS = sys.argv[1]
+CHUNK = 256 << 20
 
 
 def mark(name):
@@ -24,30 +24,35 @@ def mark(name):
 
 
 @ray.remote(max_retries=1)
-def hold(name, nbytes, seconds):
+def wait(name, seconds):
     attempts = mark(name)
-    data = np.ones(nbytes // 8)                # touched: resident
     time.sleep(seconds)
-    return attempts, ray.get_runtime_context().get_rank(), int(data[-1])
+    return attempts, ray.get_runtime_context().get_rank()
 
 
-threshold = float(os.environ["HPCRAY_MEMORY_USAGE_THRESHOLD"])
-used, limit, _ = node_memory()
-size = int((threshold * limit - used) / 2.5)   # two fit under the threshold, three do not
-refs = []
-for i in range(3):
-    refs.append(hold.remote(f"hold{i}", size, 7 - 2 * i))
-    time.sleep(1.0)                            # distinct start times: the last is newest
+@ray.remote(max_retries=1)
+def grow(name):
+    mark(name)
+    chunks = []
+    for _ in range(16):                        # up to 4 GiB, 256 MiB every 0.1 s
+        chunks.append(np.ones(CHUNK // 8))
+        time.sleep(0.1)
+    return "never stopped"
+
+
+older = [wait.remote("wait0", 8), wait.remote("wait1", 7)]
+time.sleep(1.0)                                # the grower is the newest task of the node
+newest = grow.remote("grow")
 
 
 @check
 def older_ones():
-    return [ray.get(ref, timeout=120) for ref in refs[:2]]
+    return ray.get(older, timeout=120)
 
 
 @check
-def newest():
-    return ray.get(refs[2], timeout=120)
+def newest_one():
+    return ray.get(newest, timeout=120)
 
 
-record("newest_attempts", mark("hold2") - 1)
+record("newest_attempts", mark("grow") - 1)
