@@ -146,14 +146,18 @@ def test_a_task_reads_an_object_it_got_again_from_its_get_cache(run_job):
     assert res.value("freed") == 0, res.describe()         # so the object was freed
 
 
-@pytest.mark.parametrize("n, env", [
-    pytest.param(2, {"HPCRAY_CPUS_PER_RANK": "2"}, id="one-rank-two-cpus"),
-    pytest.param(3, {}, id="two-ranks"),
+@pytest.mark.parametrize("n, launcher, env", [
+    pytest.param(2, "hpcray", {"HPCRAY_CPUS_PER_RANK": "2"}, id="one-rank-two-cpus"),
+    pytest.param(3, "hpcray", {}, id="two-ranks"),
+    pytest.param(3, "run", NETWORK, id="two-nodes-network"),
+    pytest.param(3, "srun", {}, id="two-ranks-srun",
+                 marks=pytest.mark.skipif(not _slurm_up(), reason="no Slurm cluster")),
 ])
-def test_a_long_task_delays_only_the_tasks_sent_ahead_behind_it(run_job, n, env):
-    # One rank with 2 CPUs: its other process goes on with the stream. Two ranks: the
-    # tasks the head had queued on the held-up one come back and run on the other.
-    res = run_job("workers/held_back.py", n=n, timeout=90, env=env)
+def test_a_long_task_delays_only_the_tasks_sent_ahead_behind_it(run_job, n, launcher, env):
+    # One rank with 2 CPUs: its other process goes on with the stream. Two ranks (or two
+    # simulated nodes over the emulated network): the tasks the head had queued on the
+    # held-up one come back and run on the other.
+    res = run_job("workers/held_back.py", n=n, timeout=90, env=env, launcher=launcher)
     assert res.returncode == 0, res.describe()
     assert res.value("long_is_late") is True
     # the tasks queued behind it in its process wait; results already made (held back for
