@@ -65,7 +65,7 @@ def made(seed):
     return np.full(250_000, seed)
 
 
-@ray.remote(max_retries=0)
+@ray.remote(max_retries=0, num_cpus=0.5)  # (fits next to a long task on a 1-CPU rank)
 def kill_rank(rank, path):
     if ray.get_runtime_context().get_rank() == rank:
         job = session.runtime().job             # (the task's process is not the rank)
