@@ -2,24 +2,20 @@
 by the test) ends the worker process of the newest retriable task before the kernel's OOM
 killer does; the task is retried and recovers, or fails with OutOfMemoryError once its
 retries are spent; other tasks and the ranks go on. argv[1]: a directory for marks."""
-import os
 import sys
 import time
 
 import numpy as np
 
 import hpcray as ray
-from jobkit import check, record
+from jobkit import check, count, record
 
 MARKS = sys.argv[1]
 CHUNK = 256 << 20
 
 
 def mark(name):
-    with open(os.path.join(MARKS, name), "a") as file:
-        file.write("x\n")
-    with open(os.path.join(MARKS, name)) as file:
-        return len(file.read().split())
+    return count(MARKS, name)
 
 
 def grow(limit=16):
