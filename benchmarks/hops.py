@@ -9,7 +9,10 @@ and prints the median round trip of:
 
 * ``mpi``: driver rank <-> executing rank only (the floor of in-rank execution);
 * ``socket``: executing rank <-> worker process only;
-* ``chain``: all four hops (the floor of a task's round trip with worker processes).
+* ``chain``: all four hops (the floor of a task's round trip with worker processes);
+* ``wake``: executing rank <-> worker process when both sides sleep in ``select`` with no
+  spin at all: the cost of waking a sleeping process, twice per round trip. On a virtual
+  machine this is what any hop costs whose receiver was not polling hot.
 
 hpcray's ``sync_task_round_trip_us`` adds its own work (submission, scheduling, records,
 results) on top of the ``chain`` figure. Run with two ranks::
@@ -26,6 +29,7 @@ import time
 from mpi4py import MPI
 
 ROUNDS = 3000
+MODES = ("mpi", "socket", "chain", "wake")
 PAYLOAD = b"x" * 400
 
 
@@ -50,16 +54,19 @@ def socket_receive(sock, spin):
 
 
 def worker_process(sock):
+    spin = 5e-5
     while True:
-        data = socket_receive(sock, 5e-5)
+        data = socket_receive(sock, spin)
         if not data or data == b"end":
             os._exit(0)
-        sock.send(pickle.dumps(("done", pickle.loads(data))))
+        message = pickle.loads(data)
+        spin = 0.0 if message[0] == "wake" else 5e-5
+        sock.send(pickle.dumps(("done", message)))
 
 
 def through_worker(sock, message):
     sock.send(pickle.dumps(message))
-    select.select([sock], [], [], 0.0002)
+    select.select([sock], [], [], None if message[0] == "wake" else 0.0002)
     return pickle.loads(socket_receive(sock, 0.0))
 
 
@@ -81,7 +88,7 @@ def main():
         theirs.close()
     comm.Barrier()
     results = {}
-    for mode in ("mpi", "socket", "chain"):
+    for mode in MODES:
         if rank == 0:
             samples = []
             for i in range(ROUNDS):
@@ -96,21 +103,21 @@ def main():
                 message = mpi_receive(comm, 0)
                 if mode == "chain":
                     message = through_worker(mine, message)
-                elif mode == "socket":
+                elif mode in ("socket", "wake"):
                     started = time.perf_counter()
                     message = through_worker(mine, message)
                     socket_samples.append(time.perf_counter() - started)
                 comm.isend(message, 0, 0)
             if socket_samples:
                 comm.send(median_us(socket_samples), 0, 1)
-        if rank == 0 and mode == "socket":
-            results["socket"] = comm.recv(source=1, tag=1)
+        if rank == 0 and mode in ("socket", "wake"):
+            results[mode] = comm.recv(source=1, tag=1)
         comm.Barrier()
     if rank == 1:
         mine.send(b"end")
         os.wait()
     else:
-        for mode in ("mpi", "socket", "chain"):
+        for mode in MODES:
             print(f"{mode:>6}: {results[mode]:7.1f} us median round trip")
     comm.Barrier()
 
