@@ -14,6 +14,7 @@ from .core.invoke import ExitActor
 from .core.resources import request_of
 from .launch import session
 from .remote_function import validate_options
+from .scheduling import wire_strategy
 from .wire import serialization
 
 ACTOR_OPTIONS = {
@@ -127,7 +128,9 @@ class ActorClass:
                                  detached=options.get("lifetime") == "detached",
                                  get_if_exists=bool(options.get("get_if_exists")),
                                  max_restarts=options.get("max_restarts") or 0,
-                                 max_task_retries=options.get("max_task_retries") or 0)
+                                 max_task_retries=options.get("max_task_retries") or 0,
+                                 strategy=wire_strategy(options.get("scheduling_strategy"),
+                                                        rt.job))
         return ActorHandle(*parts, rt.client.session_key())
 
     def exported(self):

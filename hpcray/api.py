@@ -299,10 +299,21 @@ def get_runtime_context():
 def cluster_resources():
     """Total logical resources of the job's executing ranks, e.g. ``{"CPU": 4.0}``."""
     rt = session.runtime()
-    total = {}
-    for capacity in rt.job.executing_capacities().values():
+    return _total(rt.job.executing_capacities().items(), rt.job.node_of)
+
+
+def _total(capacities, node_of):
+    """The sum of ``(rank, capacity)`` pairs; a node resource (``node:<ip>``, which every rank
+    of a node offers) counts once per node."""
+    total, nodes = {}, {}
+    for rank, capacity in capacities:
         for name, amount in capacity.items():
-            total[name] = total.get(name, 0.0) + amount
+            if name.startswith("node:"):
+                nodes.setdefault(name, set()).add(node_of[rank])
+            else:
+                total[name] = total.get(name, 0.0) + amount
+    for name, which in nodes.items():
+        total[name] = float(len(which))
     return total
 
 
@@ -319,10 +330,7 @@ def nodes():
     result = []
     for index in sorted(set(job.node_of)):
         ranks = [rank for rank, node in enumerate(job.node_of) if node == index]
-        resources = {}
-        for rank in ranks:
-            for name, amount in job.capacities[rank].items():
-                resources[name] = resources.get(name, 0.0) + amount
+        resources = _total(((rank, job.capacities[rank]) for rank in ranks), job.node_of)
         alive = any(rank not in dead for rank in ranks)
         result.append({"NodeID": job.node_id(index), "Alive": alive,
                        "NodeManagerHostname": job.host_of[ranks[0]], "Resources": resources,

@@ -3,6 +3,16 @@ from .actors.host import current_call
 from .core import current
 
 
+class NodeID(str):
+    """A node id that is also its hex string (Ray's ``NodeID`` has ``.hex()``)."""
+
+    def hex(self):
+        return str(self)
+
+    def binary(self):
+        return bytes.fromhex(self)
+
+
 class RuntimeContext:
     """Facts about the current process: job, node, rank and the task it is running."""
 
@@ -23,8 +33,15 @@ class RuntimeContext:
         return self._rt.job.size
 
     def get_node_id(self):
-        """A hex id of this node (ranks sharing one object store share it)."""
+        """A hex id of this node (ranks sharing one object store share it): what
+        ``NodeAffinitySchedulingStrategy`` and ``nodes()`` take and give."""
         return self._rt.job.node_id()
+
+    @property
+    def node_id(self):
+        """This node's id as Ray's (deprecated) ``node_id`` gives it: ``.hex()`` is
+        :meth:`get_node_id`."""
+        return NodeID(self._rt.job.node_id())
 
     def get_task_id(self):
         """The id of the task running in this thread, or None in the driver."""

@@ -6,7 +6,8 @@ __all__ = [
     "RaySystemError", "ResourceError", "RemoteTraceback", "ObjectStoreFullError",
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
     "OwnerDiedError", "ActorUnavailableError", "OutOfMemoryError",
-    "ObjectReconstructionFailedMaxAttemptsExceededError",
+    "ObjectReconstructionFailedMaxAttemptsExceededError", "TaskUnschedulableError",
+    "ActorUnschedulableError",
 ]
 
 
@@ -124,6 +125,17 @@ class ObjectStoreFullError(HpcrayError):
 
 class ResourceError(HpcrayError, ValueError):
     """A task asks for resources that no rank of the job has; it could never run."""
+
+
+class TaskUnschedulableError(HpcrayError):
+    """The task can never be placed where its scheduling strategy requires: a
+    ``NodeAffinitySchedulingStrategy(soft=False)`` names a node that does not exist, has died,
+    or has no rank that could ever run it. Ray's name and meaning."""
+
+
+class ActorUnschedulableError(HpcrayError):
+    """The actor can never be placed where its scheduling strategy requires (as
+    :class:`TaskUnschedulableError`, for an actor). Ray's name and meaning."""
 
 
 class RuntimeBrokenError(HpcrayError):

@@ -4,6 +4,7 @@ import hashlib
 
 from .core.resources import request_of
 from .launch import session
+from .scheduling import wire_strategy
 from .wire import serialization
 
 # Ray's default: a task whose worker (here: its rank, or sys.exit) died runs again up to 3
@@ -55,6 +56,9 @@ class _Export:
         self.func_id = None
 
 
+_UNSET = object()
+
+
 class RemoteFunction:
     """A function turned into a task factory by ``@hpcray.remote``; call ``.remote(...)``."""
 
@@ -67,6 +71,7 @@ class RemoteFunction:
                                    self._options.get("resources"),
                                    memory=self._options.get("memory"))
         self._name = f"{function.__module__}.{function.__qualname__}"
+        self._strategy = _UNSET                # the scheduling strategy as specs carry it
         functools.update_wrapper(self, function)
 
     def __call__(self, *args, **kwargs):
@@ -91,10 +96,14 @@ class RemoteFunction:
         options = self._options
         num_returns = options.get("num_returns", 1)
         blob, func_id = self.exported()
-        refs = session.runtime().submitter.submit_task(
+        rt = session.runtime()
+        strategy = self._strategy
+        if strategy is _UNSET:
+            strategy = self._strategy = wire_strategy(options.get("scheduling_strategy"), rt.job)
+        refs = rt.submitter.submit_task(
             self._name, func_id, blob, args, kwargs, num_returns, self._request,
             options.get("max_retries", DEFAULT_MAX_RETRIES),
-            options.get("retry_exceptions", False), node_hint)
+            options.get("retry_exceptions", False), node_hint, strategy)
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

@@ -3,6 +3,8 @@ ways into a job (``import`` alone starts nothing; ``mpiexec python script.py``).
 import subprocess
 import sys
 
+import pytest
+
 from helpers import JOBS_DIR, PY_BIN_DIR
 
 
@@ -44,3 +46,31 @@ def test_mpiexec_without_dash_m_joins_the_job():
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("RANKS") == 1        # only rank 0 runs the script past init
     assert "RANKS [1, 2]" in out.stdout
+
+
+@pytest.mark.parametrize("nodes, executing, env", [
+    # 5 ranks in simulated nodes of 2: {0 head, 1}, {2, 3}, {4}
+    (3, 3, {"HPCRAY_RANKS_PER_NODE": 2}),
+    # one rank per node, over the emulated network: the head's node runs no tasks
+    (5, 4, {"MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self", "HPCRAY_RANKS_PER_NODE": 1}),
+], ids=["shared-memory", "network"])
+def test_scheduling_strategies_do_what_rays_do(run_job, nodes, executing, env):
+    res = run_job("scheduling/strategies.py", n=5, timeout=120, env=env)
+    res.assert_ok()
+    assert res.value("nodes") == nodes and res.value("executing_nodes") == executing
+    assert res.value("node_id_is_rays_length") and res.value("context_node_id_hex")
+    assert res.value("spread_nodes") == executing and res.value("default_runs")
+    assert res.value("affinity_0_all_there") and res.value("affinity_last_all_there")
+    assert res.value("nested_affinity")
+    assert res.error("hard_unknown_node")["type"] == "TaskUnschedulableError"
+    assert "node id" in res.error("hard_unknown_node")["msg"]
+    assert res.value("soft_unknown_node_runs")
+    assert res.value("actor_affinity") and res.value("actor_spread_nodes") == executing
+    assert res.error("actor_on_unknown_node")["type"] == "ActorUnschedulableError"
+    # every node of this job is on this host: node:<ip> is 1 per node, as in Ray
+    assert res.value("node_ip_resource") == float(executing)
+    assert res.value("node_ip_available") == float(executing)
+    assert res.value("head_resource") == (1.0 if executing == nodes else None)
+    assert res.value("node_ip_task")
+    assert res.error("unknown_strategy")["type"] == "ValueError"
+    assert res.error("invalid_node_id")["type"] == "ValueError"

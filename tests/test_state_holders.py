@@ -9,19 +9,21 @@ import pytest
 
 from hpcray.actors.mailbox import Mailbox
 from hpcray.core.refcount import RefTracker
-from hpcray.exceptions import ActorDiedError, ObjectLostError, TaskError
+from hpcray.exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
+                               TaskError)
 from hpcray.head.directory import ActorDirectory
 from hpcray.head.groups import GroupRegistry
 from hpcray.head.scheduler import GlobalScheduler
 from hpcray.wire import messages, objects, serialization
 from hpcray.wire.ids import make_id
-from hpcray.wire.specs import ActorSpec, ActorState, TaskSpec
+from hpcray.wire.specs import SPREAD, ActorSpec, ActorState, TaskSpec, node_affinity
 from hpcray.workers.memory import MemoryMonitor
 
 
-def _task(task_id, cpus=1.0, node_hint=None, caller=None, deps=()):
+def _task(task_id, cpus=1.0, node_hint=None, caller=None, deps=(), strategy=None):
     return TaskSpec(task_id, 0, f"t{task_id}", b"f", None, None, tuple(deps), 1,
-                    {"CPU": cpus}, 0, False, True, 0, node_hint=node_hint, caller=caller)
+                    {"CPU": cpus}, 0, False, True, 0, node_hint=node_hint, caller=caller,
+                    strategy=strategy)
 
 
 # ---------------------------------------------------------------------- global scheduler
@@ -77,6 +79,56 @@ def test_node_hints_and_resources_and_actor_holds():
     assert scheduler.cancel_queued(2).task_id == 2 and not scheduler.queue
 
 
+def _two_nodes():
+    """Ranks 1, 2 on node 0 and 3, 4 on node 1 (rank 0, the head, runs nothing)."""
+    scheduler = GlobalScheduler({r: {"CPU": 1.0} for r in (1, 2, 3, 4)}, prefetch=0)
+    scheduler.node_of = [0, 0, 0, 1, 1]
+    return scheduler
+
+
+def test_spread_goes_round_the_nodes_and_default_packs_the_least_loaded():
+    scheduler = _two_nodes()
+    placed = [scheduler.place(_task(i, cpus=0.1, strategy=SPREAD)) for i in range(4)]
+    assert [scheduler.node_of[rank] for rank in placed] == [0, 1, 0, 1]
+    assert sorted(placed) == [1, 2, 3, 4]
+
+
+def test_a_node_affinity_places_there_only_and_waits_there_without_holding_others_up():
+    scheduler = _two_nodes()
+    on_node_1 = node_affinity(1, False)
+    assert [scheduler.place(_task(i, strategy=on_node_1)) for i in range(2)] == [3, 4]
+    assert scheduler.place(_task(2, strategy=on_node_1)) is None        # node 1 is full:
+    assert scheduler.waiting() == 1 and not scheduler.queue              # it waits there,
+    assert scheduler.place(_task(3)) in (1, 2)                           # others go on
+    scheduler.on_done(0)
+    assert [(rank, spec.task_id) for rank, spec in scheduler.drain()] == [(3, 2)]
+    spilling = _task(4, strategy=node_affinity(1, True, True))           # soft, spill
+    assert scheduler.place(spilling) in (1, 2) and spilling.strategy is None
+    assert scheduler.place(_task(5, strategy=node_affinity(1, False, False, True))) is None
+    assert [spec.task_id for spec, _ in scheduler.unschedulable] == [5]  # fail if busy
+
+
+def test_an_affinity_that_can_never_be_met_fails_unless_soft():
+    scheduler = _two_nodes()
+    assert scheduler.place(_task(0, strategy=node_affinity(-1, False))) is None
+    assert scheduler.place(_task(1, strategy=node_affinity(1, False), cpus=2.0)) is None
+    soft = _task(2, strategy=node_affinity(-1, True))
+    assert scheduler.place(soft) in (1, 2, 3, 4) and soft.strategy is None
+    reasons = dict((spec.task_id, reason) for spec, reason in scheduler.unschedulable)
+    assert "no node of this job" in reasons[0] and "resources" in reasons[1]
+    scheduler.unschedulable.clear()
+    # Tasks waiting for a node whose ranks all die: soft ones run elsewhere, others fail.
+    for i in (3, 4):
+        scheduler.place(_task(i, strategy=node_affinity(1, False)))
+    hard, soft = _task(5, strategy=node_affinity(1, False)), _task(6, strategy=node_affinity(1, True))
+    assert scheduler.place(hard) is None and scheduler.place(soft) is None
+    assert sorted(scheduler.remove_rank(3) + scheduler.remove_rank(4)) == [3, 4]
+    assert [spec.task_id for spec, _ in scheduler.unschedulable] == [5]
+    assert "died" in scheduler.unschedulable[0][1]
+    assert [spec.task_id for spec in scheduler.queue] == [6] and soft.strategy is None
+    assert scheduler.cancel_queued(6) is soft
+
+
 # ---------------------------------------------------------------------- actor directory
 class _Outbox:
     def __init__(self):
@@ -89,18 +141,41 @@ class _Outbox:
         return [(rank, messages.BY_CODE[message[0]].name) for rank, message in self.sent]
 
 
-def _actor(actor_id, owner=3, name=None, cpus=0.0):
+def _actor(actor_id, owner=3, name=None, cpus=0.0, strategy=None):
     return ActorSpec(actor_id, owner, "Counter", b"c", b"blob", None, (), None,
                      {"CPU": cpus} if cpus else {}, 1, False, name, None, False, 0,
-                     {"add": 1})
+                     {"add": 1}, strategy=strategy)
 
 
-def _directory(capacities=None):
+def _directory(capacities=None, node_of=(0, 0, 0)):
     outbox, holds = _Outbox(), []
     capacities = capacities or {1: {"CPU": 1.0}, 2: {"CPU": 1.0}}
     directory = ActorDirectory(outbox.send, lambda: capacities,
-                               lambda rank, request, sign: holds.append((rank, sign)))
+                               lambda rank, request, sign: holds.append((rank, sign)),
+                               list(node_of))
     return directory, outbox, holds
+
+
+def test_directory_follows_spread_and_node_affinity():
+    capacities = {r: {"CPU": 1.0} for r in (1, 2, 3, 4)}
+    directory, outbox, _ = _directory(capacities, node_of=(0, 0, 0, 1, 1))
+    for actor_id in (10, 11):
+        directory.on_create(_actor(actor_id, strategy=SPREAD))
+    assert {directory.node_of[directory.placed_rank(a)] for a in (10, 11)} == {0, 1}
+    directory.on_create(_actor(12, cpus=1.0, strategy=node_affinity(1, False)))
+    directory.on_create(_actor(13, cpus=1.0, strategy=node_affinity(1, False)))
+    assert directory.node_of[directory.placed_rank(12)] == 1
+    assert directory.node_of[directory.placed_rank(13)] == 1
+    directory.on_create(_actor(14, cpus=1.0, strategy=node_affinity(1, False)))
+    assert directory.placed_rank(14) is None                  # node 1 is full: it waits
+    directory.on_gone(12, "ended")
+    assert directory.placed_rank(14) in (3, 4)
+    outbox.sent.clear()
+    directory.on_create(_actor(15, owner=2, strategy=node_affinity(-1, False)))
+    [(rank, message)] = outbox.sent
+    assert rank == 2 and messages.BY_CODE[message[0]].name == "ACTOR_PLACED"
+    with pytest.raises(ActorUnschedulableError, match="node id"):
+        serialization.materialize(messages.error_from_wire(message[3]))
 
 
 def test_directory_places_actors_evenly_and_answers_lookups():

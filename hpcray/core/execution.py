@@ -125,11 +125,15 @@ class Execution:
     def report_cancelled(self, spec, tell_head=False):
         """Answer a cancelled task: its results are TaskCancelledError (to the owner), and
         the head frees its slot if ``tell_head``."""
-        error = serialization.cancelled(spec.task_id)
-        self.send_results(spec, [(object_id, error) for object_id in spec.return_ids()],
-                          None, None)
+        self.report_failed(spec, serialization.cancelled(spec.task_id))
         if tell_head and spec.owner != 0:
             self.transport.send(0, messages.done(spec.task_id, None))
+
+    def report_failed(self, spec, error):
+        """Answer a task that will not run: each of its results is ``error`` (an Error
+        record), sent to its owner."""
+        self.send_results(spec, [(object_id, error) for object_id in spec.return_ids()],
+                          None, None)
 
     def schedule(self, work):
         """Queue a callable for the serving threads (actor work)."""

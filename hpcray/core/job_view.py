@@ -45,7 +45,7 @@ class JobView:
         derived from the node's index and its first rank's host."""
         index = self.node_index if node_index is None else node_index
         host = self.host_of[self.node_leaders[index]]
-        return hashlib.sha1(f"{host}/{index}".encode()).hexdigest()[:28]
+        return hashlib.sha256(f"{host}/{index}".encode()).hexdigest()[:56]   # (Ray's length)
 
     def executing_capacities(self):
         """``{rank: capacity}`` of the ranks that execute tasks (do not change it)."""

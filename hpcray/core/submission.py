@@ -42,7 +42,8 @@ class NodePlacement:
         self.queue_limit = queue_limit
 
     def send(self, spec):
-        local = spec.node_hint is None or spec.node_hint == self.job.node_index
+        local = ((spec.node_hint is None or spec.node_hint == self.job.node_index)
+                 and spec.strategy is None)    # (strategies are the head's to follow)
         target = None
         if local:
             capacities, request, dead = self.job.capacities, spec.resources, self.transport.dead
@@ -159,11 +160,12 @@ class Submitter:
 
     # ------------------------------------------------------------------ tasks
     def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
-                    max_retries=0, retry_exceptions=False, node_hint=None):
+                    max_retries=0, retry_exceptions=False, node_hint=None, strategy=None):
         """Submit a task of a remote function; return the refs of its results (lock not held).
 
         ``node_hint`` (internal callers, e.g. reductions) names the node it should run on,
-        when a rank there has room, instead of the arguments' node.
+        when a rank there has room, instead of the arguments' node. ``strategy``: the
+        scheduling strategy, as specs carry it (``wire/specs.py``).
 
         Raises:
             ResourceError: no rank of the job could ever run it.
@@ -177,7 +179,8 @@ class Submitter:
         def make_spec(task_id, deps, args_blob, args_ref):
             return TaskSpec(task_id, self.job.rank, name, func_id, func_blob, args_blob, deps,
                             max(num_returns, 1), resources, max_retries, retry_exceptions,
-                            False, session, node_hint=node_hint, args_ref=args_ref)
+                            False, session, node_hint=node_hint, args_ref=args_ref,
+                            strategy=strategy)
         return self.submit(name, args, kwargs, max(num_returns, 1), make_spec,
                            self.placement)[1]
 

@@ -1,8 +1,11 @@
 """The head's record of every actor: where it lives, its name, what it holds, whether it lives.
 
 The head places each new actor (``ACTOR_CREATE``) on an executing rank with room for the
-resources it asks for, spreading actors evenly (fewest actors first); an actor that fits the
-job but not the ranks' free resources right now waits until an actor ends. It answers where
+resources it asks for, spreading actors evenly (fewest actors first; with ``SPREAD``, fewest
+on the node first); an actor that fits the job but not the ranks' free resources right now
+waits until an actor ends. An actor with a node affinity goes to that node only (waiting
+there for room), or, when that node can never host it, anywhere if the affinity is soft, else
+nowhere: it is dead with ActorUnschedulableError. It answers where
 actors are (``ACTOR_LOOKUP``), owns the names of named actors (a duplicate name is an error,
 ``get_if_exists`` returns the one there is) and forwards kills and releases for actors that
 were not placed yet.
@@ -15,7 +18,7 @@ from collections import deque
 
 from ..core.resources import fits
 from ..wire import messages, serialization
-from ..wire.specs import ActorState
+from ..wire.specs import SPREAD, ActorState
 
 
 def answer(send, token, question, *args):
@@ -44,13 +47,14 @@ class ActorRecord:
 
 class ActorDirectory:
     """Collaborators: ``send(rank, message)``, ``capacities()`` (``{rank: capacity}`` of the
-    executing ranks, as the session declared them) and ``hold(rank, request, sign)`` (the
-    scheduler's view of what actors hold)."""
+    executing ranks, as the session declared them), ``hold(rank, request, sign)`` (the
+    scheduler's view of what actors hold) and ``node_of`` (rank -> node index)."""
 
-    def __init__(self, send, capacities, hold):
+    def __init__(self, send, capacities, hold, node_of):
         self.send = send
         self.capacities = capacities
         self.hold = hold
+        self.node_of = node_of
         self.default_namespace = "default"     # init(namespace=) sets it
         self.records = {}                      # actor id -> ActorRecord
         self.names = {}                        # (namespace, name) -> actor id
@@ -70,8 +74,26 @@ class ActorDirectory:
             self.waiting.append(spec.actor_id)
 
     def _try_place(self, record):
+        """Place the actor now; False if it must wait for room. (An actor that can never be
+        placed as its strategy requires is dead, and counts as placed.)"""
         spec = record.spec
-        rank = self._choose(spec.resources)
+        strategy = spec.strategy
+        node = None
+        if strategy is not None and strategy != SPREAD:
+            node, soft, spill, fail = strategy
+            if self._choose(spec.resources, node, free_only=False) is None:
+                if not soft:
+                    self._unschedulable(record, self._why_not(node))
+                    return True
+                spec.strategy = node = None    # (Ray: anywhere)
+        rank = self._choose(spec.resources, node, spread=strategy == SPREAD)
+        if rank is None and node is not None:
+            if spill:
+                rank = self._choose(spec.resources)
+            elif fail:
+                self._unschedulable(record, f"node {node} has no room for it now "
+                                            f"(_fail_on_unavailable)")
+                return True
         if rank is None:
             return False
         record.rank = rank
@@ -92,22 +114,46 @@ class ActorDirectory:
             send(rank, messages.actor_release(spec.actor_id))
         return True
 
-    def _choose(self, request):
-        """The executing rank with room for ``request`` that hosts the fewest actors."""
+    def _choose(self, request, node=None, spread=False, free_only=True):
+        """The executing rank (of ``node``, if given) with room for ``request`` that hosts the
+        fewest actors (``spread``: whose node hosts the fewest, first); with ``free_only``
+        False, any rank that could ever host it."""
+        capacities = self.capacities()
+        if spread:
+            on_node = {}
+            for rank, count in self.count.items():
+                on_node[self.node_of[rank]] = on_node.get(self.node_of[rank], 0) + count
         best, best_count = None, None
-        for rank, capacity in self.capacities().items():
-            if rank in self.dead:
+        for rank, capacity in capacities.items():
+            if rank in self.dead or (node is not None and self.node_of[rank] != node):
                 continue
-            held = self.held.get(rank, {})
             if not fits(capacity, request):
                 continue
+            if not free_only:
+                return rank
+            held = self.held.get(rank, {})
             if any(amount and held.get(name, 0.0) + amount > capacity.get(name, 0.0) + 1e-9
                    for name, amount in request.items()):
                 continue
             count = self.count.get(rank, 0)
+            if spread:
+                count = (on_node.get(self.node_of[rank], 0), count)
             if best is None or count < best_count:
                 best, best_count = rank, count
         return best
+
+    def _why_not(self, node):
+        if node < 0:
+            return "no node of this job has the node id it asks for"
+        if all(self.node_of[rank] != node or rank in self.dead for rank in self.capacities()):
+            return f"node {node} has died (or runs no tasks)"
+        return f"no rank of node {node} has the resources it asks for"
+
+    def _unschedulable(self, record, reason):
+        spec = record.spec
+        record.askers.add(spec.owner)          # (also when a restart finds no place)
+        self._mark_dead(record, serialization.actor_unschedulable(spec.class_name,
+                                                                  spec.actor_id, reason))
 
     # ------------------------------------------------------------------ questions
     def on_lookup(self, actor_id, requester):
@@ -267,5 +313,5 @@ class ActorDirectory:
 
     def forget(self):
         namespace, dead = self.default_namespace, self.dead
-        self.__init__(self.send, self.capacities, self.hold)
+        self.__init__(self.send, self.capacities, self.hold, self.node_of)
         self.default_namespace, self.dead = namespace, dead

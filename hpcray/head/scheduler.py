@@ -12,11 +12,20 @@ A rank whose queued tasks found no room for a while (a long task holds it) gives
 (:meth:`take_back`); they go elsewhere, and the rank is *stalled*: it gets no more than it
 runs at once until one of its tasks is done.
 
+Scheduling strategies (a spec's ``strategy``, Ray's meanings): the default above; ``SPREAD``
+takes the ranks in turn, one node after another, so that consecutive tasks land on different
+nodes; a node affinity places the task on that node only, and waits there for room (in a
+queue of that node's, so that it holds up no other task). An affinity that can never be met
+(no such node, or it died, or none of its ranks could run the task) is dropped when soft, else
+the task is *unschedulable*: :attr:`unschedulable` collects ``(spec, reason)`` for the
+service to fail it.
+
 Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.py`` too.
 """
 from collections import deque
 
 from ..core.resources import fits
+from ..wire.specs import SPREAD
 
 
 class Assignment:
@@ -46,7 +55,11 @@ class GlobalScheduler:
         self.freed = []                        # ranks that got a slot back since the last drain
         self.node_of = None                    # rank -> node index (set once nodes are known)
         self.queue = deque()                   # specs waiting for room
+        self.pinned = {}                       # node -> deque of specs with an affinity to it
+        self.unschedulable = []                # (spec, reason): fail them (the service does)
         self.stalled = set()                   # ranks that gave tasks back (see take_back)
+        self._spread_order = None              # ranks, one node after another (SPREAD)
+        self._spread_next = 0
 
     def _admits(self, rank, request):
         capacity, used, held = self.capacities[rank], self.used[rank], self.held.get(rank)
@@ -74,13 +87,81 @@ class GlobalScheduler:
         return (self.used[rank].get("CPU", 0.0) / cpus, self.count[rank])
 
     def place(self, spec):
-        """Return the rank to run ``spec`` on, or None after queueing it."""
+        """Return the rank to run ``spec`` on, or None after queueing it (or, when it can never
+        be placed as its strategy requires, adding it to :attr:`unschedulable`)."""
+        strategy = spec.strategy
+        if strategy is not None and strategy != SPREAD:
+            return self._place_on_node(spec)
         if not self.queue:
-            rank = self._choose(spec.resources, spec.node_hint)
+            rank = self._pick(spec)
             if rank is not None:
                 self._assign(spec, rank)
                 return rank
         self.queue.append(spec)
+        return None
+
+    def _pick(self, spec, avoid=None):
+        """The rank for a default or SPREAD task, or None."""
+        if spec.strategy == SPREAD:
+            return self._spread(spec.resources, avoid)
+        return self._choose(spec.resources, spec.node_hint, avoid)
+
+    def _place_on_node(self, spec):
+        node, soft, spill, fail = spec.strategy
+        ranks = self._node_ranks(node, spec.resources)
+        if not ranks:
+            if soft:
+                spec.strategy = None           # (Ray: run anywhere)
+                return self.place(spec)
+            self.unschedulable.append((spec, self._why_not(node)))
+            return None
+        rank = self._least_loaded(ranks, spec.resources)
+        if rank is not None:
+            self._assign(spec, rank)
+            return rank
+        if spill:
+            spec.strategy = None
+            return self.place(spec)
+        if fail:
+            self.unschedulable.append((spec, f"node {node} has no room for it now "
+                                             f"(_fail_on_unavailable)"))
+            return None
+        self.pinned.setdefault(node, deque()).append(spec)
+        return None
+
+    def _node_ranks(self, node, request):
+        """The live ranks of ``node`` that could ever run ``request``."""
+        if node < 0 or self.node_of is None:
+            return []
+        return [rank for rank in self._fitting_ranks(request)[0] if self.node_of[rank] == node]
+
+    def _why_not(self, node):
+        if node < 0:
+            return "no node of this job has the node id it asks for"
+        if self.node_of is not None and not any(self.node_of[rank] == node
+                                                for rank in self.capacities):
+            return f"node {node} has died (or runs no tasks)"
+        return f"no rank of node {node} has the resources it asks for"
+
+    def _spread(self, request, avoid=None):
+        """SPREAD: the next admissible rank in turn, nodes interleaved."""
+        order = self._spread_order
+        if order is None:
+            node_of = self.node_of or {}
+            by_node = {}
+            for rank in sorted(self.capacities):
+                by_node.setdefault(node_of[rank] if node_of else 0, []).append(rank)
+            columns = list(by_node.values())
+            order = [column[i] for i in range(max(map(len, columns), default=0))
+                     for column in columns if i < len(column)]
+            self._spread_order = order
+        fitting = self._fitting_ranks(request)[1]
+        count = len(order)
+        for step in range(count):
+            rank = order[(self._spread_next + step) % count]
+            if rank in fitting and rank != avoid and self._admits(rank, request):
+                self._spread_next = (self._spread_next + step + 1) % count
+                return rank
         return None
 
     def _fitting_ranks(self, request):
@@ -157,7 +238,11 @@ class GlobalScheduler:
         for spec in specs:
             if not self.unassign(spec.task_id, rank):
                 continue                       # (cancelled, or its rank was declared dead)
-            target = self._choose(spec.resources, spec.node_hint, avoid=rank)
+            if spec.strategy is not None and spec.strategy != SPREAD:
+                target = self._least_loaded([r for r in self._node_ranks(
+                    spec.strategy[0], spec.resources) if r != rank], spec.resources)
+            else:
+                target = self._pick(spec, avoid=rank)
             if target is None:
                 queued.append(spec)
             else:
@@ -197,18 +282,20 @@ class GlobalScheduler:
         """
         placed = []
         queue, freed = self.queue, self.freed
+        if self.pinned:
+            self._drain_pinned(placed)
         while queue:
             spec = queue[0]
             rank = None
             fitting = self._fitting_ranks(spec.resources)[1]
-            while freed:
+            while freed and spec.strategy is None:
                 candidate = freed[-1]
                 if candidate in fitting and self._admits(candidate, spec.resources):
                     rank = candidate
                     break
                 freed.pop()
             if rank is None:
-                rank = self._choose(spec.resources, spec.node_hint)
+                rank = self._pick(spec)
                 if rank is None:
                     break
             queue.popleft()
@@ -217,13 +304,35 @@ class GlobalScheduler:
         freed.clear()
         return placed
 
+    def _drain_pinned(self, placed):
+        """Place the tasks waiting for a node where a slot was freed, in their order."""
+        node_of = self.node_of
+        for node in {node_of[rank] for rank in self.freed if rank in self.capacities}:
+            waiting = self.pinned.get(node)
+            while waiting:
+                spec = waiting[0]
+                rank = self._least_loaded(self._node_ranks(node, spec.resources),
+                                          spec.resources)
+                if rank is None:
+                    break
+                waiting.popleft()
+                self._assign(spec, rank)
+                placed.append((rank, spec))
+            if not waiting:
+                self.pinned.pop(node, None)
+
     def cancel_queued(self, task_id):
         """Remove a task still waiting at the head; return its spec, or None."""
-        for spec in self.queue:
-            if spec.task_id == task_id:
-                self.queue.remove(spec)
-                return spec
+        for queue in [self.queue, *self.pinned.values()]:
+            for spec in queue:
+                if spec.task_id == task_id:
+                    queue.remove(spec)
+                    return spec
         return None
+
+    def waiting(self):
+        """How many tasks wait at the head for room."""
+        return len(self.queue) + sum(len(queue) for queue in self.pinned.values())
 
     def where(self, task_id):
         entry = self.assigned.get(task_id)
@@ -239,15 +348,30 @@ class GlobalScheduler:
             table.pop(rank, None)
         self.stalled.discard(rank)
         self._fitting = {}
+        self._spread_order = None
         self.freed = [r for r in self.freed if r != rank]
+        node = self.node_of[rank] if self.node_of is not None else None
+        if node in self.pinned and not any(self.node_of[r] == node for r in self.capacities):
+            for spec in self.pinned.pop(node):     # their node is gone: soft ones run
+                if spec.strategy[1]:                # anywhere, the others cannot run
+                    spec.strategy = None
+                    self.queue.append(spec)
+                else:
+                    self.unschedulable.append((spec, self._why_not(node)))
         return lost
 
     def available(self):
         """Logical resources of the executing ranks not taken by the tasks placed here."""
-        total = {}
+        total, nodes = {}, {}
         for rank, capacity in self.capacities.items():
             for name, amount in capacity.items():
-                total[name] = total.get(name, 0.0) + amount
+                if name.startswith("node:"):   # (every rank of a node offers it: once a node)
+                    nodes.setdefault(name, set()).add(self.node_of[rank] if self.node_of
+                                                      else rank)
+                else:
+                    total[name] = total.get(name, 0.0) + amount
+        for name, which in nodes.items():
+            total[name] = float(len(which))
         for used in self.used.values():
             for name, amount in used.items():
                 total[name] = max(total.get(name, 0.0) - amount, 0.0)

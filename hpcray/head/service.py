@@ -15,7 +15,7 @@ held.
 import sys
 import time
 
-from ..wire import messages
+from ..wire import messages, serialization
 from ..wire.transport import Backoff
 from .directory import ActorDirectory, answer
 from .groups import GroupRegistry
@@ -57,6 +57,8 @@ class HeadService:
         target = self.scheduler.place(spec)
         if target is not None:
             self.transport.send(target, messages.task(spec))
+        elif self.scheduler.unschedulable:
+            self._fail_unschedulable()
         return 0 if target is None else target
 
     def cancel(self, record, force=False, recursive=True):
@@ -66,24 +68,31 @@ class HeadService:
         return self.scheduler.where(record.spec.task_id)   # None: still queued here
 
     def backlog(self):
-        return len(self.scheduler.queue)
+        return self.scheduler.waiting()
 
     def on_spill(self, spec):
         """SPILL: a worker's node had no room for this task."""
         target = self.scheduler.place(spec)
         if target is not None:
             self.transport.send(target, messages.task(spec))
+        elif self.scheduler.unschedulable:
+            self._fail_unschedulable()
 
     def place_queued(self):
         """Each turn: place the queued tasks that fit now (some slot was freed)."""
         scheduler = self.scheduler
         if scheduler.freed:
-            if scheduler.queue:
+            if scheduler.queue or scheduler.pinned:
                 for target, spec in scheduler.drain():
                     self.transport.send(target, messages.task(spec))
             else:
                 scheduler.freed.clear()
 
+    def _fail_unschedulable(self):
+        """Tasks whose strategy can never be met fail (TaskUnschedulableError), as in Ray."""
+        failed, self.scheduler.unschedulable = self.scheduler.unschedulable, []
+        for spec, reason in failed:
+            self.execution.report_failed(spec, serialization.unschedulable(spec.name, reason))
     def on_give_back(self, rank, specs):
         """GIVE_BACK: tasks that found no room on ``rank`` for a while go elsewhere (a cancel
         sent there meanwhile is honoured here)."""
@@ -133,6 +142,10 @@ class HeadService:
         if rank == 0 or rank in liveness.dead:
             return
         tasks = self.scheduler.remove_rank(rank)
+        if self.scheduler.unschedulable:       # tasks waiting for its node, if it was the
+            self._fail_unschedulable()         # node's last rank
+        for target, spec in self.scheduler.drain():
+            self.transport.send(target, messages.task(spec))
         sys.stderr.write(f"hpcray: rank {rank} (host {self.job.host_of[rank]}) died ({how}); "
                          f"the job goes on without it ({len(tasks)} task(s) placed there run "
                          f"again elsewhere)\n")
@@ -204,7 +217,8 @@ def attach(rt):
     head = HeadService(rt.lock, rt.job, rt.config, rt.transport, rt.progress, rt.ownership,
                        rt.execution, rt.lifecycle, rt.liveness)
     rt.submitter.set_placement(head)
-    directory = ActorDirectory(rt.transport.send, rt.job.executing_capacities, head.hold)
+    directory = ActorDirectory(rt.transport.send, rt.job.executing_capacities, head.hold,
+                               rt.job.node_of)
     groups = GroupRegistry(rt.transport.send, directory.placed_rank)
     rt.attach("head", head)
     rt.attach("directory", directory)

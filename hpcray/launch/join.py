@@ -163,6 +163,9 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         capacity, problem = store_capacity(config, declared_memory, stores_here), None
         offered = resources.rank_capacity(config, executes, executing_here, mine,
                                           capacity * stores_here)
+        if offered:
+            offered.update(resources.node_resources(resources.node_ip(),
+                                                    leaders.index(leader) == 0))
     except ValueError as error:
         capacity, offered, problem = 0, {}, str(error)
     problems = [p for p in comm.allgather(problem) if p]

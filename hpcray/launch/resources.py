@@ -7,7 +7,9 @@ Every executing rank advertises:
 * ``GPU``: the GPUs pinned to it (below);
 * ``memory``: bytes, from Slurm (``SLURM_MEM_PER_NODE`` / ``SLURM_MEM_PER_CPU``, in MB) or
   the host's RAM less its object stores, shared by the host's executing ranks;
-* custom resources from ``HPCRAY_RESOURCES`` / ``--resources '{"name": amount}'``, each rank.
+* custom resources from ``HPCRAY_RESOURCES`` / ``--resources '{"name": amount}'``, each rank;
+* Ray's node resources: ``node:<ip>`` (1 on each rank of the node: the job's total counts it
+  once per node), and ``node:__internal_head__`` on the head's node.
 
 GPU pinning. A node's GPU ids come from, in order: ``HPCRAY_GPUS`` / ``--gpus 0,1`` (declared),
 ``CUDA_VISIBLE_DEVICES`` as the launcher set it (Slurm sets it to what it granted the step),
@@ -18,6 +20,7 @@ Each rank then sets ``CUDA_VISIBLE_DEVICES`` to its own ids, empty when it has n
 script or any task runs, so CUDA libraries imported later see exactly the rank's devices.
 """
 import os
+import socket
 import subprocess
 
 from ..config import LAUNCH_CUDA_VISIBLE_DEVICES as ORIGINAL_VISIBLE
@@ -92,6 +95,31 @@ def memory(executing_here, store_bytes_here, cpu_count):
     import psutil
     free = psutil.virtual_memory().total - store_bytes_here
     return float(max(free, 0) // max(executing_here, 1))
+
+
+def node_ip():
+    """This host's IP address, as Ray names nodes (``node:<ip>`` resources): the address of
+    the interface that routes outwards, else what the host name resolves to."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.254.254.254", 1))   # (UDP: nothing is sent)
+        return probe.getsockname()[0]
+    except OSError:
+        try:
+            return socket.gethostbyname(socket.gethostname())
+        except OSError:
+            return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+def node_resources(ip, head_node):
+    """Ray's per-node resources, which every executing rank of the node offers: ``node:<ip>``,
+    and ``node:__internal_head__`` on the head's node."""
+    offered = {f"node:{ip}": 1.0}
+    if head_node:
+        offered["node:__internal_head__"] = 1.0
+    return offered
 
 
 def rank_capacity(config, executes, executing_here, gpus, store_bytes_here):

@@ -15,9 +15,9 @@ import traceback
 
 import cloudpickle
 
-from ..exceptions import (ActorDiedError, ObjectLostError, ObjectStoreFullError,
+from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError, ObjectStoreFullError,
                           OwnerDiedError, RemoteTraceback, SerializationError,
-                          TaskCancelledError, TaskError)
+                          TaskCancelledError, TaskError, TaskUnschedulableError)
 from . import objects
 from .objects import INLINE, STORED, VALUE, Value
 
@@ -139,6 +139,18 @@ def actor_died(actor_name, actor_id, reason, cause=None, remote_traceback=None):
     """The Error record that calls to a dead actor get."""
     return objects.error(dumps(ActorDiedError(actor_name, f"{actor_id:016x}", reason, cause,
                                               remote_traceback)))
+
+
+def actor_unschedulable(class_name, actor_id, reason):
+    """The Error record of an actor that its scheduling strategy keeps from any rank."""
+    return objects.error(dumps(ActorUnschedulableError(
+        f"actor {class_name} ({actor_id:016x}) cannot be scheduled: {reason}")))
+
+
+def unschedulable(name, reason):
+    """The Error record of a task that its scheduling strategy keeps from running anywhere."""
+    return objects.error(dumps(TaskUnschedulableError(
+        f"task {name} cannot be scheduled: {reason}")))
 
 
 def cancelled(task_id):

@@ -11,6 +11,18 @@ class ActorState:
     DEAD = "DEAD"
 
 
+# Scheduling strategies as specs carry them (``strategy``): None is Ray's "DEFAULT" (the
+# least-loaded rank with room, on the arguments' node first); SPREAD goes round the nodes; a
+# node affinity tuple keeps the work on one node (``head/scheduler.py``).
+SPREAD = "SPREAD"
+
+
+def node_affinity(node, soft, spill_on_unavailable=False, fail_on_unavailable=False):
+    """``(node index, soft, spill_on_unavailable, fail_on_unavailable)``; node -1: no node of
+    the job has the id asked for."""
+    return (node, soft, spill_on_unavailable, fail_on_unavailable)
+
+
 def _wire(obj):
     return None if obj is None else tuple(obj)
 
@@ -32,11 +44,11 @@ class TaskSpec:
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session", "node_hint", "args_ref", "actor_id", "caller", "resent")
+                 "session", "node_hint", "args_ref", "actor_id", "caller", "resent", "strategy")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
                  resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
-                 args_ref=None, actor_id=None, caller=None, resent=0):
+                 args_ref=None, actor_id=None, caller=None, resent=0, strategy=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -56,13 +68,15 @@ class TaskSpec:
         self.caller = caller                   # a method call: who submitted it (ordering)
         self.resent = resent                   # a method call: times its actor's rank died
                                                # while it was there (max_task_retries)
+        self.strategy = strategy               # scheduling strategy (see SPREAD above)
 
     def __reduce__(self):
         args = self.args_blob
         fields = (self.task_id, self.owner, self.name, self.func_id, self.func_blob,
                   None if args is None else tuple(args), self.deps, self.num_returns, self.resources,
                   self.max_retries, self.retry_exceptions, self.via_head, self.session,
-                  self.node_hint, self.args_ref, self.actor_id, self.caller, self.resent)
+                  self.node_hint, self.args_ref, self.actor_id, self.caller, self.resent,
+                  self.strategy)
         # without encoded arguments there is no record to rebuild: no extra call on arrival
         return (TaskSpec if args is None else _task_spec, fields)
 
@@ -85,11 +99,11 @@ class ActorSpec:
     __slots__ = ("actor_id", "owner", "class_name", "class_id", "class_blob", "args_blob",
                  "deps", "args_ref", "resources", "max_concurrency", "is_async", "name",
                  "namespace", "detached", "session", "methods", "max_restarts",
-                 "max_task_retries")
+                 "max_task_retries", "strategy")
 
     def __init__(self, actor_id, owner, class_name, class_id, class_blob, args_blob, deps,
                  args_ref, resources, max_concurrency, is_async, name, namespace, detached,
-                 session, methods, max_restarts=0, max_task_retries=0):
+                 session, methods, max_restarts=0, max_task_retries=0, strategy=None):
         self.actor_id = actor_id
         self.owner = owner
         self.class_name = class_name
@@ -109,6 +123,7 @@ class ActorSpec:
         self.max_restarts = max_restarts       # times it is built again after its process
         self.max_task_retries = max_task_retries   # died (-1: forever); times a call is
                                                # run again after such a death
+        self.strategy = strategy               # scheduling strategy (see SPREAD above)
 
     def __reduce__(self):
         values = [getattr(self, name) for name in self.__slots__]

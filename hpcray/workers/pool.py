@@ -869,13 +869,14 @@ class WorkerPool:
         return slot, self.store.first_page(slot)
 
     def op_submit(self, worker, req_id, spec, name, func_id, func_blob, args, kwargs,
-                  num_returns, resources, max_retries, retry_exceptions, node_hint):
+                  num_returns, resources, max_retries, retry_exceptions, node_hint, strategy):
         if func_blob is None:
             func_blob = self.functions[func_id]
         else:
             self.functions[func_id] = func_blob
         refs = self.submitter.submit_task(name, func_id, func_blob, args, kwargs, num_returns,
-                                          resources, max_retries, retry_exceptions, node_hint)
+                                          resources, max_retries, retry_exceptions, node_hint,
+                                          strategy)
         if spec is not None and refs:          # (for cancel(..., recursive=True))
             self.children[spec.task_id].append(refs[0].id)
             if spec.task_id in worker.cancelled:   # submitted while it was being cancelled
