@@ -115,7 +115,6 @@ class ActorClass:
         """Create an actor; return its :class:`ActorHandle` (construction runs remotely).
 
         Raises:
-            ResourceError: no rank of the job could ever host it.
             ValueError: its name is taken by a live actor (without ``get_if_exists``).
             SerializationError: an argument cannot be pickled.
         """

@@ -29,8 +29,8 @@ def test_actors(run_job):
         "missing": True, "from_task": 8, "reused_after_kill": 42}
     assert res.value("cancel_queued_call") == [0.5, 0]
     assert res.value("spread_over_ranks") == [1, 2, 3]
-    infeasible = res.error("infeasible_actor")
-    assert infeasible["type"] == "ResourceError" and "GPU" in infeasible["msg"]
+    assert res.value("infeasible_actor") == [0, True, 5, "ActorDiedError"]
+    assert "actor " in res.stderr and "requests GPU=1" in res.stderr
     assert res.value("resources_are_held") == [True, 5]
     during, result, after = res.value("released_when_handles_are_gone")
     assert during == ["ALIVE"] and result == 1 and after == ["DEAD"]

@@ -25,9 +25,11 @@ def test_declared_gpus_are_pinned_one_per_worker(run_job):
     assert ["3", "", "[]"] in res.value("anywhere")     # the rank without a GPU sees none
     assert res.value("actors") == ["0", "1"]
     assert res.value("ssd") == [1, 2, 3]
-    too_many = res.error("too_many_gpus")
-    assert too_many["type"] == "ResourceError" and "GPU=2" in too_many["msg"]
-    assert "tape" in res.error("unknown_resource")["msg"]
+    # infeasible requests wait (Ray's semantics) with a warning that names them
+    assert res.value("too_many_gpus") == [0, 0, 6, "TaskCancelledError"]
+    assert res.value("unknown_resource") == [0, 0, 6, "TaskCancelledError"]
+    assert "GPU=2" in res.stderr and "largest has GPU=1" in res.stderr
+    assert "tape=1" in res.stderr and "will not run" in res.stderr
 
 
 def test_resources_from_slurm_variables(run_job):

@@ -58,10 +58,9 @@ class ActorClient:
         is_async)`` of the new actor, or of the live one of that name (``get_if_exists``).
 
         Raises:
-            ResourceError: no rank could ever host it.
             ValueError: the name is taken (without ``get_if_exists``).
         """
-        self.submitter.check_feasible(resources, f"actor {class_name}")
+        self.submitter.warn_if_infeasible(resources, f"actor {class_name}")
         session = self.progress.session
         made = {}
 

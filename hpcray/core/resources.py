@@ -2,9 +2,10 @@
 
 A rank offers ``{"CPU": c, "GPU": g, "memory": bytes, custom...}`` (``launch/resources.py``
 detects it); a request ``{name: amount}`` fits a rank if every amount is at most what the
-rank offers. Nothing is enforced or isolated: this is bookkeeping for placement.
+rank offers. Nothing is enforced or isolated: this is bookkeeping for placement. A request
+that no rank could ever satisfy is *infeasible*: as in Ray, it waits (with a warning), here
+for good, since ranks never join a running MPI job.
 """
-from ..exceptions import ResourceError
 
 
 def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1, memory=None):
@@ -32,14 +33,15 @@ def fits(capacity, request):
     return True
 
 
-def check_feasible(capacities, request, what):
-    """Raise ResourceError, naming the resource, if no rank could ever run this request."""
+def infeasibility(capacities, request, what):
+    """Why no rank could ever run ``request`` (naming the resource), or None if one could."""
     if any(fits(capacity, request) for capacity in capacities.values()):
-        return
+        return None
+    waits = ("it stays pending, as in Ray, but ranks never join a running MPI job: it will "
+             "not run. Ask for less, or start the job with more per rank")
     for name, amount in request.items():
         best = max((capacity.get(name, 0.0) for capacity in capacities.values()), default=0.0)
         if amount > best:
-            raise ResourceError(
-                f"{what} requests {name}={amount:g} but no rank of this job has that much "
-                f"(the largest has {name}={best:g}); it could never run")
-    raise ResourceError(f"{what} requests {request}, which no single rank of this job has")
+            return (f"{what} requests {name}={amount:g} but no rank of this job has that "
+                    f"much (the largest has {name}={best:g}); {waits}")
+    return f"{what} requests {request}, which no single rank of this job has; {waits}"

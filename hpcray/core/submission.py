@@ -17,6 +17,7 @@ Tasks, actor method calls and actor constructions all go through :meth:`Submitte
 A long burst of submissions also flushes what is queued and takes in results every 16
 submissions, so executors are fed while the caller is still submitting.
 """
+import sys
 import time
 
 from ..exceptions import (ObjectReconstructionFailedMaxAttemptsExceededError,
@@ -27,7 +28,7 @@ from ..wire.objects import STORED
 from ..wire.specs import TaskSpec
 from . import refcount
 from .object_ref import ObjectRef
-from .resources import check_feasible, fits
+from .resources import fits, infeasibility
 
 
 class NodePlacement:
@@ -167,12 +168,12 @@ class Submitter:
         when a rank there has room, instead of the arguments' node. ``strategy``: the
         scheduling strategy, as specs carry it (``wire/specs.py``).
 
-        Raises:
-            ResourceError: no rank of the job could ever run it.
+        A task that no rank could ever run is submitted all the same: it waits at the head,
+        as in Ray, after a warning here (:meth:`warn_if_infeasible`).
         """
         key = tuple(resources.items())
         if key not in self.feasible:
-            check_feasible(self.job.capacities, resources, f"task {name}")
+            self.warn_if_infeasible(resources, f"task {name}")
             self.feasible.add(key)
         session = self.progress.session
 
@@ -184,9 +185,13 @@ class Submitter:
         return self.submit(name, args, kwargs, max(num_returns, 1), make_spec,
                            self.placement)[1]
 
-    def check_feasible(self, resources, what):
-        """Raise ResourceError if no executing rank could ever satisfy ``resources``."""
-        check_feasible(self.job.executing_capacities(), resources, what)
+    def warn_if_infeasible(self, resources, what):
+        """Warn on stderr (Ray's "cannot be scheduled" warning) if no executing rank could
+        ever satisfy ``resources``; the work is submitted all the same, and waits."""
+        problem = infeasibility(self.job.executing_capacities(), resources, what)
+        if problem is not None:
+            sys.stderr.write(f"hpcray: warning: {problem}\n")
+            sys.stderr.flush()
 
     # ------------------------------------------------------------------ put
     def put(self, value):

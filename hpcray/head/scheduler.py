@@ -18,7 +18,8 @@ nodes; a node affinity places the task on that node only, and waits there for ro
 queue of that node's, so that it holds up no other task). An affinity that can never be met
 (no such node, or it died, or none of its ranks could run the task) is dropped when soft, else
 the task is *unschedulable*: :attr:`unschedulable` collects ``(spec, reason)`` for the
-service to fail it.
+service to fail it. A task that no live rank could ever run is *infeasible*: it waits apart
+(:attr:`infeasible`, as Ray keeps such tasks pending), holding up no other task.
 
 Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.py`` too.
 """
@@ -56,6 +57,7 @@ class GlobalScheduler:
         self.node_of = None                    # rank -> node index (set once nodes are known)
         self.queue = deque()                   # specs waiting for room
         self.pinned = {}                       # node -> deque of specs with an affinity to it
+        self.infeasible = []                   # specs no live rank could ever run
         self.unschedulable = []                # (spec, reason): fail them (the service does)
         self.stalled = set()                   # ranks that gave tasks back (see take_back)
         self._spread_order = None              # ranks, one node after another (SPREAD)
@@ -92,6 +94,9 @@ class GlobalScheduler:
         strategy = spec.strategy
         if strategy is not None and strategy != SPREAD:
             return self._place_on_node(spec)
+        if not self._fitting_ranks(spec.resources)[0]:
+            self.infeasible.append(spec)
+            return None
         if not self.queue:
             rank = self._pick(spec)
             if rank is not None:
@@ -297,7 +302,10 @@ class GlobalScheduler:
             if rank is None:
                 rank = self._pick(spec)
                 if rank is None:
-                    break
+                    if fitting:
+                        break
+                    self.infeasible.append(queue.popleft())   # (its ranks died)
+                    continue
             queue.popleft()
             self._assign(spec, rank)
             placed.append((rank, spec))
@@ -323,7 +331,7 @@ class GlobalScheduler:
 
     def cancel_queued(self, task_id):
         """Remove a task still waiting at the head; return its spec, or None."""
-        for queue in [self.queue, *self.pinned.values()]:
+        for queue in [self.queue, self.infeasible, *self.pinned.values()]:
             for spec in queue:
                 if spec.task_id == task_id:
                     queue.remove(spec)
@@ -332,7 +340,8 @@ class GlobalScheduler:
 
     def waiting(self):
         """How many tasks wait at the head for room."""
-        return len(self.queue) + sum(len(queue) for queue in self.pinned.values())
+        return (len(self.queue) + len(self.infeasible)
+                + sum(len(queue) for queue in self.pinned.values()))
 
     def where(self, task_id):
         entry = self.assigned.get(task_id)

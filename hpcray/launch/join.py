@@ -173,9 +173,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         node_comm.Free()
         raise ConfigError(problems[0])
     detected = dict(enumerate(comm.allgather(offered)))
-    executors = max(size - 1, 1)
-    capacities = {r: resources.with_declared(offered, declared or {}, executors)
-                  for r, offered in detected.items()}
+    capacities = resources.with_declared(detected, declared or {})
     tag = comm.bcast(f"{os.getpid():x}-{os.urandom(4).hex()}" if rank == 0 else None)
     node_index = leaders.index(leader)
     store = NodeStore(node_comm, capacity, tag, node_index, config.spill_dir)

@@ -134,13 +134,22 @@ def rank_capacity(config, executes, executing_here, gpus, store_bytes_here):
     return capacity
 
 
-def with_declared(capacity, declared, executors):
-    """``init(num_cpus=, num_gpus=, resources=)``: job totals, divided evenly among the
-    executing ranks, replace what was detected (logical amounts: nothing is pinned)."""
-    if not capacity:
-        return capacity
-    capacity = dict(capacity)
+def with_declared(detected, declared):
+    """``init(num_cpus=, num_gpus=, resources=)`` declares job totals, as Ray's does: they
+    replace what was detected (``{rank: capacity}``; logical amounts, nothing is pinned),
+    dealt to the executing ranks in rank order: a whole total in whole units (3 GPUs on 2
+    ranks: 2 and 1; 1 GPU: 1 and 0, so that ``num_gpus=1`` runs), else in equal parts."""
+    executing = sorted(rank for rank, capacity in detected.items() if capacity)
+    capacities = {rank: dict(capacity) for rank, capacity in detected.items()}
     for name, total in declared.items():
-        if total is not None:
-            capacity[name] = float(total) / executors
-    return capacity
+        if total is None or not executing:
+            continue
+        total = float(total)
+        whole, count = total.is_integer(), len(executing)
+        for position, rank in enumerate(executing):
+            if whole:
+                share = total // count + (1 if position < total % count else 0)
+            else:
+                share = total / count
+            capacities[rank][name] = float(share)
+    return capacities

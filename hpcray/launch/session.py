@@ -108,9 +108,7 @@ def init(declared=None, num_cpus=None, object_store_memory=None, namespace=None)
 
 
 def _capacities_with(rt, declared):
-    executors = len(rt.job.executors)
-    return {rank: resources.with_declared(capacity, declared, executors)
-            for rank, capacity in rt.job.detected_capacities.items()}
+    return resources.with_declared(rt.job.detected_capacities, declared)
 
 
 def _join_launched_job(declared):

@@ -625,8 +625,8 @@ class LinkSubmitter:
     def locate(self, object_id):
         return self.link.request("locate", object_id)
 
-    def check_feasible(self, resources, what):
-        self.link.request("check_feasible", resources, what)
+    def warn_if_infeasible(self, resources, what):
+        self.link.request("warn_if_infeasible", resources, what)
 
 
 class LinkClient:

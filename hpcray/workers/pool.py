@@ -148,7 +148,7 @@ class WorkerPool:
                            "cancel": self.op_cancel, "locate": self.op_locate,
                            "kill": self.op_kill, "dead": self.op_dead,
                            "session_key": self.op_session_key, "refs_in": self.op_refs_in,
-                           "check_feasible": self.op_check_feasible}
+                           "warn_if_infeasible": self.op_warn_if_infeasible}
         self.thread_ops = {"wait": self.op_wait,
                            "ask": self.op_ask, "actor_create": self.op_actor_create,
                            "describe": self.op_describe, "borrow": self.op_borrow,
@@ -901,8 +901,8 @@ class WorkerPool:
     def op_dead(self, worker, req_id, spec):
         return set(self.liveness.dead)
 
-    def op_check_feasible(self, worker, req_id, spec, resources, what):
-        self.submitter.check_feasible(resources, what)
+    def op_warn_if_infeasible(self, worker, req_id, spec, resources, what):
+        self.submitter.warn_if_infeasible(resources, what)
 
     # ------------------------------------------------------------------ (on a thread)
     def op_wait(self, worker, spec, ids, num_returns, timeout):

@@ -1,7 +1,7 @@
 """Job of tests/test_actors.py::test_actors."""
 import asyncio, pickle, sys, threading, time
 import hpcray as ray
-from hpcray.exceptions import ActorDiedError, ResourceError, TaskCancelledError
+from hpcray.exceptions import ActorDiedError, TaskCancelledError
 from hpcray.util.state import list_actors
 from jobkit import check
 
@@ -273,7 +273,18 @@ def spread_over_ranks():
 
 @check
 def infeasible_actor():
-    Counter.options(num_gpus=1).remote()
+    # No rank has a GPU: the actor stays pending (Ray's semantics, with a warning); its calls
+    # wait; others' go on; killing it ends the wait.
+    waiting = Counter.options(num_gpus=1).remote()
+    call = waiting.value.remote()
+    ready, _ = ray.wait([call], timeout=0.5)
+    states = {a["state"] for a in list_actors() if a["class_name"].endswith("Counter")}
+    other = ray.get(Counter.remote(5).value.remote())
+    ray.kill(waiting)
+    try:
+        ray.get(call, timeout=10)
+    except ActorDiedError as error:
+        return [len(ready), "PENDING_CREATION" in states, other, type(error).__name__]
 
 @check
 def resources_are_held():

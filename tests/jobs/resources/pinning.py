@@ -35,10 +35,18 @@ record("anywhere", sorted({tuple(map(str, r)) for r in ray.get([anywhere.remote(
 record("actors", sorted(ray.get([GpuActor.remote().device.remote() for _ in range(2)])))
 record("ssd", sorted(set(ray.get([needs_ssd.remote() for _ in range(6)]))))
 
-@check
-def too_many_gpus():
-    one_gpu.options(num_gpus=2).remote()
+def infeasible(fn):
+    """An infeasible task waits, as in Ray (with a warning), and holds up no other task;
+    returns [ready now, ready after other tasks ran, the error once cancelled]."""
+    ref = fn.remote()
+    ready, _ = ray.wait([ref], timeout=0.5)
+    others = ray.get([anywhere.remote() for _ in range(6)])   # they run meanwhile
+    still, _ = ray.wait([ref], timeout=0.1)
+    ray.cancel(ref)
+    try:
+        ray.get(ref, timeout=10)
+    except Exception as error:
+        return [len(ready), len(still), len(others), type(error).__name__]
 
-@check
-def unknown_resource():
-    needs_ssd.options(resources={"tape": 1}).remote()
+record("too_many_gpus", infeasible(one_gpu.options(num_gpus=2)))
+record("unknown_resource", infeasible(needs_ssd.options(resources={"tape": 1})))
