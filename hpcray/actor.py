@@ -15,6 +15,8 @@ from .core.resources import request_of
 from .launch import session
 from .remote_function import validate_options
 from .scheduling import wire_strategy
+from .core.generators import ObjectRefGenerator
+from .wire.specs import DYNAMIC, STREAMING
 from .wire import serialization
 
 ACTOR_OPTIONS = {
@@ -62,7 +64,8 @@ def _method_table(cls):
         if name.startswith("__") and name != "__call__":
             continue
         options = getattr(member, "__hpcray_method_options__", {})
-        table[name] = options.get("num_returns", 1)
+        default = STREAMING if inspect.isgeneratorfunction(member) else 1   # (Ray's)
+        table[name] = options.get("num_returns", default)
     return table
 
 
@@ -230,7 +233,8 @@ class ActorMethod:
         self._num_returns = num_returns
 
     def remote(self, *args, **kwargs):
-        """Call the method; return an ObjectRef (a list for ``num_returns`` > 1, None for 0).
+        """Call the method; return an ObjectRef (a list for ``num_returns`` > 1, None for 0;
+        an ObjectRefGenerator for a generator method, ``num_returns="streaming"``).
 
         Raises:
             ActorDiedError: the handle belongs to an earlier session.
@@ -238,6 +242,10 @@ class ActorMethod:
         handle, num_returns = self._handle, self._num_returns
         refs = session.runtime().client.call(handle._token.id, handle._class_name, self._name,
                                              args, kwargs, num_returns, handle._session)
+        if num_returns == STREAMING:
+            return ObjectRefGenerator(refs[0])
+        if num_returns == DYNAMIC:
+            return refs[0]
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

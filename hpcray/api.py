@@ -8,6 +8,7 @@ import inspect
 from . import reduction
 from .actor import ActorClass, ActorHandle, actor_id_of
 from .context import RuntimeContext
+from .core.generators import ObjectRefGenerator
 from .core.object_ref import ObjectRef
 from .launch import resources as _resources
 from .launch import session
@@ -183,10 +184,14 @@ def get_actor(name, namespace=None):
     return ActorHandle(*rt.client.describe(info), rt.client.session_key())
 
 
-def _check_refs(refs, what):
+def _check_refs(refs, what, generators=False):
     for ref in refs:
-        if not isinstance(ref, ObjectRef):
-            raise TypeError(f"{what} expects ObjectRefs, got {type(ref).__name__}: {ref!r}")
+        if not isinstance(ref, ObjectRef) and not (
+                generators and isinstance(ref, ObjectRefGenerator)):
+            hint = (" (iterate an ObjectRefGenerator for the refs of its items)"
+                    if isinstance(ref, ObjectRefGenerator) else "")
+            raise TypeError(f"{what} expects ObjectRefs, got {type(ref).__name__}: "
+                            f"{ref!r}{hint}")
 
 
 def get(object_refs, *, timeout=None):
@@ -234,6 +239,9 @@ def put(value):
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     """Wait until ``num_returns`` of the refs are ready, or the timeout passes.
 
+    An ObjectRefGenerator among them is ready when its next item is (or its end), as in
+    Ray.
+
     Returns:
         ``(ready, not_ready)``: two lists of refs, each in the order of ``object_refs``;
         ``ready`` holds at most ``num_returns`` refs.
@@ -244,7 +252,7 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     """
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError("wait expects a list of ObjectRefs")
-    _check_refs(object_refs, "wait")
+    _check_refs(object_refs, "wait", generators=True)
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("wait received duplicate ObjectRefs")
     if not isinstance(num_returns, int) or num_returns < 1 and object_refs:
@@ -257,12 +265,20 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if not object_refs:
         return [], []
     rt = session.runtime()
-    ids = [ref.id for ref in object_refs]
-    ready_ids = rt.access.wait(ids, num_returns, timeout)
+    ids = [_wait_id(ref) for ref in object_refs]
+    streams = {_wait_id(ref) for ref in object_refs if isinstance(ref, ObjectRefGenerator)}
+    if streams:
+        ready_ids = rt.access.wait(ids, num_returns, timeout, streams)
+    else:
+        ready_ids = rt.access.wait(ids, num_returns, timeout)
     ready, not_ready = [], []
-    for ref in object_refs:
-        (ready if ref.id in ready_ids and len(ready) < num_returns else not_ready).append(ref)
+    for ref, object_id in zip(object_refs, ids):
+        (ready if object_id in ready_ids and len(ready) < num_returns else not_ready).append(ref)
     return ready, not_ready
+
+
+def _wait_id(ref):
+    return ref.completed().id if isinstance(ref, ObjectRefGenerator) else ref.id
 
 
 def cancel(object_ref, *, force=False, recursive=True):
@@ -273,9 +289,13 @@ def cancel(object_ref, *, force=False, recursive=True):
     (``force=True``); with ``recursive`` the tasks it submitted are cancelled the same way.
     Either way its ``get`` raises TaskCancelledError, and a cancelled task is not retried.
 
+    An ObjectRefGenerator cancels its generator task.
+
     Raises:
         TypeError: ``object_ref`` is not an ObjectRef.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel expects an ObjectRef, got {type(object_ref).__name__}")
     rt = session.runtime()

@@ -1,11 +1,14 @@
 """``@remote`` functions: option handling and submission of their tasks."""
 import functools
 import hashlib
+import inspect
 
 from .core.resources import request_of
 from .launch import session
 from .scheduling import wire_strategy
+from .core.generators import ObjectRefGenerator
 from .wire import serialization
+from .wire.specs import DYNAMIC, STREAMING
 
 # Ray's default: a task whose worker (here: its rank, or sys.exit) died runs again up to 3
 # times; an application exception only with retry_exceptions.
@@ -27,8 +30,10 @@ def validate_options(options, allowed, what):
             raise ValueError(f"invalid option {key!r} for {what}; valid options are "
                              f"{', '.join(sorted(allowed))}")
     num_returns = options.get("num_returns", 1)
-    if not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+    if num_returns not in (STREAMING, DYNAMIC) and (
+            not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0):
+        raise ValueError(f"num_returns must be a non-negative int, \"streaming\" or "
+                         f"\"dynamic\", got {num_returns!r}")
     retries = options.get("max_retries", 0)
     if not isinstance(retries, int) or retries < -1:
         raise ValueError(f"max_retries must be an int >= -1, got {retries!r}")
@@ -87,14 +92,20 @@ class RemoteFunction:
 
     def remote(self, *args, **kwargs):
         """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1
-        (None when it is 0)."""
+        (None when it is 0); for a generator function (``num_returns="streaming"``, its
+        default, as in Ray), an ObjectRefGenerator of its items."""
         return self.submit(args, kwargs)
 
     def submit(self, args, kwargs, node_hint=None):
         """``.remote(*args, **kwargs)``; ``node_hint`` (internal callers, e.g. reductions)
         names the node it should run on, when a rank there has room."""
         options = self._options
-        num_returns = options.get("num_returns", 1)
+        num_returns = options.get("num_returns")
+        if num_returns is None:
+            num_returns = STREAMING if inspect.isgeneratorfunction(self._function) else 1
+        stream = num_returns if num_returns in (STREAMING, DYNAMIC) else None
+        if stream is not None:
+            num_returns = 1                    # (its one return object: the stream's end)
         blob, func_id = self.exported()
         rt = session.runtime()
         strategy = self._strategy
@@ -103,7 +114,9 @@ class RemoteFunction:
         refs = rt.submitter.submit_task(
             self._name, func_id, blob, args, kwargs, num_returns, self._request,
             options.get("max_retries", DEFAULT_MAX_RETRIES),
-            options.get("retry_exceptions", False), node_hint, strategy)
+            options.get("retry_exceptions", False), node_hint, strategy, stream)
+        if stream == STREAMING:
+            return ObjectRefGenerator(refs[0])
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

@@ -192,6 +192,9 @@ class _Role:
     def on_free(self, slot):
         self.calls.append(("free", slot))
 
+    def on_item(self, task_id, index, obj, executor, contained):
+        self.calls.append(("item", task_id))
+
 
 def _progress(role, session=0):
     progress = Progress(threading.RLock(), _Job(), _Transport(), config=None, refs=_Refs(),

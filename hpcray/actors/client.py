@@ -19,7 +19,7 @@ from ..core.object_ref import ObjectRef
 from ..exceptions import ActorDiedError
 from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT
-from ..wire.specs import ActorSpec, TaskSpec
+from ..wire.specs import DYNAMIC, STREAMING, ActorSpec, TaskSpec
 
 
 class ActorClient:
@@ -144,7 +144,8 @@ class ActorClient:
             raise ActorDiedError(class_name, f"{actor_id:016x}",
                                  "it belonged to an earlier session, ended by hpcray.shutdown()")
         name = f"{class_name}.{method_name}"
-        count = max(num_returns, 1)
+        stream = num_returns if num_returns in (STREAMING, DYNAMIC) else None
+        count = 1 if stream is not None else max(num_returns, 1)
         task = current.current_task()          # the caller: this rank and the task it runs
         caller = (self.job.rank, task.task_id if task is not None else 0)   # (0: the driver)
         session = self.progress.session
@@ -152,7 +153,7 @@ class ActorClient:
         def make_spec(task_id, deps, args_blob, args_ref):
             return TaskSpec(task_id, self.job.rank, name, method_name, None, args_blob, deps,
                             count, {}, 0, False, False, session, args_ref=args_ref,
-                            actor_id=actor_id, caller=caller)
+                            actor_id=actor_id, caller=caller, stream=stream)
         return self.submitter.submit(name, args, kwargs, count, make_spec, self)[1]
 
     def send(self, spec):

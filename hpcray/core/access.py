@@ -259,9 +259,10 @@ class ObjectAccess:
             return not self.ownership.is_pending(object_id)
         return object_id in self.fetched
 
-    def wait(self, object_ids, num_returns, timeout):
+    def wait(self, object_ids, num_returns, timeout, streams=()):
         """Object ids among ``object_ids`` that are ready, waiting until ``num_returns`` are
-        (lock not held).
+        (lock not held). ``streams``: ids of generator tasks owned here among them, ready
+        when their next item (or their end) is.
 
         Readiness of owned objects is local state; objects owned elsewhere are fetched (once
         each) into the cache. The ready set is only recomputed when something arrived, so
@@ -270,11 +271,13 @@ class ObjectAccess:
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         waiting = self.waiting
         state = {"seen": -1, "ready": set()}
+        item_ready = self.ownership.item_ready
 
         def done():
             if state["seen"] != waiting.arrivals:
                 state["seen"] = waiting.arrivals
-                state["ready"] = {oid for oid in object_ids if self._is_ready(oid)}
+                state["ready"] = {oid for oid in object_ids if (
+                    item_ready(oid) if oid in streams else self._is_ready(oid))}
             return len(state["ready"]) >= num_returns
         with self.lock:
             self.progress.check()
@@ -289,6 +292,32 @@ class ObjectAccess:
             state["seen"] = -1
             done()
         return state["ready"]
+
+    # ------------------------------------------------------------------ generator streams
+    def next_item(self, task_id, timeout=None):
+        """The ref of the next item of a generator task owned here, waiting for it; None at
+        the end of its stream (lock not held).
+
+        Raises:
+            GetTimeoutError: no item (nor the end) came within ``timeout`` seconds.
+        """
+        ownership = self.ownership
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        with self.lock:
+            self.progress.check()
+        if not self.waiting.wait_until(lambda: ownership.item_ready(task_id), deadline):
+            raise GetTimeoutError(f"no item of the generator came within {timeout} s")
+        with self.lock:
+            return ownership.take_item(task_id)
+
+    def item_ready(self, task_id):
+        with self.lock:
+            return self.ownership.item_ready(task_id)
+
+    def stream_ended(self, task_id):
+        """Whether every item of the generator task was handed out and it is over."""
+        with self.lock:
+            return task_id not in self.ownership.streams
 
     # ------------------------------------------------------------------ futures
     def future(self, ref):

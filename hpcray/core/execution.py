@@ -163,6 +163,28 @@ class Execution:
             # scheduler gave it, and the task may be placed again)
             self.transport.send(0, messages.done(spec.task_id, None))
 
+    def emit_item(self, spec, index, obj, contained):
+        """A generator task running here yielded item ``index``: to its owner now (lock not
+        held). Returns False if the task was cancelled meanwhile (it stops there)."""
+        with self.lock:
+            if spec.task_id in self.cancelled:
+                self.cancelled.discard(spec.task_id)
+                return False
+            self.send_item(spec, index, obj, contained)
+            self.transport.flush()
+        return True
+
+    def send_item(self, spec, index, obj, contained):
+        """Hand item ``index`` of a generator task to its owner (lock held); ``contained``:
+        the ids of the refs its pickle holds, kept here until the owner took them over."""
+        if contained:
+            self.refs.result_held((spec.task_id, index), contained)
+        if spec.owner == self.rank:
+            self.ownership.on_item(spec.task_id, index, tuple(obj), self.rank, contained)
+        else:
+            self.transport.send(spec.owner, messages.gen_item(spec.task_id, index, obj,
+                                                              self.rank, contained))
+
     def send_results(self, spec, results, seconds, contained):
         """Hand results to the owner of ``spec``."""
         if contained:

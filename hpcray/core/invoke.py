@@ -46,7 +46,37 @@ def execute(executor, spec, dep_objects, function=None):
                 attempts += 1
                 continue
             return failed(executor, spec, error), None
+    if spec.stream is not None:
+        return stream_out(executor, spec, value)
     return package(executor, spec, value)
+
+
+def stream_out(executor, spec, value):
+    """A generator task: send each item to the owner as it is yielded
+    (``executor.emit_item``, False once the task is cancelled); an error raised meanwhile
+    becomes the next item. Returns the end of the stream as :func:`execute` does: how many
+    items there were (a cancel that interrupts it ends it as cancelled)."""
+    store, rank, limit = executor.store, executor.rank, executor.inline_limit
+    count = 0
+    try:
+        if not hasattr(value, "__next__"):
+            raise TypeError(f"{spec.name} was called with num_returns={spec.stream!r} but "
+                            f"returned a {type(value).__name__}, not a generator")
+        for item in value:
+            with refcount.capture("contained") as ids:
+                obj = serialize_result(item, spec.name, count, executor.where, store, rank,
+                                       limit)
+            if not executor.emit_item(spec, count, obj, ids or None):
+                value.close()                  # cancelled: the generator ends here
+                return _fail_all(spec, serialization.cancelled(spec.task_id)), None
+            count += 1
+    except KeyboardInterrupt:                  # cancel: the task ends as cancelled
+        raise
+    except BaseException as error:            # fails this item: the stream ends there
+        executor.emit_item(spec, count, error_object(error, spec.name, executor.where(),
+                                                     error.__traceback__), None)
+        count += 1
+    return package(executor, spec, count)
 
 
 class ExitActor(SystemExit):

@@ -10,14 +10,19 @@ elsewhere).
 
 Results arrive as ``RESULT`` (or straight from this rank's own executor) and complete the
 task's record: its pins and the holds on refs inside its arguments are released, callbacks
-fire, and waiters wake. All methods run with the runtime lock held.
+fire, and waiters wake. A generator task's items arrive before, one ``GEN_ITEM`` each: each
+gets an id of this rank's and waits in the task's :class:`Stream`, held, until the caller
+takes its ref (``access.next_item``). All methods run with the runtime lock held.
 """
 import itertools
 from collections import defaultdict
 
 from ..wire import messages, serialization
 from ..wire.ids import make_id, owner_of
-from ..wire.objects import STORED, from_wire
+from ..wire.objects import ERROR, STORED, from_wire
+from . import refcount
+from .generators import DynamicObjectRefGenerator
+from .object_ref import ObjectRef
 
 
 class TaskRecord:
@@ -31,6 +36,16 @@ class TaskRecord:
         self.contained = contained             # refs inside its arguments, held until done
         self.router = None                     # what sent it: knows how to cancel it
         self.attempts = 1                      # times it was sent to run
+
+
+class Stream:
+    """The items of a generator task owned here that the caller has not taken yet."""
+    __slots__ = ("items", "taken", "dynamic")
+
+    def __init__(self, dynamic):
+        self.items = {}                        # index -> object id (held until taken)
+        self.taken = 0                         # items handed to the caller so far
+        self.dynamic = dynamic                 # num_returns="dynamic": all kept for the end
 
 
 class Ownership:
@@ -58,6 +73,7 @@ class Ownership:
                                                # it can run again if their node is lost
         self.made_by = {}                      # owned stored object id -> its task in lineage
         self.finished_listeners = []
+        self.streams = {}                      # generator task id -> Stream
 
     # ------------------------------------------------------------------ ids and objects
     def new_id(self, count=1):
@@ -131,6 +147,78 @@ class Ownership:
         """Ids of the tasks this rank submitted whose results are not back."""
         return set(self.pending.values())
 
+    # ------------------------------------------------------------------ generator tasks
+    def open_stream(self, task_id, dynamic):
+        """A generator task was submitted here: keep its items as they come."""
+        self.streams[task_id] = Stream(dynamic)
+
+    def on_item(self, task_id, index, obj, executor, contained):
+        """GEN_ITEM: item ``index`` of a generator task (a wire record). A second copy (the
+        task ran again after a crash) or an item nobody waits for is dropped."""
+        obj = from_wire(obj)
+        stream = self.streams.get(task_id)
+        unacked = set()
+        if stream is None or index < stream.taken or index in stream.items:
+            self.discard(obj)
+        else:
+            object_id = self.add(obj)
+            stream.items[index] = object_id
+            self.refs.hold([object_id])        # (until the caller takes it)
+            if contained:
+                unacked = self.refs.contain(object_id, contained)
+        if contained and executor is not None:
+            self.refs.took_over((task_id, index), executor, unacked)
+        self.notify()
+
+    def item_ready(self, task_id):
+        """Whether the next item of a stream is here, or its end."""
+        stream = self.streams.get(task_id)
+        return (stream is None or stream.taken in stream.items
+                or task_id not in self.pending)
+
+    def take_item(self, task_id):
+        """The ref of a stream's next item (the caller takes it), or None at its end; at the
+        end, an error that ended the task (it was cancelled, it could not start, its process
+        died once too often) is the last ref. Call once :meth:`item_ready`."""
+        stream = self.streams.get(task_id)
+        if stream is None:
+            return None
+        object_id = stream.items.pop(stream.taken, None)
+        if object_id is None:                  # the end
+            self.close_stream(task_id)
+            end = self.objects.get(task_id)
+            if end is not None and end.kind == ERROR:
+                return ObjectRef(task_id)
+            return None
+        stream.taken += 1
+        ref = ObjectRef(object_id)
+        self.refs.process_events()             # (the ref counts before the hold goes)
+        self.refs.release([object_id])
+        return ref
+
+    def close_stream(self, task_id):
+        """Forget a stream (its end was reached, or its generator dropped): items not taken
+        are released."""
+        stream = self.streams.pop(task_id, None)
+        if stream is not None and stream.items:
+            self.refs.release(list(stream.items.values()))
+
+    def _end_dynamic(self, task_id, obj):
+        """A ``num_returns="dynamic"`` task ended: its return object becomes a
+        DynamicObjectRefGenerator of its items' refs (an error stays an error)."""
+        stream = self.streams.pop(task_id)
+        ids = [stream.items[index] for index in sorted(stream.items)]
+        if obj.kind == ERROR:
+            self.refs.release(ids)
+            return obj
+        refs = [ObjectRef(object_id) for object_id in ids]
+        with refcount.capture("contained") as contained:
+            encoded = serialization.encode(DynamicObjectRefGenerator(refs))
+        self.refs.process_events()
+        self.refs.contain(task_id, contained)
+        self.refs.release(ids)
+        return encoded
+
     def on_result(self, task_id, results, seconds, executor, contained):
         """RESULT: a task's results (object records as plain tuples, from the wire)."""
         self.deliver(task_id, results, seconds, executor, contained, wire=True)
@@ -151,6 +239,8 @@ class Ownership:
                 continue                       # stale (an old session) or already cancelled
             if wire:
                 obj = from_wire(obj)
+            if object_id in self.streams and self.streams[object_id].dynamic:
+                obj = self._end_dynamic(object_id, obj)
             if (local.get(object_id) or refs.in_use(object_id) or object_id in self.callbacks
                     or object_id in self.pins):
                 self.objects[object_id] = obj
@@ -277,6 +367,7 @@ class Ownership:
         self.on_freed.clear()
         self.lineage.clear()
         self.made_by.clear()
+        self.streams.clear()
         for object_id, callbacks in failed:
             for callback in callbacks:
                 callback(serialization.lost(object_id))

@@ -25,7 +25,7 @@ from ..exceptions import (ObjectReconstructionFailedMaxAttemptsExceededError,
                           WorkerCrashedError)
 from ..wire import messages, serialization
 from ..wire.objects import STORED
-from ..wire.specs import TaskSpec
+from ..wire.specs import DYNAMIC, TaskSpec
 from . import refcount
 from .object_ref import ObjectRef
 from .resources import fits, infeasibility
@@ -124,6 +124,8 @@ class Submitter:
             spec = make_spec(task_id, tuple(deps), args_blob, args_ref)
             returned = [ObjectRef(object_id) for object_id in range(task_id, task_id + count)]
             record = self.ownership.register_task(spec, deps)
+            if spec.stream is not None:
+                self.ownership.open_stream(task_id, spec.stream == DYNAMIC)
             if contained:                      # refs inside the arguments: held until done
                 self.refs.hold(contained)
                 record.contained = contained
@@ -161,12 +163,14 @@ class Submitter:
 
     # ------------------------------------------------------------------ tasks
     def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
-                    max_retries=0, retry_exceptions=False, node_hint=None, strategy=None):
+                    max_retries=0, retry_exceptions=False, node_hint=None, strategy=None,
+                    stream=None):
         """Submit a task of a remote function; return the refs of its results (lock not held).
 
         ``node_hint`` (internal callers, e.g. reductions) names the node it should run on,
         when a rank there has room, instead of the arguments' node. ``strategy``: the
-        scheduling strategy, as specs carry it (``wire/specs.py``).
+        scheduling strategy, as specs carry it (``wire/specs.py``); ``stream``: a generator
+        task's (``STREAMING``, ``DYNAMIC``), whose items this rank then keeps as they come.
 
         A task that no rank could ever run is submitted all the same: it waits at the head,
         as in Ray, after a warning here (:meth:`warn_if_infeasible`).
@@ -181,7 +185,7 @@ class Submitter:
             return TaskSpec(task_id, self.job.rank, name, func_id, func_blob, args_blob, deps,
                             max(num_returns, 1), resources, max_retries, retry_exceptions,
                             False, session, node_hint=node_hint, args_ref=args_ref,
-                            strategy=strategy)
+                            strategy=strategy, stream=stream)
         return self.submit(name, args, kwargs, max(num_returns, 1), make_spec,
                            self.placement)[1]
 

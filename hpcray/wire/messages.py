@@ -180,6 +180,10 @@ TABLE = (
          "tasks the head placed on rank that found no room there for a while (a long task "
          "holds it): place them elsewhere, and send it no more than it runs at once until "
          "one of its tasks is done"),
+    Kind(52, "GEN_ITEM", ("task_id", "index", "obj", "executor", "contained"),
+         "executor -> owner", "ownership.on_item", True,
+         "item number index of a generator task's stream (an object record; contained: the "
+         "ids of refs its pickle holds, or None): the owner gives it an id of its own"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -193,7 +197,7 @@ ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 
 ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
-RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK = 47, 48, 49, 50, 51
+RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
 
 
 # ---------------------------------------------------------------------- constructors
@@ -408,6 +412,10 @@ def give_back(rank, specs):
     return (GIVE_BACK, rank, specs)
 
 
+def gen_item(task_id, index, obj, executor, contained):
+    return (GEN_ITEM, task_id, index, tuple(obj), executor, contained)
+
+
 # The constructor of each kind (tests check the pairing; ``object_`` avoids the builtin).
 CONSTRUCTORS = {
     TASK: task, SPILL: spill, RESULT: result, DONE: done, BLOCKED: blocked,
@@ -423,7 +431,7 @@ CONSTRUCTORS = {
     GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
-    HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back,
+    HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
 }
 
 

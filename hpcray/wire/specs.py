@@ -17,6 +17,12 @@ class ActorState:
 SPREAD = "SPREAD"
 
 
+# A generator task's ``stream`` (Ray's ``num_returns="streaming"`` / ``"dynamic"``): its items
+# go to the owner one by one as they are yielded (GEN_ITEM), and its one return object, the
+# end of the stream, holds how many there were (DYNAMIC: a DynamicObjectRefGenerator of them).
+STREAMING, DYNAMIC = "streaming", "dynamic"
+
+
 def node_affinity(node, soft, spill_on_unavailable=False, fail_on_unavailable=False):
     """``(node index, soft, spill_on_unavailable, fail_on_unavailable)``; node -1: no node of
     the job has the id asked for."""
@@ -44,11 +50,13 @@ class TaskSpec:
     """
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
-                 "session", "node_hint", "args_ref", "actor_id", "caller", "resent", "strategy")
+                 "session", "node_hint", "args_ref", "actor_id", "caller", "resent", "strategy",
+                 "stream")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
                  resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
-                 args_ref=None, actor_id=None, caller=None, resent=0, strategy=None):
+                 args_ref=None, actor_id=None, caller=None, resent=0, strategy=None,
+                 stream=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -69,6 +77,8 @@ class TaskSpec:
         self.resent = resent                   # a method call: times its actor's rank died
                                                # while it was there (max_task_retries)
         self.strategy = strategy               # scheduling strategy (see SPREAD above)
+        self.stream = stream                   # a generator's: STREAMING or DYNAMIC (None:
+                                               # not a generator)
 
     def __reduce__(self):
         args = self.args_blob
@@ -76,7 +86,7 @@ class TaskSpec:
                   None if args is None else tuple(args), self.deps, self.num_returns, self.resources,
                   self.max_retries, self.retry_exceptions, self.via_head, self.session,
                   self.node_hint, self.args_ref, self.actor_id, self.caller, self.resent,
-                  self.strategy)
+                  self.strategy, self.stream)
         # without encoded arguments there is no record to rebuild: no extra call on arrival
         return (TaskSpec if args is None else _task_spec, fields)
 

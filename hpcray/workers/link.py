@@ -570,8 +570,18 @@ class LinkAccess:
             link.cache(object_ids, answers, task.task_id)
         return link.materialize_all(answers)
 
-    def wait(self, object_ids, num_returns, timeout):
-        return set(self.link.request("wait", list(object_ids), num_returns, timeout))
+    def wait(self, object_ids, num_returns, timeout, streams=()):
+        return set(self.link.request("wait", list(object_ids), num_returns, timeout,
+                                     list(streams)))
+
+    def next_item(self, task_id, timeout=None):
+        return self.link.request("next_item", task_id, timeout)
+
+    def item_ready(self, task_id):
+        return self.link.request("item_ready", task_id)
+
+    def stream_ended(self, task_id):
+        return self.link.request("stream_ended", task_id)
 
     def future(self, ref):
         """A Future of the ref's value, completed by a thread of its own that waits for it
@@ -597,13 +607,15 @@ class LinkSubmitter:
         self.sent_functions = set()
 
     def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
-                    max_retries=0, retry_exceptions=False, node_hint=None, strategy=None):
+                    max_retries=0, retry_exceptions=False, node_hint=None, strategy=None,
+                    stream=None):
         if func_id in self.sent_functions:     # the rank keeps the functions it was sent
             func_blob = None
         else:
             self.sent_functions.add(func_id)
         return self.link.request("submit", name, func_id, func_blob, args, kwargs, num_returns,
-                                 resources, max_retries, retry_exceptions, node_hint, strategy)
+                                 resources, max_retries, retry_exceptions, node_hint, strategy,
+                                 stream)
 
     def put(self, value):
         store = self.link.store

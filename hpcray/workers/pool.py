@@ -142,14 +142,16 @@ class WorkerPool:
         self.handlers = {protocol.DONE: self.on_done, protocol.CALL: self.on_call,
                          protocol.FORGET: self.on_forget, protocol.DROP: self.on_drop,
                          protocol.UNPIN: self.on_unpin, protocol.ESCAPE: self.on_escape,
-                         protocol.ACTOR_EXIT: self.on_actor_exit}
+                         protocol.ACTOR_EXIT: self.on_actor_exit, protocol.ITEM: self.on_item}
         self.inline_ops = {"get": self.op_get, "put": self.op_put, "alloc": self.op_alloc,
                            "submit": self.op_submit, "actor_call": self.op_actor_call,
                            "cancel": self.op_cancel, "locate": self.op_locate,
                            "kill": self.op_kill, "dead": self.op_dead,
                            "session_key": self.op_session_key, "refs_in": self.op_refs_in,
-                           "warn_if_infeasible": self.op_warn_if_infeasible}
-        self.thread_ops = {"wait": self.op_wait,
+                           "warn_if_infeasible": self.op_warn_if_infeasible,
+                           "item_ready": self.op_item_ready,
+                           "stream_ended": self.op_stream_ended}
+        self.thread_ops = {"wait": self.op_wait, "next_item": self.op_next_item,
                            "ask": self.op_ask, "actor_create": self.op_actor_create,
                            "describe": self.op_describe, "borrow": self.op_borrow,
                            "on_rank": self.op_on_rank}
@@ -319,6 +321,13 @@ class WorkerPool:
             sign = -1 if blocked else 1
             for name, amount in spec.resources.items():
                 self.used[name] += sign * amount
+
+    def on_item(self, worker, task_id, index, raw, contained, written):
+        """ITEM: a generator task yielded an item: to its owner."""
+        self._published(worker, written)
+        spec = worker.tasks.get(task_id)
+        if spec is not None:
+            self.execution.send_item(spec, index, from_wire(raw), contained)
 
     def on_done(self, worker, task_id, results, seconds, contained, written):
         spec = worker.tasks.get(task_id)
@@ -869,14 +878,15 @@ class WorkerPool:
         return slot, self.store.first_page(slot)
 
     def op_submit(self, worker, req_id, spec, name, func_id, func_blob, args, kwargs,
-                  num_returns, resources, max_retries, retry_exceptions, node_hint, strategy):
+                  num_returns, resources, max_retries, retry_exceptions, node_hint, strategy,
+                  stream):
         if func_blob is None:
             func_blob = self.functions[func_id]
         else:
             self.functions[func_id] = func_blob
         refs = self.submitter.submit_task(name, func_id, func_blob, args, kwargs, num_returns,
                                           resources, max_retries, retry_exceptions, node_hint,
-                                          strategy)
+                                          strategy, stream)
         if spec is not None and refs:          # (for cancel(..., recursive=True))
             self.children[spec.task_id].append(refs[0].id)
             if spec.task_id in worker.cancelled:   # submitted while it was being cancelled
@@ -905,8 +915,17 @@ class WorkerPool:
         self.submitter.warn_if_infeasible(resources, what)
 
     # ------------------------------------------------------------------ (on a thread)
-    def op_wait(self, worker, spec, ids, num_returns, timeout):
-        return list(self.access.wait(ids, num_returns, timeout))
+    def op_wait(self, worker, spec, ids, num_returns, timeout, streams):
+        return list(self.access.wait(ids, num_returns, timeout, set(streams)))
+
+    def op_next_item(self, worker, spec, task_id, timeout):
+        return self.access.next_item(task_id, timeout)
+
+    def op_item_ready(self, worker, req_id, spec, task_id):
+        return self.ownership.item_ready(task_id)
+
+    def op_stream_ended(self, worker, req_id, spec, task_id):
+        return task_id not in self.ownership.streams
 
 
     def op_ask(self, worker, spec, constructor, *args):

@@ -46,6 +46,13 @@ class Executor:
     def await_borrows(self, ids):
         self.link.report_refs(ids)
 
+    def emit_item(self, spec, index, obj, contained):
+        """A generator task yielded item ``index``: to the rank now, which sends it on."""
+        link = self.link
+        link.send(protocol.item(spec.task_id, index, tuple(obj), contained,
+                                link.store.take_written()), notes_first=False)
+        return True                            # (a cancel interrupts the task instead)
+
 
 class Worker:
     """The loops of one worker process: the main thread's, and helper threads' when work

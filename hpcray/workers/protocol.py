@@ -28,12 +28,14 @@ Worker -> rank:
 * ``UNPIN (slots)``: views of stored objects that died;
 * ``ESCAPE (object_id)``: a ref was pickled outside a tracked path (keep it for good);
 * ``ACTOR_EXIT (task_id, reason)``: the call ``task_id`` ended its actor (``exit_actor``,
-  ``sys.exit``); the call has no results.
+  ``sys.exit``); the call has no results;
+* ``ITEM (task_id, index, obj, contained, written)``: a generator task yielded item
+  ``index`` (a wire record; the ids of the refs its pickle holds; the store slots it wrote).
 """
 # rank -> worker
 RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT, CANCEL_CALL = range(8)
 # worker -> rank
-DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT = range(7)
+DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT, ITEM = range(8)
 
 
 # One constructor per kind (as in wire/messages.py: no message tuple is built by hand).
@@ -71,6 +73,10 @@ def cancel_call(task_id):
 
 def done(task_id, results, seconds, contained, written):
     return (DONE, task_id, results, seconds, contained, written)
+
+
+def item(task_id, index, obj, contained, written):
+    return (ITEM, task_id, index, obj, contained, written)
 
 
 def actor_exit(task_id, reason):

@@ -1,0 +1,71 @@
+"""Generator tasks and actor methods (Ray's ``num_returns="streaming"``, the default for
+generator functions, and ``"dynamic"``): items reach the caller while the task runs, errors
+at the right item, ``wait``, ``cancel``, ``async for``, refs inside items, large items; in
+worker processes, in the ranks, between simulated nodes over the emulated network, and
+embedded. Where Ray is installed (``RAY_PYTHON``, else this interpreter), the same script
+run on Ray must record the same values."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import JOBS_DIR
+
+SCRIPT = "generators/streams.py"
+EXPECTED = {
+    "type": "ObjectRefGenerator",
+    "items": [0, 10, 20, 30, 40],
+    "error_mid_stream": [0, 10, "ValueError: True"],
+    "next": [0, 10, "StopIteration"],
+    "dynamic": ["ObjectRef", "DynamicObjectRefGenerator", [0, 1, 2]],
+    "first_item_while_running": ["first", True],
+    "wait_before_the_item": [0, 1],
+    "wait_once_it_came": [1, 0, "second"],
+    "nested": 60,
+    "arrays": [0, 1, 2],
+    "refs_inside": [0, 7, 14],
+    "actor_items": [100, 101, 102],
+    "actor_dynamic": [0, 1],
+    "cancel": ["TaskCancelledError", True],
+    "async_for": [0, 10, 20],
+}
+NETWORK = {"MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self", "HPCRAY_RANKS_PER_NODE": "1"}
+
+
+@pytest.mark.parametrize("n, env, embedded", [
+    (3, {}, False),
+    (3, {"HPCRAY_WORKER_PROCESSES": "0"}, False),
+    (3, NETWORK, False),
+    (1, {}, True),
+], ids=["worker-processes", "in-rank", "network", "embedded"])
+def test_generators_stream_as_in_ray(run_job, n, env, embedded):
+    res = run_job(SCRIPT, n=n, env=env, embedded=embedded, timeout=120)
+    res.assert_ok()
+    for name, value in EXPECTED.items():
+        assert res.value(name) == value, (name, res.describe())
+
+
+def _ray_python():
+    for python in (os.environ.get("RAY_PYTHON"), sys.executable):
+        if python and subprocess.run([python, "-c", "import ray"],
+                                     capture_output=True, timeout=60).returncode == 0:
+            return python
+    return None
+
+
+def test_the_same_script_on_ray_records_the_same():
+    python = _ray_python()
+    if python is None:
+        pytest.skip("Ray is not installed (set RAY_PYTHON to a Python that has it)")
+    env = dict(os.environ, RAY_MODULE="ray", PYTHONPATH=str(JOBS_DIR))
+    out = subprocess.run([python, str(JOBS_DIR / SCRIPT)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recorded = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            entry = json.loads(line[len("RESULT "):])
+            recorded[entry["name"]] = entry.get("value")
+    assert recorded == EXPECTED
