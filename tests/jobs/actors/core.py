@@ -39,6 +39,13 @@ def slow_value(t, v):
     return v
 
 @check
+def spread_over_ranks():
+    # First of the checks: no other actor lives yet, so each rank hosts one of these (the
+    # head places an actor on the rank hosting the fewest).
+    actors = [Counter.remote() for _ in range(WORKERS)]
+    return sorted(ray.get([a.rank.remote() for a in actors]))
+
+@check
 def ordered_per_caller():
     c = Counter.remote()
     refs = [c.append.remote(i) for i in range(300)]
@@ -265,11 +272,6 @@ def cancel_queued_call():
         return "ran"
     except TaskCancelledError:
         return ray.get(busy), ray.get(c.value.remote())
-
-@check
-def spread_over_ranks():
-    actors = [Counter.remote() for _ in range(WORKERS)]
-    return sorted(ray.get([a.rank.remote() for a in actors]))
 
 @check
 def infeasible_actor():
