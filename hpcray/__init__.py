@@ -8,15 +8,17 @@ from .actor import ActorClass, ActorHandle, method
 from .api import (available_resources, cancel, cluster_resources, get, get_actor,
                   get_gpu_ids, get_runtime_context, init, is_initialized, kill, nodes, put,
                   reduce, remote, shutdown, wait)
+from .core.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from .core.object_ref import ObjectRef
 from .launch.preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
-from . import util
+from . import _private, cloudpickle, util
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "available_resources",
+    "ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectRef",
+    "ObjectRefGenerator", "RemoteFunction", "_private", "cloudpickle", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
     "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
     "reduce", "register_shutdown_hook", "remote", "shutdown", "util", "wait",

@@ -58,8 +58,9 @@ def method(*args, **options):
 
 
 def _method_table(cls):
-    """``{name: num_returns}`` of the methods a handle may call."""
-    table = {}
+    """``{name: num_returns}`` of the methods a handle may call (``__ray_ready__``, Ray's, on
+    every actor)."""
+    table = {"__ray_ready__": 1}
     for name, member in inspect.getmembers(cls, callable):
         if name.startswith("__") and name != "__call__":
             continue

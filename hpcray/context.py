@@ -1,6 +1,7 @@
 """``get_runtime_context()``: where the calling code runs."""
 from .actors.host import current_call
 from .core import current
+from .launch.resources import gpu_ids
 
 
 class NodeID(str):
@@ -47,6 +48,21 @@ class RuntimeContext:
         """The id of the task running in this thread, or None in the driver."""
         spec = current.current_task()
         return f"{spec.task_id:016x}" if spec is not None else None
+
+    def is_canceled(self):
+        """Whether the task running in this thread was cancelled (Ray's spelling)."""
+        spec = current.current_task()
+        return spec is not None and self._rt.is_cancelled(spec.task_id)
+
+    def get_assigned_resources(self):
+        """The resources the task running here asked for (``{"CPU": 1.0}``); ``{}`` in the
+        driver and in actor methods (an actor's are held by the actor, not its calls)."""
+        spec = current.current_task()
+        return dict(spec.resources) if spec is not None else {}
+
+    def get_accelerator_ids(self):
+        """``{"GPU": [ids]}``: the GPUs pinned to this rank, as strings (Ray's form)."""
+        return {"GPU": [str(gpu) for gpu in gpu_ids()]}
 
     def get_actor_id(self):
         """The id of the actor whose method is running here, or None outside actors."""

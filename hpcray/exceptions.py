@@ -7,7 +7,7 @@ __all__ = [
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
     "OwnerDiedError", "ActorUnavailableError", "OutOfMemoryError",
     "ObjectReconstructionFailedMaxAttemptsExceededError", "TaskUnschedulableError",
-    "ActorUnschedulableError",
+    "ActorUnschedulableError", "ObjectFreedError",
 ]
 
 
@@ -107,6 +107,11 @@ class SerializationError(HpcrayError, TypeError):
 
 class ObjectLostError(HpcrayError):
     """The object is gone: its owner freed it, or it belongs to a runtime that was shut down."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was freed on purpose (``hpcray._private.internal_api.free``), whoever still
+    referred to it. Ray's name and meaning."""
 
 
 class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectLostError):

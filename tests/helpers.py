@@ -581,3 +581,32 @@ class Job:
         out, err = self._read()
         return JobResult(self.cmd, rc, out, err, duration, self.script, leftover,
                          self.tracker.seen(), self.tracker.left())
+
+
+def ray_python():
+    """A Python that has Ray (``RAY_PYTHON``, else this one), or None."""
+    for python in (os.environ.get("RAY_PYTHON"), sys.executable):
+        if python and subprocess.run([python, "-c", "import ray"],
+                                     capture_output=True, timeout=60).returncode == 0:
+            return python
+    return None
+
+
+def run_on_ray(job: str, timeout: float = 300) -> dict:
+    """Run the job script ``job`` (under ``JOBS_DIR``) on Ray itself (``RAY_MODULE=ray``:
+    the script imports it instead of hpcray) and return ``{name: value}`` of what it
+    recorded; skip the test when Ray is not installed."""
+    python = ray_python()
+    if python is None:
+        pytest.skip("Ray is not installed (set RAY_PYTHON to a Python that has it)")
+    env = dict(os.environ, RAY_MODULE="ray", PYTHONPATH=str(JOBS_DIR))
+    out = subprocess.run([python, str(JOBS_DIR / job)], capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    recorded = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            entry = json.loads(line[len("RESULT "):])
+            recorded[entry["name"]] = entry.get("value")
+    return recorded
+

@@ -28,7 +28,8 @@ FLOORS = [
     ("hpcray.launch", 6),
     ("hpcray.api", 7), ("hpcray.remote_function", 7), ("hpcray.actor", 7),
     ("hpcray.context", 7), ("hpcray.reduction", 7), ("hpcray.scheduling", 7),
-    ("hpcray.util", 8),
+    ("hpcray.cloudpickle", 7),
+    ("hpcray.util", 8), ("hpcray._private", 8),
     ("hpcray.__main__", 9), ("hpcray", 9),
 ]
 PUBLIC = {"hpcray.api", "hpcray.remote_function", "hpcray.actor", "hpcray.context",

@@ -4,14 +4,9 @@ at the right item, ``wait``, ``cancel``, ``async for``, refs inside items, large
 worker processes, in the ranks, between simulated nodes over the emulated network, and
 embedded. Where Ray is installed (``RAY_PYTHON``, else this interpreter), the same script
 run on Ray must record the same values."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from helpers import JOBS_DIR
+from helpers import run_on_ray
 
 SCRIPT = "generators/streams.py"
 EXPECTED = {
@@ -47,25 +42,5 @@ def test_generators_stream_as_in_ray(run_job, n, env, embedded):
         assert res.value(name) == value, (name, res.describe())
 
 
-def _ray_python():
-    for python in (os.environ.get("RAY_PYTHON"), sys.executable):
-        if python and subprocess.run([python, "-c", "import ray"],
-                                     capture_output=True, timeout=60).returncode == 0:
-            return python
-    return None
-
-
 def test_the_same_script_on_ray_records_the_same():
-    python = _ray_python()
-    if python is None:
-        pytest.skip("Ray is not installed (set RAY_PYTHON to a Python that has it)")
-    env = dict(os.environ, RAY_MODULE="ray", PYTHONPATH=str(JOBS_DIR))
-    out = subprocess.run([python, str(JOBS_DIR / SCRIPT)], capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    recorded = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            entry = json.loads(line[len("RESULT "):])
-            recorded[entry["name"]] = entry.get("value")
-    assert recorded == EXPECTED
+    assert run_on_ray(SCRIPT) == EXPECTED

@@ -3,6 +3,8 @@ nested refs, futures and await, runtime context, init/shutdown, resources,
 nested (recursive) tasks."""
 import pytest
 
+from helpers import run_on_ray
+
 
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_basics(run_job, n):
@@ -158,3 +160,33 @@ def test_api_from_many_threads(run_job, n):
     res = run_job("tasks/many_threads.py", n=n, timeout=120)
     res.assert_ok()
     assert res.value("ok") is True
+
+
+BEHAVIOURS = {
+    "out_of_band": True,
+    "free": "ObjectFreedError",
+    "ref_from_binary": [5, True],
+    "from_hex_and_binary": [5, 5],
+    "task_context": [{"CPU": 0.5}, [], False, True, None],
+    "ray_ready": [True, True],
+    # numpy arrays arrive read-only, small or large: arguments, nested ones, gets, results
+    "read_only": [[False, False], [False, False], False, False, False, False],
+    # an exception that cannot be pickled: Ray's error, its message and traceback as text
+    "unpicklable_exception": [True, False, True, True, True],
+}
+
+
+@pytest.mark.parametrize("env", [{}, {"HPCRAY_WORKER_PROCESSES": "0"}],
+                         ids=["worker-processes", "in-rank"])
+def test_rays_behaviours(run_job, env):
+    res = run_job("tasks/ray_behaviours.py", n=2, env=env, timeout=90)
+    res.assert_ok()
+    for name, value in BEHAVIOURS.items():
+        assert res.value(name) == value, (name, res.describe())
+
+
+def test_rays_behaviours_on_ray_record_the_same():
+    recorded = run_on_ray("tasks/ray_behaviours.py")
+    # Ray 2.60 dropped internal_api.free and ObjectRef.from_hex/from_binary: the rest agrees
+    assert recorded == {name: value for name, value in BEHAVIOURS.items() if name in recorded}
+    assert set(BEHAVIOURS) - set(recorded) <= {"free", "from_hex_and_binary"}

@@ -211,7 +211,7 @@ class ActorHost:
         token = current_call.set(call)
         results = contained = exit_reason = None
         try:
-            function = getattr(actor.instance, call.func_id, None)
+            function = invoke.actor_method(actor.instance, call.func_id)
             if function is None:
                 results = invoke.failed(self.execution, call, AttributeError(
                     f"actor {actor.spec.class_name} has no method {call.func_id!r}"))
@@ -467,7 +467,7 @@ async def run_async_call(executor, call, instance, deps):
     worker process): ``(results, contained, exit reason)``, the reason set (and no results)
     when the call ended the actor."""
     current_call.set(call)                     # this coroutine's own context
-    prepared = invoke.prepare(executor, call, deps, getattr(instance, call.func_id, None))
+    prepared = invoke.prepare(executor, call, deps, invoke.actor_method(instance, call.func_id))
     if prepared[0] is None:
         return prepared[1], None, None
     function, args, kwargs = prepared

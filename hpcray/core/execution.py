@@ -122,6 +122,9 @@ class Execution:
         self.node_load.add(-1)
         self.report_cancelled(entry.spec, tell_head=entry.spec.via_head)
 
+    def is_cancelled(self, task_id):
+        return task_id in self.cancelled
+
     def report_cancelled(self, spec, tell_head=False):
         """Answer a cancelled task: its results are TaskCancelledError (to the owner), and
         the head frees its slot if ``tell_head``."""

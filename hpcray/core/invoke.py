@@ -110,6 +110,18 @@ def exited(executor, spec, system_exit):
     return _fail_all(spec, serialization.exception_object(error))
 
 
+def actor_method(instance, name):
+    """The bound method ``name`` of an actor instance, or None; ``__ray_ready__`` (Ray's:
+    ready once the actor is built) is every actor's."""
+    if name == "__ray_ready__":
+        return _ready
+    return getattr(instance, name, None)
+
+
+def _ready():
+    return True
+
+
 def prepare(executor, spec, dep_objects, function=None):
     """``(function, args, kwargs)`` ready to call, or ``(None, results)`` when the task fails
     before its call (an argument's task failed, its arguments cannot be read)."""

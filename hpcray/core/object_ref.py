@@ -56,6 +56,27 @@ class ObjectRef:
         """The object id as ``ID_SIZE`` bytes: ``ObjectRef(ref.binary()) == ref``."""
         return self.id.to_bytes(ID_SIZE, "big")
 
+    @classmethod
+    def from_binary(cls, binary):
+        """The ref of ``binary`` (:meth:`binary`), as Ray's ``ObjectRef.from_binary``."""
+        return cls(binary)
+
+    @classmethod
+    def from_hex(cls, hex_id):
+        """The ref of ``hex_id`` (:meth:`hex`), as Ray's ``ObjectRef.from_hex``.
+
+        Raises:
+            ValueError: not the hex digits of an object id.
+        """
+        try:
+            object_id = int(hex_id, 16)
+        except (TypeError, ValueError):
+            raise ValueError(f"ObjectRef.from_hex takes the hex digits of an object id "
+                             f"(ref.hex()), got {hex_id!r}") from None
+        if not 0 <= object_id < 1 << 64:
+            raise ValueError(f"{hex_id!r} is not the hex of an hpcray object id")
+        return cls(object_id)
+
     def task_id(self):
         return f"{self.id:016x}"
 

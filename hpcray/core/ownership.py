@@ -349,6 +349,28 @@ class Ownership:
         else:
             self.transport.send(obj.writer, messages.free(obj.slot))
 
+    def free_objects(self, object_ids):
+        """``internal_api.free``: free these objects now (an owner elsewhere is asked)."""
+        for object_id in object_ids:
+            owner = owner_of(object_id)
+            if owner == self.rank:
+                self.on_free_object(object_id)
+            elif 0 <= owner < self.job.size:
+                self.transport.send(owner, messages.free_object(object_id))
+
+    def on_free_object(self, object_id):
+        """FREE_OBJECT: drop an owned object's value now, whoever still refers to it; its
+        refs then get ObjectFreedError (an object still being made is left alone)."""
+        obj = self.objects.get(object_id)
+        if obj is None:
+            return
+        self.discard(obj)
+        self.made_by.pop(object_id, None)
+        self.objects[object_id] = serialization.freed(object_id)
+        self.refs.process_events()             # (refs made since count before it may go)
+        self.refs.unescape(object_id)
+        self.maybe_free(object_id)
+
     def on_free(self, slot):
         """FREE: an object this rank wrote into its node's store is dead."""
         self.store.free(slot)

@@ -120,6 +120,10 @@ class RefTracker:
         """Keep an owned object for the whole session (a detached actor's token)."""
         self.escaped.add(object_id)
 
+    def unescape(self, object_id):
+        """The escaped object was freed on purpose: count it as any other from now on."""
+        self.escaped.discard(object_id)
+
     def in_use(self, object_id):
         """Whether anything counted here still needs an owned object: a local ObjectRef, an
         escape, a hold, a borrower."""

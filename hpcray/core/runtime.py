@@ -114,6 +114,10 @@ class Runtime:
     def rank(self):
         return self.job.rank
 
+    def is_cancelled(self, task_id):
+        """Whether a task running on this rank was cancelled (``is_canceled()``)."""
+        return self.execution.is_cancelled(task_id)
+
     def attach(self, name, role):
         """Add a role of a higher floor (actors, head): it handles the message kinds whose
         handler is ``name.<method>`` and, if it has ``forget()``, forgets with the session

@@ -298,6 +298,10 @@ class Submitter:
         record.where = record.router.send(spec)
 
     # ------------------------------------------------------------------ cancel, locate
+    def free(self, object_ids):
+        """``internal_api.free`` (lock held)."""
+        self.ownership.free_objects(object_ids)
+
     def cancel(self, object_id, force=False, recursive=True):
         """Cancel the unfinished task that produces ``object_id`` (lock held): its router
         drops it wherever it waits; one that runs gets KeyboardInterrupt or, with

@@ -184,6 +184,8 @@ TABLE = (
          "executor -> owner", "ownership.on_item", True,
          "item number index of a generator task's stream (an object record; contained: the "
          "ids of refs its pickle holds, or None): the owner gives it an id of its own"),
+    Kind(53, "FREE_OBJECT", ("object_id",), "any -> owner", "ownership.on_free_object", True,
+         "free this owned object now, whoever refers to it (internal_api.free)"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -198,6 +200,7 @@ ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
 RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
+FREE_OBJECT = 53
 
 
 # ---------------------------------------------------------------------- constructors
@@ -412,6 +415,10 @@ def give_back(rank, specs):
     return (GIVE_BACK, rank, specs)
 
 
+def free_object(object_id):
+    return (FREE_OBJECT, object_id)
+
+
 def gen_item(task_id, index, obj, executor, contained):
     return (GEN_ITEM, task_id, index, tuple(obj), executor, contained)
 
@@ -432,6 +439,7 @@ CONSTRUCTORS = {
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
     HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
+    FREE_OBJECT: free_object,
 }
 
 

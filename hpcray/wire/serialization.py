@@ -15,7 +15,8 @@ import traceback
 
 import cloudpickle
 
-from ..exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError, ObjectStoreFullError,
+from ..exceptions import (ActorDiedError, ActorUnschedulableError, HpcrayError, ObjectFreedError,
+                          ObjectLostError, ObjectStoreFullError,
                           OwnerDiedError, RemoteTraceback, SerializationError,
                           TaskCancelledError, TaskError, TaskUnschedulableError)
 from . import objects
@@ -126,8 +127,20 @@ def error_object(exc, function_name, where, tb=None):
     tb_text = "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
     header = f"Remote traceback ({function_name} on {where}):\n"
     failure = TaskError(function_name, f"{type(exc).__name__}: {exc}", header + tb_text,
-                        picklable_or_none(exc))
+                        _transportable(exc, tb_text))
     return objects.error(dumps(failure))
+
+
+def _transportable(exc, tb_text):
+    """``exc`` if it survives pickling, else (as Ray does) an error that says so, with its
+    message and traceback as text."""
+    try:
+        loads(dumps(exc))
+        return exc
+    except Exception as why:
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return HpcrayError(f"Exception {name} isn't serializable: {why}.\n"
+                           f"Original exception details:\n{tb_text}")
 
 
 def exception_object(exc):
@@ -164,6 +177,12 @@ def owner_died(object_id, rank, host):
         f"object {object_id:016x} is gone: its owner, rank {rank} (host {host}), died")))
 
 
+def freed(object_id):
+    """The Error record left in place of an object freed on purpose."""
+    return objects.error(dumps(ObjectFreedError(
+        f"object {object_id:016x} was freed on purpose (internal_api.free)")))
+
+
 def lost(object_id, why="it was freed, or belongs to a runtime that was shut down"):
     """The Error record of an object that is gone (``why``: the reason given)."""
     return objects.error(dumps(ObjectLostError(f"object {object_id:016x} is gone: {why}")))
@@ -186,8 +205,9 @@ def materialize(obj, store=None):
     kind = obj.kind
     if kind == VALUE:
         return loads(obj.blob)
-    if kind == INLINE:                         # small: every reader gets its own writable copy
-        return loads(obj.header, buffers=[bytearray(buffer) for buffer in obj.buffers])
+    if kind == INLINE:                         # small: read-only, as in Ray (and as stored
+        return loads(obj.header, buffers=[     # ones are), so readers may share the bytes
+            buffer if type(buffer) is bytes else bytes(buffer) for buffer in obj.buffers])
     if kind == STORED:
         if store is None or obj.node != store.node_index:
             raise RuntimeError("a stored object must be fetched to this node before reading")

@@ -262,6 +262,11 @@ class Link:
         self.before_wait = None                # fn(): a task is about to wait in get/wait
         self.waits_now = 0                     # threads in such a wait now
         self.interrupt_pending = False         # SIGINT came while the main thread read
+        self.cancelled = set()                 # ids of tasks here that were cancelled
+
+    def is_cancelled(self, task_id):
+        """Whether the task (running in this process) was cancelled."""
+        return task_id in self.cancelled
 
     # ------------------------------------------------------------------ sending
     def _pending(self):
@@ -633,6 +638,9 @@ class LinkSubmitter:
 
     def cancel(self, object_id, force=False, recursive=True):
         self.link.request("cancel", object_id, force, recursive)
+
+    def free(self, object_ids):
+        self.link.request("free", list(object_ids))
 
     def locate(self, object_id):
         return self.link.request("locate", object_id)

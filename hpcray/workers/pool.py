@@ -149,7 +149,7 @@ class WorkerPool:
                            "kill": self.op_kill, "dead": self.op_dead,
                            "session_key": self.op_session_key, "refs_in": self.op_refs_in,
                            "warn_if_infeasible": self.op_warn_if_infeasible,
-                           "item_ready": self.op_item_ready,
+                           "item_ready": self.op_item_ready, "free": self.op_free,
                            "stream_ended": self.op_stream_ended}
         self.thread_ops = {"wait": self.op_wait, "next_item": self.op_next_item,
                            "ask": self.op_ask, "actor_create": self.op_actor_create,
@@ -920,6 +920,9 @@ class WorkerPool:
 
     def op_next_item(self, worker, spec, task_id, timeout):
         return self.access.next_item(task_id, timeout)
+
+    def op_free(self, worker, req_id, spec, object_ids):
+        self.submitter.free(object_ids)
 
     def op_item_ready(self, worker, req_id, spec, task_id):
         return self.ownership.item_ready(task_id)

@@ -223,7 +223,7 @@ class Worker:
         started = time.perf_counter()
         results = contained = exit_reason = None
         try:
-            function = getattr(instance, call.func_id, None)
+            function = invoke.actor_method(instance, call.func_id)
             if function is None:
                 results = invoke.failed(self.executor, call, _missing(call, instance))
             else:
@@ -309,6 +309,7 @@ class Worker:
         """INTERRUPT: KeyboardInterrupt in the thread that runs the task (if it is not the
         main thread, whose SIGINT does it); a task sent ahead that has not started is
         dropped (its DONE has no results: the rank answers it as cancelled)."""
+        self.link.cancelled.add(message[1])
         with self.link.work_lock:
             for queued in self.ahead:
                 if queued[1].task_id == message[1]:
