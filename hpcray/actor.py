@@ -10,6 +10,7 @@ import hashlib
 import inspect
 
 from .actors.host import current_call
+from .core import runtime_env
 from .core.invoke import ExitActor
 from .core.resources import request_of
 from .launch import session
@@ -93,6 +94,8 @@ class ActorClass:
         _check_actor_options(self._options)
         self._export = _export or _Export()
         self._name = cls.__name__
+        self._runtime_env = runtime_env.check(self._options.get("runtime_env"),
+                                              f"runtime_env of actor {cls.__qualname__}")
         self._methods = _method_table(cls)
         self._is_async = _is_async(cls)
         # Actors hold what they ask for as long as they live; by default nothing (as in
@@ -133,7 +136,9 @@ class ActorClass:
                                  max_restarts=options.get("max_restarts") or 0,
                                  max_task_retries=options.get("max_task_retries") or 0,
                                  strategy=wire_strategy(options.get("scheduling_strategy"),
-                                                        rt.job))
+                                                        rt.job),
+                                 runtime_env=runtime_env.merged(session.state.runtime_env,
+                                                                self._runtime_env))
         return ActorHandle(*parts, rt.client.session_key())
 
     def exported(self):

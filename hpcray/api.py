@@ -10,6 +10,7 @@ from .actor import ActorClass, ActorHandle, actor_id_of
 from .context import RuntimeContext
 from .core.generators import ObjectRefGenerator
 from .core.object_ref import ObjectRef
+from .core.runtime_env import check as check_runtime_env
 from .launch import resources as _resources
 from .launch import session
 from .remote_function import RemoteFunction
@@ -18,7 +19,7 @@ from .wire import messages
 # Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
 _IGNORED_INIT_ARGS = {
     "include_dashboard", "dashboard_host", "dashboard_port", "log_to_driver", "logging_level",
-    "logging_format", "configure_logging", "runtime_env", "local_mode", "_temp_dir",
+    "logging_format", "configure_logging", "local_mode", "_temp_dir",
     "_system_config", "job_config", "_node_ip_address", "storage", "_plasma_directory",
     "_metrics_export_port", "_enable_object_reconstruction", "labels", "_redis_password",
     "enable_resource_isolation", "_tracing_startup_hook", "_skip_env_hook",
@@ -26,7 +27,8 @@ _IGNORED_INIT_ARGS = {
 
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
-         object_store_memory=None, ignore_reinit_error=False, namespace=None, **kwargs):
+         object_store_memory=None, ignore_reinit_error=False, namespace=None,
+         runtime_env=None, **kwargs):
     """Start hpcray in this process, or attach to the MPI job it runs in.
 
     Under ``python -m hpcray`` (mpirun/srun) the job already runs: ``init`` attaches to it.
@@ -39,16 +41,18 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         num_cpus: logical CPUs of the job. Embedded: the number of workers to start (default:
             ``HPCRAY_NUM_WORKERS``, the machine's cores). Attached: divided evenly among the
             worker ranks (default: ``HPCRAY_CPUS_PER_RANK`` each).
-        num_gpus: logical GPUs of the job, divided evenly among the worker ranks.
-        resources: custom logical resources ``{name: amount}``, job totals divided evenly
-            among the worker ranks.
+        num_gpus: logical GPUs of the job, dealt to the worker ranks in whole units.
+        resources: custom logical resources ``{name: amount}``, job totals dealt to the
+            worker ranks as num_gpus is.
         object_store_memory: bytes of each node's object store (an int, or "2G"). It sizes
             the stores of the embedded default; a launched job's stores exist before the
             script runs, so there use ``--object-store-memory`` or
             ``HPCRAY_OBJECT_STORE_MEMORY`` (a different value here raises ValueError).
         ignore_reinit_error: do not raise if hpcray is already initialized.
         namespace: namespace for named actors.
-        **kwargs: Ray's other ``init`` arguments (dashboard, logging, runtime_env, ...) are
+        runtime_env: Ray's, for every task and actor of the job (theirs win): ``env_vars``,
+            and ``working_dir`` / ``py_modules`` as local paths.
+        **kwargs: Ray's other ``init`` arguments (dashboard, logging, ...) are
             accepted and have no effect: there is no dashboard and no daemon to configure.
 
     Returns:
@@ -68,6 +72,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    job_env = check_runtime_env(runtime_env, "init(runtime_env=)")
     if session.initialized():
         if ignore_reinit_error:
             return session.describe()
@@ -75,6 +80,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
                            "pass ignore_reinit_error=True")
     session.init(session.declare(num_cpus, num_gpus, resources), num_cpus,
                  object_store_memory, namespace)
+    session.state.runtime_env = job_env
     return session.describe()
 
 

@@ -6,6 +6,7 @@ import inspect
 from .core.resources import request_of
 from .launch import session
 from .scheduling import wire_strategy
+from .core import runtime_env
 from .core.generators import ObjectRefGenerator
 from .wire import serialization
 from .wire.specs import DYNAMIC, STREAMING
@@ -77,6 +78,8 @@ class RemoteFunction:
                                    memory=self._options.get("memory"))
         self._name = f"{function.__module__}.{function.__qualname__}"
         self._strategy = _UNSET                # the scheduling strategy as specs carry it
+        self._runtime_env = runtime_env.check(self._options.get("runtime_env"),
+                                              f"runtime_env of {self._name}")
         functools.update_wrapper(self, function)
 
     def __call__(self, *args, **kwargs):
@@ -114,7 +117,8 @@ class RemoteFunction:
         refs = rt.submitter.submit_task(
             self._name, func_id, blob, args, kwargs, num_returns, self._request,
             options.get("max_retries", DEFAULT_MAX_RETRIES),
-            options.get("retry_exceptions", False), node_hint, strategy, stream)
+            options.get("retry_exceptions", False), node_hint, strategy, stream,
+            runtime_env.merged(session.state.runtime_env, self._runtime_env))
         if stream == STREAMING:
             return ObjectRefGenerator(refs[0])
         if num_returns == 0:

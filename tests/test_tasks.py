@@ -190,3 +190,24 @@ def test_rays_behaviours_on_ray_record_the_same():
     # Ray 2.60 dropped internal_api.free and ObjectRef.from_hex/from_binary: the rest agrees
     assert recorded == {name: value for name, value in BEHAVIOURS.items() if name in recorded}
     assert set(BEHAVIOURS) - set(recorded) <= {"free", "from_hex_and_binary"}
+
+
+@pytest.mark.parametrize("env", [{}, {"HPCRAY_WORKER_PROCESSES": "0"}],
+                         ids=["worker-processes", "in-rank"])
+def test_runtime_env(run_job, tmp_path, env):
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("VALUE = 'from py_modules'\n")
+    (tmp_path / "data.txt").write_text("hello from working_dir\n")
+    res = run_job("tasks/runtime_env.py", n=2, env=env, args=[str(tmp_path)], timeout=90)
+    res.assert_ok()
+    # env_vars for that task only, over the job's (init(runtime_env=)); never the driver's
+    assert res.value("task_env") == ["yes", "task", "job"]
+    assert res.value("other_task") == [None, "job", "job"]
+    assert res.value("driver") is None
+    assert res.value("working_dir_and_py_modules") == ["hello from working_dir",
+                                                       "from py_modules"]
+    assert res.value("actor_env") == ["actor", "job", None]
+    unsupported = res.error("unsupported_field")
+    assert unsupported["type"] == "ValueError" and "'pip'" in unsupported["msg"]
+    assert "Supported: env_vars" in unsupported["msg"]
+    assert "not a local path" in res.error("remote_uri")["msg"]

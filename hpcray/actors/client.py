@@ -53,7 +53,8 @@ class ActorClient:
     # ------------------------------------------------------------------ creation
     def create(self, class_name, class_id, class_blob, args, kwargs, resources,
                max_concurrency, is_async, methods, name=None, namespace=None, detached=False,
-               get_if_exists=False, max_restarts=0, max_task_retries=0, strategy=None):
+               get_if_exists=False, max_restarts=0, max_task_retries=0, strategy=None,
+               runtime_env=None):
         """Create an actor (lock not held); return ``(token ref, class_name, methods,
         is_async)`` of the new actor, or of the live one of that name (``get_if_exists``).
 
@@ -68,7 +69,7 @@ class ActorClient:
             spec = made["spec"] = ActorSpec(
                 task_id, self.job.rank, class_name, class_id, class_blob, args_blob, deps,
                 args_ref, resources, max_concurrency, is_async, name, namespace, detached,
-                session, methods, max_restarts, max_task_retries, strategy)
+                session, methods, max_restarts, max_task_retries, strategy, runtime_env)
             self.construction.pending[task_id] = spec
             return spec.construction()
         construction, (token,) = self.submitter.submit(f"{class_name}.__init__", args, kwargs,

@@ -24,7 +24,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..core import current, invoke
+from ..core import current, invoke, runtime_env
 from ..exceptions import ActorUnavailableError, TaskError, WorkerCrashedError
 from ..wire import messages, serialization
 from ..wire.specs import ActorState
@@ -111,7 +111,8 @@ class ActorHost:
         with self.lock:
             self.progress.enter_user_code()
         try:
-            instance, failure = construct(self.execution, actor.spec, deps, self.classes)
+            with runtime_env.applied(actor.spec.runtime_env):
+                instance, failure = construct(self.execution, actor.spec, deps, self.classes)
         finally:
             with self.lock:
                 self.progress.leave_user_code()
@@ -216,7 +217,8 @@ class ActorHost:
                 results = invoke.failed(self.execution, call, AttributeError(
                     f"actor {actor.spec.class_name} has no method {call.func_id!r}"))
             else:
-                results, contained = invoke.execute(self.execution, call, deps, function)
+                with runtime_env.applied(actor.spec.runtime_env):
+                    results, contained = invoke.execute(self.execution, call, deps, function)
         except invoke.ActorExit as exit_:
             exit_reason = exit_.reason
         finally:

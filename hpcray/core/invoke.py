@@ -12,7 +12,7 @@ import traceback
 from ..exceptions import TaskError, WorkerCrashedError
 from ..wire import serialization
 from ..wire.serialization import error_object, serialize_result
-from . import refcount
+from . import refcount, runtime_env
 from .object_ref import ObjectRef
 
 
@@ -20,7 +20,15 @@ def execute(executor, spec, dep_objects, function=None):
     """Run ``spec``; return ``([(object_id, object), ...], contained)``: an object for each
     return value, and ``{object_id: [ids of the refs inside it]}`` (or None).
 
-    ``function`` is what to call (an actor's bound method); by default the task's function."""
+    ``function`` is what to call (an actor's bound method); by default the task's function.
+    A task's ``runtime_env`` is set around all of it (loading, arguments, the call)."""
+    if spec.runtime_env is not None:
+        with runtime_env.applied(spec.runtime_env):
+            return _execute(executor, spec, dep_objects, function)
+    return _execute(executor, spec, dep_objects, function)
+
+
+def _execute(executor, spec, dep_objects, function):
     prepared = prepare(executor, spec, dep_objects, function)
     if prepared[0] is None:
         return prepared[1], None

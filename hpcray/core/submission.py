@@ -164,13 +164,14 @@ class Submitter:
     # ------------------------------------------------------------------ tasks
     def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
                     max_retries=0, retry_exceptions=False, node_hint=None, strategy=None,
-                    stream=None):
+                    stream=None, runtime_env=None):
         """Submit a task of a remote function; return the refs of its results (lock not held).
 
         ``node_hint`` (internal callers, e.g. reductions) names the node it should run on,
         when a rank there has room, instead of the arguments' node. ``strategy``: the
         scheduling strategy, as specs carry it (``wire/specs.py``); ``stream``: a generator
-        task's (``STREAMING``, ``DYNAMIC``), whose items this rank then keeps as they come.
+        task's (``STREAMING``, ``DYNAMIC``), whose items this rank then keeps as they come;
+        ``runtime_env``: ``core/runtime_env.check``'s, set around the task where it runs.
 
         A task that no rank could ever run is submitted all the same: it waits at the head,
         as in Ray, after a warning here (:meth:`warn_if_infeasible`).
@@ -185,7 +186,7 @@ class Submitter:
             return TaskSpec(task_id, self.job.rank, name, func_id, func_blob, args_blob, deps,
                             max(num_returns, 1), resources, max_retries, retry_exceptions,
                             False, session, node_hint=node_hint, args_ref=args_ref,
-                            strategy=strategy, stream=stream)
+                            strategy=strategy, stream=stream, runtime_env=runtime_env)
         return self.submit(name, args, kwargs, max(num_returns, 1), make_spec,
                            self.placement)[1]
 

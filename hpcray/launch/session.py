@@ -28,6 +28,7 @@ class SessionState:
         self.mode = None            # LAUNCHED (python -m hpcray / mpiexec) or EMBEDDED
         self.initialized = False    # init() was called (or implied) in the current session
         self.namespace = None
+        self.runtime_env = None     # init(runtime_env=), checked: under every task's and actor's
         self.runtime = None         # the runtime of the current session, once initialized
 
 

@@ -51,12 +51,12 @@ class TaskSpec:
     __slots__ = ("task_id", "owner", "name", "func_id", "func_blob", "args_blob", "deps",
                  "num_returns", "resources", "max_retries", "retry_exceptions", "via_head",
                  "session", "node_hint", "args_ref", "actor_id", "caller", "resent", "strategy",
-                 "stream")
+                 "stream", "runtime_env")
 
     def __init__(self, task_id, owner, name, func_id, func_blob, args_blob, deps, num_returns,
                  resources, max_retries, retry_exceptions, via_head, session, node_hint=None,
                  args_ref=None, actor_id=None, caller=None, resent=0, strategy=None,
-                 stream=None):
+                 stream=None, runtime_env=None):
         self.task_id = task_id
         self.owner = owner
         self.name = name
@@ -79,6 +79,7 @@ class TaskSpec:
         self.strategy = strategy               # scheduling strategy (see SPREAD above)
         self.stream = stream                   # a generator's: STREAMING or DYNAMIC (None:
                                                # not a generator)
+        self.runtime_env = runtime_env         # core/runtime_env.check's, or None
 
     def __reduce__(self):
         args = self.args_blob
@@ -86,7 +87,7 @@ class TaskSpec:
                   None if args is None else tuple(args), self.deps, self.num_returns, self.resources,
                   self.max_retries, self.retry_exceptions, self.via_head, self.session,
                   self.node_hint, self.args_ref, self.actor_id, self.caller, self.resent,
-                  self.strategy, self.stream)
+                  self.strategy, self.stream, self.runtime_env)
         # without encoded arguments there is no record to rebuild: no extra call on arrival
         return (TaskSpec if args is None else _task_spec, fields)
 
@@ -109,11 +110,12 @@ class ActorSpec:
     __slots__ = ("actor_id", "owner", "class_name", "class_id", "class_blob", "args_blob",
                  "deps", "args_ref", "resources", "max_concurrency", "is_async", "name",
                  "namespace", "detached", "session", "methods", "max_restarts",
-                 "max_task_retries", "strategy")
+                 "max_task_retries", "strategy", "runtime_env")
 
     def __init__(self, actor_id, owner, class_name, class_id, class_blob, args_blob, deps,
                  args_ref, resources, max_concurrency, is_async, name, namespace, detached,
-                 session, methods, max_restarts=0, max_task_retries=0, strategy=None):
+                 session, methods, max_restarts=0, max_task_retries=0, strategy=None,
+                 runtime_env=None):
         self.actor_id = actor_id
         self.owner = owner
         self.class_name = class_name
@@ -134,6 +136,7 @@ class ActorSpec:
         self.max_task_retries = max_task_retries   # died (-1: forever); times a call is
                                                # run again after such a death
         self.strategy = strategy               # scheduling strategy (see SPREAD above)
+        self.runtime_env = runtime_env         # core/runtime_env.check's, or None
 
     def __reduce__(self):
         values = [getattr(self, name) for name in self.__slots__]

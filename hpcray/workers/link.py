@@ -613,14 +613,14 @@ class LinkSubmitter:
 
     def submit_task(self, name, func_id, func_blob, args, kwargs, num_returns, resources,
                     max_retries=0, retry_exceptions=False, node_hint=None, strategy=None,
-                    stream=None):
+                    stream=None, runtime_env=None):
         if func_id in self.sent_functions:     # the rank keeps the functions it was sent
             func_blob = None
         else:
             self.sent_functions.add(func_id)
         return self.link.request("submit", name, func_id, func_blob, args, kwargs, num_returns,
                                  resources, max_retries, retry_exceptions, node_hint, strategy,
-                                 stream)
+                                 stream, runtime_env)
 
     def put(self, value):
         store = self.link.store

@@ -368,7 +368,7 @@ class WorkerPool:
         worker.channel.post(protocol.actor_new(spec, self._lend_all(worker, deps)))
 
     def _worker_for_actor(self, spec):
-        if spec.max_restarts or any(spec.resources.values()):
+        if spec.max_restarts or any(spec.resources.values()) or spec.runtime_env:
             worker = self._take_idle() or self._spawn()
             worker.hosts_actors = worker.dedicated = True
             return worker
@@ -879,14 +879,14 @@ class WorkerPool:
 
     def op_submit(self, worker, req_id, spec, name, func_id, func_blob, args, kwargs,
                   num_returns, resources, max_retries, retry_exceptions, node_hint, strategy,
-                  stream):
+                  stream, runtime_env):
         if func_blob is None:
             func_blob = self.functions[func_id]
         else:
             self.functions[func_id] = func_blob
         refs = self.submitter.submit_task(name, func_id, func_blob, args, kwargs, num_returns,
                                           resources, max_retries, retry_exceptions, node_hint,
-                                          strategy, stream)
+                                          strategy, stream, runtime_env)
         if spec is not None and refs:          # (for cancel(..., recursive=True))
             self.children[spec.task_id].append(refs[0].id)
             if spec.task_id in worker.cancelled:   # submitted while it was being cancelled
