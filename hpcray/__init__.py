@@ -12,14 +12,23 @@ from .core.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from .core.object_ref import ObjectRef
 from .launch.preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
-from . import _private, cloudpickle, util
+from . import cloudpickle, util
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectRef",
-    "ObjectRefGenerator", "RemoteFunction", "_private", "cloudpickle", "available_resources",
+    "ObjectRefGenerator", "RemoteFunction", "cloudpickle", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
     "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
     "reduce", "register_shutdown_hook", "remote", "shutdown", "util", "wait",
 ]
+
+
+def __getattr__(name):
+    """``hpcray._private`` (Ray's ``ray._private.internal_api``, which Ray's docs use) is
+    loaded when first asked for."""
+    if name == "_private":
+        import importlib
+        return importlib.import_module("hpcray._private")
+    raise AttributeError(f"module 'hpcray' has no attribute {name!r}")

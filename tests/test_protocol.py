@@ -195,6 +195,9 @@ class _Role:
     def on_item(self, task_id, index, obj, executor, contained):
         self.calls.append(("item", task_id))
 
+    def on_free_object(self, object_id):
+        self.calls.append(("free_object", object_id))
+
 
 def _progress(role, session=0):
     progress = Progress(threading.RLock(), _Job(), _Transport(), config=None, refs=_Refs(),
