@@ -12,13 +12,13 @@ from .core.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from .core.object_ref import ObjectRef
 from .launch.preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
-from . import cloudpickle, util
+from . import cloudpickle, dag, util
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectRef",
-    "ObjectRefGenerator", "RemoteFunction", "cloudpickle", "available_resources",
+    "ObjectRefGenerator", "RemoteFunction", "cloudpickle", "dag", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
     "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
     "reduce", "register_shutdown_hook", "remote", "shutdown", "util", "wait",

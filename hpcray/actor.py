@@ -17,6 +17,7 @@ from .launch import session
 from .remote_function import validate_options
 from .scheduling import wire_strategy
 from .core.generators import ObjectRefGenerator
+from .dag import ClassMethodNode, ClassNode
 from .wire.specs import DYNAMIC, STREAMING
 from .wire import serialization
 
@@ -117,6 +118,10 @@ class ActorClass:
         merged = dict(self._options)
         merged.update(options)
         return ActorClass(self._cls, merged, self._export)
+
+    def bind(self, *args, **kwargs):
+        """A node of a DAG that builds this actor (``hpcray.dag``)."""
+        return ClassNode(self, args, kwargs)
 
     def remote(self, *args, **kwargs):
         """Create an actor; return its :class:`ActorHandle` (construction runs remotely).
@@ -255,6 +260,10 @@ class ActorMethod:
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs
+
+    def bind(self, *args, **kwargs):
+        """A node of a DAG that calls this method of this actor (``hpcray.dag``)."""
+        return ClassMethodNode(self._handle, self._name, args, kwargs)
 
     def options(self, **options):
         validate_options(options, METHOD_OPTIONS, f"actor method {self._name}")

@@ -8,6 +8,7 @@ from .launch import session
 from .scheduling import wire_strategy
 from .core import runtime_env
 from .core.generators import ObjectRefGenerator
+from .dag import FunctionNode
 from .wire import serialization
 from .wire.specs import DYNAMIC, STREAMING
 
@@ -92,6 +93,10 @@ class RemoteFunction:
         merged = dict(self._options)
         merged.update(options)
         return RemoteFunction(self._function, merged, self._export)
+
+    def bind(self, *args, **kwargs):
+        """A node of a DAG that calls this function with these arguments (``hpcray.dag``)."""
+        return FunctionNode(self, args, kwargs)
 
     def remote(self, *args, **kwargs):
         """Submit a task; return an ObjectRef, or a list of them when ``num_returns`` > 1

@@ -28,12 +28,14 @@ FLOORS = [
     ("hpcray.launch", 6),
     ("hpcray.api", 7), ("hpcray.remote_function", 7), ("hpcray.actor", 7),
     ("hpcray.context", 7), ("hpcray.reduction", 7), ("hpcray.scheduling", 7),
+    ("hpcray.dag", 7),
     ("hpcray.cloudpickle", 7),
     ("hpcray.util", 8), ("hpcray._private", 8),
     ("hpcray.__main__", 9), ("hpcray", 9),
 ]
 PUBLIC = {"hpcray.api", "hpcray.remote_function", "hpcray.actor", "hpcray.context",
-          "hpcray.reduction", "hpcray.exceptions", "hpcray.scheduling"}
+          "hpcray.reduction", "hpcray.exceptions", "hpcray.scheduling",
+          "hpcray.dag"}
 
 
 def _modules():
