@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hpcray.actors.mailbox import Mailbox
+from hpcray.core.metrics import COUNTER, GAUGE, HISTOGRAM, MetricsTable, Recorder
 from hpcray.core.refcount import RefTracker
 from hpcray.exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLostError,
                                TaskError)
@@ -417,3 +418,26 @@ def test_the_memory_monitor_looks_at_its_interval_and_reports_only_above_the_thr
     assert "HPCRAY_MEMORY_USAGE_THRESHOLD=0.95" in seen
     now[0] = 0.4
     assert monitor.over() is None                  # again only after 250 ms
+
+
+# ---------------------------------------------------------------------- metrics
+def test_metric_deltas_add_up_across_processes():
+    worker, rank, table = Recorder(), Recorder(), MetricsTable()
+    tags = (("k", "a"),)
+    for _ in range(3):
+        worker.record(COUNTER, "n", "count", tags, 1.0)
+    worker.record(GAUGE, "g", "", (), 5.0)
+    worker.record(HISTOGRAM, "h", "", (), 0.5, (0.1, 1.0))
+    rank.record(COUNTER, "n", "count", tags, 2.0)
+    rank.put_back(worker.take())               # a worker process's, via its rank
+    assert worker.take() is None and rank.dirty
+    table.merge(rank.take())
+    rank.record(GAUGE, "g", "", (), 9.0)       # later: the last set wins
+    rank.record(HISTOGRAM, "h", "", (), 2.0, (0.1, 1.0))
+    table.merge(rank.take())
+    snap = table.snapshot()
+    assert snap["n"]["values"] == [({"k": "a"}, 5.0)] and snap["n"]["description"] == "count"
+    assert snap["g"]["values"] == [({}, 9.0)]
+    assert snap["h"]["values"] == [({}, {"buckets": [0, 1, 1], "count": 2, "sum": 2.5})]
+    assert snap["h"]["boundaries"] == [0.1, 1.0]
+

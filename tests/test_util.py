@@ -2,6 +2,7 @@
 and each held against its Ray / standard-library counterpart (ActorPool: Ray's documented
 semantics; Queue: queue.Queue; Pool: multiprocessing.pool.ThreadPool, the same interface
 without forking an MPI rank; Executor: concurrent.futures.ThreadPoolExecutor)."""
+import pytest
 
 
 def test_actor_pool(run_job):
@@ -134,3 +135,23 @@ def test_executor(run_job):
     assert res.value("is_a_concurrent_executor") == [True, True, True, True, True]
     assert res.value("refs_pass_as_given") == 42
     assert res.value("inside_a_task") == [i * i for i in range(6)]
+
+
+@pytest.mark.parametrize("env", [{}, {"HPCRAY_WORKER_PROCESSES": "0"},
+                                 {"MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self",
+                                  "HPCRAY_RANKS_PER_NODE": "1"}],
+                         ids=["worker-processes", "in-rank", "network"])
+def test_metrics(run_job, env):
+    res = run_job("util/metrics.py", n=3, env=env, timeout=90)
+    res.assert_ok()
+    # every task's, actor call's and the driver's records, added up at the head
+    assert res.value("counter") == [[{"parity": "even"}, 5.0], [{"parity": "odd"}, 5.0]]
+    assert res.value("counter_description") == ["counter", "tasks that ran"]
+    assert res.value("actor_counter") == [[{"route": "/"}, 3.0], [{"route": "/api"}, 1.0]]
+    assert res.value("gauge") == [[{}, 3.0]]
+    assert res.value("histogram") == [[0.1, 1.0], [2, 8, 0], 10]
+    assert res.value("from_a_task") == res.value("counter")
+    assert "missing value for tag key" in res.error("missing_tag")["msg"]
+    assert "unknown tag keys" in res.error("unknown_tag")["msg"]
+    assert res.error("counter_goes_up_only")["type"] == "ValueError"
+    assert res.error("histogram_needs_boundaries")["type"] == "ValueError"

@@ -19,7 +19,7 @@ from collections import deque
 
 from ..wire import messages, serialization
 from ..wire.transport import Backoff
-from . import current, invoke
+from . import current, invoke, metrics
 
 
 NO_DEPS = {}          # the arguments of a task that has none (shared, never written)
@@ -166,6 +166,13 @@ class Execution:
             # scheduler gave it, and the task may be placed again)
             self.transport.send(0, messages.done(spec.task_id, None))
 
+    def send_metrics(self):
+        """What this process (and its worker processes) recorded since it last said goes to
+        the head (lock held). Also a turn hook, the last one of each turn (``launch/join``)."""
+        taken = metrics.recorder.take() if metrics.recorder.pending else None
+        if taken is not None:
+            self.transport.send(0, messages.metrics(taken))
+
     def emit_item(self, spec, index, obj, contained):
         """A generator task running here yielded item ``index``: to its owner now (lock not
         held). Returns False if the task was cancelled meanwhile (it stops there)."""
@@ -189,7 +196,10 @@ class Execution:
                                                               self.rank, contained))
 
     def send_results(self, spec, results, seconds, contained):
-        """Hand results to the owner of ``spec``."""
+        """Hand results to the owner of ``spec`` (the metrics recorded meanwhile go to the
+        head first, so that they are in its table once the results are back)."""
+        if metrics.recorder.pending:
+            self.send_metrics()
         if contained:
             self.refs.result_held(spec.task_id, [i for ids in contained.values() for i in ids])
         if spec.owner == self.rank:

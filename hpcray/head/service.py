@@ -15,6 +15,7 @@ held.
 import sys
 import time
 
+from ..core.metrics import MetricsTable
 from ..wire import messages, serialization
 from ..wire.transport import Backoff
 from .directory import ActorDirectory, answer
@@ -44,6 +45,7 @@ class HeadService:
         self.scheduler = GlobalScheduler(job.executing_capacities(), config.prefetch,
                                          config.queue_seconds)
         self.scheduler.node_of = job.node_of
+        self.metrics = MetricsTable()          # application metrics of the whole job
         self.byes = set()
         self.cancels_sent = {}                 # task ids of cancels sent to executors (ordered)
         self.worker_pids = []                  # pids of the workers that said goodbye
@@ -130,6 +132,14 @@ class HeadService:
             if len(self.cancels_sent) > CANCELS_REMEMBERED:
                 del self.cancels_sent[next(iter(self.cancels_sent))]
 
+    def on_metrics(self, taken):
+        """METRICS: what a rank and its worker processes recorded: into the job's table."""
+        self.metrics.merge(taken)
+
+    def on_metrics_snapshot(self, token):
+        """METRICS_SNAPSHOT: the job's metrics table."""
+        answer(self.transport.send, token, self.metrics.snapshot)
+
     def on_available(self, token):
         """AVAILABLE: the logical resources not taken right now."""
         answer(self.transport.send, token, self.scheduler.available)
@@ -168,6 +178,7 @@ class HeadService:
             session = self.progress.session + 1
             self.lifecycle.new_session(session, capacities)
             self.scheduler.reset(self.job.executing_capacities())
+            self.metrics.forget()
             for rank in range(1, self.job.size):
                 self.transport.send(rank, messages.reset(session, self.job.capacities))
             self.transport.flush()

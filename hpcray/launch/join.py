@@ -197,6 +197,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         attach_workers(rt, Zygote(worker_entry),
                        {"job": job, "config": config, "store_base": store.base,
                         "store_capacity": store.capacity, "node_index": node_index})
+    rt.progress.turn_hooks.append(rt.execution.send_metrics)   # (last: after the results)
     current.set_runtime(rt)
     rt.progress.start_background()
     if rank == 0 and job.executes:                     # alone, the head also executes tasks

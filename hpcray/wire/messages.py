@@ -186,6 +186,11 @@ TABLE = (
          "ids of refs its pickle holds, or None): the owner gives it an id of its own"),
     Kind(53, "FREE_OBJECT", ("object_id",), "any -> owner", "ownership.on_free_object", True,
          "free this owned object now, whoever refers to it (internal_api.free)"),
+    Kind(54, "METRICS", ("taken",), "any rank -> head", "head.on_metrics", True,
+         "application metrics recorded on the rank and its worker processes since it last "
+         "said (core/metrics.Recorder.take): add them to the job's table"),
+    Kind(55, "METRICS_SNAPSHOT", ("token",), "any -> head", "head.on_metrics_snapshot", True,
+         "the job's metrics table (answered by REPLY)"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -200,7 +205,7 @@ ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE
 NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
 RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
-FREE_OBJECT = 53
+FREE_OBJECT, METRICS, METRICS_SNAPSHOT = 53, 54, 55
 
 
 # ---------------------------------------------------------------------- constructors
@@ -415,6 +420,14 @@ def give_back(rank, specs):
     return (GIVE_BACK, rank, specs)
 
 
+def metrics(taken):
+    return (METRICS, taken)
+
+
+def metrics_snapshot(token):
+    return (METRICS_SNAPSHOT, token)
+
+
 def free_object(object_id):
     return (FREE_OBJECT, object_id)
 
@@ -439,7 +452,7 @@ CONSTRUCTORS = {
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
     HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
-    FREE_OBJECT: free_object,
+    FREE_OBJECT: free_object, METRICS: metrics, METRICS_SNAPSHOT: metrics_snapshot,
 }
 
 

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from ..core import current, refcount
+from ..core import current, metrics, refcount
 from ..exceptions import GetTimeoutError, ObjectStoreFullError, SerializationError
 from ..store.node_store import PAGE, StoreBuffer, layout
 from ..wire import serialization
@@ -293,6 +293,10 @@ class Link:
         all of them."""
         with self.send_lock:
             batch = []
+            if metrics.recorder.pending:       # (ahead of the results they belong with)
+                taken = metrics.recorder.take()
+                if taken is not None:
+                    batch.append(protocol.metrics(taken))
             if notes_first:
                 batch.extend(self._pending())
                 batch.append(message)

@@ -40,7 +40,7 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ..actors.host import current_call
-from ..core import current, refcount
+from ..core import current, metrics, refcount
 from ..core.object_ref import ObjectRef, rebuild
 from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT
@@ -142,7 +142,8 @@ class WorkerPool:
         self.handlers = {protocol.DONE: self.on_done, protocol.CALL: self.on_call,
                          protocol.FORGET: self.on_forget, protocol.DROP: self.on_drop,
                          protocol.UNPIN: self.on_unpin, protocol.ESCAPE: self.on_escape,
-                         protocol.ACTOR_EXIT: self.on_actor_exit, protocol.ITEM: self.on_item}
+                         protocol.ACTOR_EXIT: self.on_actor_exit, protocol.ITEM: self.on_item,
+                         protocol.METRICS: self.on_metrics}
         self.inline_ops = {"get": self.op_get, "put": self.op_put, "alloc": self.op_alloc,
                            "submit": self.op_submit, "actor_call": self.op_actor_call,
                            "cancel": self.op_cancel, "locate": self.op_locate,
@@ -321,6 +322,10 @@ class WorkerPool:
             sign = -1 if blocked else 1
             for name, amount in spec.resources.items():
                 self.used[name] += sign * amount
+
+    def on_metrics(self, worker, taken):
+        """METRICS: what the worker recorded: sent on to the head with this rank's."""
+        metrics.recorder.put_back(taken)
 
     def on_item(self, worker, task_id, index, raw, contained, written):
         """ITEM: a generator task yielded an item: to its owner."""

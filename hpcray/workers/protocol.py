@@ -30,12 +30,14 @@ Worker -> rank:
 * ``ACTOR_EXIT (task_id, reason)``: the call ``task_id`` ended its actor (``exit_actor``,
   ``sys.exit``); the call has no results;
 * ``ITEM (task_id, index, obj, contained, written)``: a generator task yielded item
-  ``index`` (a wire record; the ids of the refs its pickle holds; the store slots it wrote).
+  ``index`` (a wire record; the ids of the refs its pickle holds; the store slots it wrote);
+* ``METRICS (taken)``: application metrics recorded here since the last (ahead of the
+  message they come with: ``core/metrics.py``).
 """
 # rank -> worker
 RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT, CANCEL_CALL = range(8)
 # worker -> rank
-DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT, ITEM = range(8)
+DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT, ITEM, METRICS = range(9)
 
 
 # One constructor per kind (as in wire/messages.py: no message tuple is built by hand).
@@ -77,6 +79,10 @@ def done(task_id, results, seconds, contained, written):
 
 def item(task_id, index, obj, contained, written):
     return (ITEM, task_id, index, obj, contained, written)
+
+
+def metrics(taken):
+    return (METRICS, taken)
 
 
 def actor_exit(task_id, reason):
