@@ -15,7 +15,7 @@ from .core.invoke import ExitActor
 from .core.resources import request_of
 from .launch import session
 from .remote_function import validate_options
-from .scheduling import wire_strategy
+from .scheduling import captured, strategy_of
 from .core.generators import ObjectRefGenerator
 from .dag import ClassMethodNode, ClassNode
 from .wire.specs import DYNAMIC, STREAMING
@@ -140,8 +140,7 @@ class ActorClass:
                                  get_if_exists=bool(options.get("get_if_exists")),
                                  max_restarts=options.get("max_restarts") or 0,
                                  max_task_retries=options.get("max_task_retries") or 0,
-                                 strategy=wire_strategy(options.get("scheduling_strategy"),
-                                                        rt.job),
+                                 strategy=strategy_of(options, rt.job) or captured(),
                                  runtime_env=runtime_env.merged(session.state.runtime_env,
                                                                 self._runtime_env))
         return ActorHandle(*parts, rt.client.session_key())

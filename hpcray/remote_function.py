@@ -5,7 +5,7 @@ import inspect
 
 from .core.resources import request_of
 from .launch import session
-from .scheduling import wire_strategy
+from .scheduling import captured, strategy_of
 from .core import runtime_env
 from .core.generators import ObjectRefGenerator
 from .dag import FunctionNode
@@ -118,7 +118,9 @@ class RemoteFunction:
         rt = session.runtime()
         strategy = self._strategy
         if strategy is _UNSET:
-            strategy = self._strategy = wire_strategy(options.get("scheduling_strategy"), rt.job)
+            strategy = self._strategy = strategy_of(options, rt.job)
+        if strategy is None:
+            strategy = captured()
         refs = rt.submitter.submit_task(
             self._name, func_id, blob, args, kwargs, num_returns, self._request,
             options.get("max_retries", DEFAULT_MAX_RETRIES),

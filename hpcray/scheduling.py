@@ -1,11 +1,12 @@
 """Scheduling strategies with Ray's names: ``"DEFAULT"``, ``"SPREAD"``,
-:class:`NodeAffinitySchedulingStrategy` (and :class:`PlacementGroupSchedulingStrategy`, not
-placed yet), and :func:`wire_strategy`, what a task's or actor's ``scheduling_strategy``
-becomes in its spec (``wire/specs.py`` says what the head does with each).
+:class:`NodeAffinitySchedulingStrategy` and :class:`PlacementGroupSchedulingStrategy`, and
+:func:`strategy_of`, what a task's or actor's options become in its spec (``wire/specs.py``
+says what the head does with each).
 
-Public API floor (7): imports ``wire`` and ``exceptions`` only.
+Public API floor (7): imports ``wire`` and ``core`` only.
 """
-from .wire.specs import SPREAD, node_affinity
+from .core import current
+from .wire.specs import PLACEMENT_GROUP, SPREAD, in_placement_group, node_affinity
 
 
 class NodeAffinitySchedulingStrategy:
@@ -47,8 +48,10 @@ class NodeAffinitySchedulingStrategy:
 
 
 class PlacementGroupSchedulingStrategy:
-    """Run a task or actor in a bundle of a placement group (Ray's class). Placement groups
-    are not supported yet: a task or actor given this strategy fails at ``.remote()``."""
+    """Run a task or actor in a bundle of a placement group (``placement_group_bundle_index``,
+    -1: any bundle with room), using the bundle's reserved resources; with
+    ``placement_group_capture_child_tasks`` the tasks it submits run in the group too.
+    Ray's class and meaning."""
 
     def __init__(self, placement_group, placement_group_bundle_index=-1,
                  placement_group_capture_child_tasks=None):
@@ -76,8 +79,36 @@ def wire_strategy(strategy, job):
         return node_affinity(index, bool(strategy.soft), bool(strategy._spill_on_unavailable),
                              bool(strategy._fail_on_unavailable))
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
-        raise NotImplementedError("placement groups are not supported by hpcray yet; "
-                                  "use NodeAffinitySchedulingStrategy or resources= to place "
-                                  "work on chosen nodes")
+        group = strategy.placement_group
+        if group is None:
+            return None
+        index = strategy.placement_group_bundle_index
+        if not isinstance(index, int) or index < -1:
+            raise ValueError(f"placement_group_bundle_index must be an int >= -1, got {index!r}")
+        return in_placement_group(group.group_id, index,
+                                  bool(strategy.placement_group_capture_child_tasks))
     raise ValueError(f"unknown scheduling_strategy {strategy!r}: use \"DEFAULT\", \"SPREAD\" "
                      f"or NodeAffinitySchedulingStrategy(node_id, soft)")
+
+
+def strategy_of(options, job):
+    """The spec's strategy for these ``.options()``: ``scheduling_strategy``, or Ray's older
+    ``placement_group=`` / ``placement_group_bundle_index=`` options."""
+    strategy = options.get("scheduling_strategy")
+    group = options.get("placement_group")
+    if strategy is None and group is not None and group != "default":
+        strategy = PlacementGroupSchedulingStrategy(
+            group, options.get("placement_group_bundle_index", -1),
+            options.get("placement_group_capture_child_tasks"))
+    return wire_strategy(strategy, job)
+
+
+def captured():
+    """The placement group strategy a task inherits from the task submitting it, when that
+    one runs in a group that captures child tasks (else None)."""
+    spec = current.current_task()
+    strategy = spec.strategy if spec is not None else None
+    if strategy is not None and strategy[0] == PLACEMENT_GROUP and strategy[3]:
+        return in_placement_group(strategy[1], -1, True)
+    return None
+

@@ -14,6 +14,7 @@ from hpcray.exceptions import (ActorDiedError, ActorUnschedulableError, ObjectLo
                                TaskError)
 from hpcray.head.directory import ActorDirectory
 from hpcray.head.groups import GroupRegistry
+from hpcray.head.placement_groups import PlacementGroups
 from hpcray.head.scheduler import GlobalScheduler
 from hpcray.wire import messages, objects, serialization
 from hpcray.wire.ids import make_id
@@ -440,4 +441,48 @@ def test_metric_deltas_add_up_across_processes():
     assert snap["g"]["values"] == [({}, 9.0)]
     assert snap["h"]["values"] == [({}, {"buckets": [0, 1, 1], "count": 2, "sum": 2.5})]
     assert snap["h"]["boundaries"] == [0.1, 1.0]
+
+
+# ---------------------------------------------------------------------- placement groups
+def _groups(cpus_per_rank=2.0):
+    """Ranks 1, 2 on node 0 and 3, 4 on node 1; holds recorded as the scheduler's."""
+    capacities = {r: {"CPU": cpus_per_rank} for r in (1, 2, 3, 4)}
+    held = {}
+
+    def hold(rank, request, sign):
+        for name, amount in request.items():
+            held.setdefault(rank, {})[name] = held.get(rank, {}).get(name, 0.0) + sign * amount
+    groups = PlacementGroups(lambda: capacities, held.get, hold, [0, 0, 0, 1, 1])
+    return groups, held
+
+
+def test_placement_group_strategies_map_bundles_to_ranks_and_nodes():
+    groups, held = _groups()
+    node_of = [0, 0, 0, 1, 1]
+    pack, _ = groups.create([{"CPU": 2}, {"CPU": 2}], "STRICT_PACK", "", 0)
+    ranks = groups.groups[pack].ranks
+    assert len({node_of[r] for r in ranks}) == 1 and len(set(ranks)) == 2
+    spread, _ = groups.create([{"CPU": 1}, {"CPU": 1}], "STRICT_SPREAD", "", 0)
+    assert groups.groups[spread].state == "PENDING"        # one node is full: wait
+    groups.remove(pack)
+    assert [g.group_id for g in groups.retry()] == [spread]
+    assert len({node_of[r] for r in groups.groups[spread].ranks}) == 2
+    # work in a bundle: on its rank, charged to it, waits once it is full
+    rank, index = groups.choose(spread, 0, {"CPU": 1})
+    assert rank == groups.groups[spread].ranks[0] and index == 0
+    groups.charge(spread, 0, {"CPU": 1}, +1)
+    assert groups.choose(spread, 0, {"CPU": 1}) is None
+    assert groups.choose(spread, -1, {"CPU": 1})[1] == 1     # any bundle: the other one
+    assert "does not fit" in groups.choose(spread, 0, {"CPU": 5})
+    _, never = groups.create([{"CPU": 1}] * 3, "STRICT_SPREAD", "", 0)
+    assert "needs 3 nodes" in never
+    with pytest.raises(ValueError, match="strategy"):
+        groups.create([{"CPU": 1}], "TIGHT", "", 0)
+    groups.create([{"CPU": 1}], "PACK", "named", 0)
+    with pytest.raises(ValueError, match="already exists"):
+        groups.create([{"CPU": 1}], "PACK", "named", 0)
+    # a rank dies: its groups are pending again, their other reservations given back
+    again = groups.on_rank_dead(groups.groups[spread].ranks[0])
+    assert spread in [g.group_id for g in again] and groups.groups[spread].ranks is None
+    assert groups.groups[spread].state == "PENDING" and spread in groups.pending
 

@@ -18,7 +18,7 @@ from collections import deque
 
 from ..core.resources import fits
 from ..wire import messages, serialization
-from ..wire.specs import SPREAD, ActorState
+from ..wire.specs import PLACEMENT_GROUP, SPREAD, ActorState
 
 
 def answer(send, token, question, *args):
@@ -33,7 +33,8 @@ def answer(send, token, question, *args):
 
 class ActorRecord:
     """What the head knows of one actor."""
-    __slots__ = ("spec", "rank", "state", "askers", "error", "kill_reason", "released")
+    __slots__ = ("spec", "rank", "state", "askers", "error", "kill_reason", "released",
+                 "bundle")
 
     def __init__(self, spec):
         self.spec = spec
@@ -43,6 +44,7 @@ class ActorRecord:
         self.error = None                      # error object once DEAD
         self.kill_reason = None
         self.released = False
+        self.bundle = None                     # (group id, index) it holds, in a group
 
 
 class ActorDirectory:
@@ -50,11 +52,12 @@ class ActorDirectory:
     executing ranks, as the session declared them), ``hold(rank, request, sign)`` (the
     scheduler's view of what actors hold) and ``node_of`` (rank -> node index)."""
 
-    def __init__(self, send, capacities, hold, node_of):
+    def __init__(self, send, capacities, hold, node_of, placement_groups=None):
         self.send = send
         self.capacities = capacities
         self.hold = hold
         self.node_of = node_of
+        self.placement_groups = placement_groups    # (head/placement_groups.py)
         self.default_namespace = "default"     # init(namespace=) sets it
         self.records = {}                      # actor id -> ActorRecord
         self.names = {}                        # (namespace, name) -> actor id
@@ -79,6 +82,8 @@ class ActorDirectory:
         spec = record.spec
         strategy = spec.strategy
         node = None
+        if strategy is not None and strategy[0] == PLACEMENT_GROUP:
+            return self._place_in_group(record)
         if strategy is not None and strategy != SPREAD:
             node, soft, spill, fail = strategy
             if self._choose(spec.resources, node, free_only=False) is None:
@@ -96,13 +101,35 @@ class ActorDirectory:
                 return True
         if rank is None:
             return False
-        record.rank = rank
-        record.state = ActorState.ALIVE
         held = self.held.setdefault(rank, {})
         for name, amount in spec.resources.items():
             held[name] = held.get(name, 0.0) + amount
-        self.count[rank] = self.count.get(rank, 0) + 1
         self.hold(rank, spec.resources, +1)    # tasks see what actors hold
+        self._start(record, rank)
+        return True
+
+    def _place_in_group(self, record):
+        """An actor in a placement group: on its bundle's rank, holding the bundle's
+        resources (not the rank's); it waits while the group is pending or full."""
+        spec = record.spec
+        group_id, bundle = spec.strategy[1], spec.strategy[2]
+        choice = self.placement_groups.choose(group_id, bundle, spec.resources)
+        if isinstance(choice, str):
+            self._unschedulable(record, choice)
+            return True
+        if choice is None:
+            return False
+        rank, index = choice
+        record.bundle = (group_id, index)
+        self.placement_groups.charge(group_id, index, spec.resources, +1)
+        self._start(record, rank)
+        return True
+
+    def _start(self, record, rank):
+        spec = record.spec
+        record.rank = rank
+        record.state = ActorState.ALIVE
+        self.count[rank] = self.count.get(rank, 0) + 1
         send = self.send
         send(rank, messages.actor_start(spec))
         for asker in record.askers:
@@ -112,7 +139,6 @@ class ActorDirectory:
             send(rank, messages.actor_kill(spec.actor_id, record.kill_reason, False))
         if record.released:
             send(rank, messages.actor_release(spec.actor_id))
-        return True
 
     def _choose(self, request, node=None, spread=False, free_only=True):
         """The executing rank (of ``node``, if given) with room for ``request`` that hosts the
@@ -230,12 +256,27 @@ class ActorDirectory:
         rank = record.rank
         self._mark_dead(record, serialization.actor_died(record.spec.class_name, actor_id,
                                                          reason))
-        held = self.held.get(rank, {})
-        for name, amount in record.spec.resources.items():
-            held[name] = held.get(name, 0.0) - amount
         self.count[rank] -= 1
-        self.hold(rank, record.spec.resources, -1)
+        if record.bundle is not None:          # (its bundle's resources, not the rank's)
+            self.placement_groups.charge(*record.bundle, record.spec.resources, -1)
+        else:
+            held = self.held.get(rank, {})
+            for name, amount in record.spec.resources.items():
+                held[name] = held.get(name, 0.0) - amount
+            self.hold(rank, record.spec.resources, -1)
         self._place_waiting()
+
+    def retry_waiting(self):
+        """Room came back elsewhere (a placement group was placed): place waiting actors."""
+        self._place_waiting()
+
+    def end_group(self, group_id):
+        """A placement group was removed: its actors end (those not placed yet are dead)."""
+        for actor_id, record in self.records.items():
+            strategy = record.spec.strategy
+            if strategy is not None and strategy[0] == PLACEMENT_GROUP and \
+                    strategy[1] == group_id and record.state != ActorState.DEAD:
+                self.on_kill(actor_id, "its placement group was removed")
 
     def _mark_dead(self, record, error):
         record.state = ActorState.DEAD
@@ -313,5 +354,6 @@ class ActorDirectory:
 
     def forget(self):
         namespace, dead = self.default_namespace, self.dead
-        self.__init__(self.send, self.capacities, self.hold, self.node_of)
+        self.__init__(self.send, self.capacities, self.hold, self.node_of,
+                      self.placement_groups)
         self.default_namespace, self.dead = namespace, dead

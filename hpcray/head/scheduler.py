@@ -26,17 +26,19 @@ Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.p
 from collections import deque
 
 from ..core.resources import fits
-from ..wire.specs import SPREAD
+from ..wire.specs import PLACEMENT_GROUP, SPREAD
 
 
 class Assignment:
-    """Where the head sent a task: the rank, what it asked for, whether it waits in get."""
-    __slots__ = ("rank", "request", "blocked")
+    """Where the head sent a task: the rank, what it asked for, whether it waits in get, and
+    the placement group bundle it uses (``(group id, index)``), if any."""
+    __slots__ = ("rank", "request", "blocked", "bundle")
 
-    def __init__(self, rank, request):
+    def __init__(self, rank, request, bundle=None):
         self.rank = rank
         self.request = request
         self.blocked = False
+        self.bundle = bundle
 
 
 class GlobalScheduler:
@@ -62,6 +64,9 @@ class GlobalScheduler:
         self.stalled = set()                   # ranks that gave tasks back (see take_back)
         self._spread_order = None              # ranks, one node after another (SPREAD)
         self._spread_next = 0
+        self.groups = None                     # placement_groups.PlacementGroups (service)
+        self.groups_freed = set()              # groups whose bundles gave room back
+        self.released = False                  # reserved resources came back (hold -1)
 
     def _admits(self, rank, request):
         capacity, used, held = self.capacities[rank], self.used[rank], self.held.get(rank)
@@ -83,6 +88,7 @@ class GlobalScheduler:
             held[name] = held.get(name, 0.0) + sign * amount
         if sign < 0:
             self.freed.append(rank)
+            self.released = True
 
     def _load(self, rank):
         cpus = self.capacities[rank].get("CPU", 0.0) or 1.0
@@ -93,6 +99,8 @@ class GlobalScheduler:
         be placed as its strategy requires, adding it to :attr:`unschedulable`)."""
         strategy = spec.strategy
         if strategy is not None and strategy != SPREAD:
+            if strategy[0] == PLACEMENT_GROUP:
+                return self._place_in_group(spec)
             return self._place_on_node(spec)
         if not self._fitting_ranks(spec.resources)[0]:
             self.infeasible.append(spec)
@@ -133,6 +141,49 @@ class GlobalScheduler:
             return None
         self.pinned.setdefault(node, deque()).append(spec)
         return None
+
+    def _place_in_group(self, spec):
+        """A task in a placement group: on its bundle's rank, charged to the bundle; it
+        waits in the group while the group is pending or the bundle full."""
+        group_id, bundle = spec.strategy[1], spec.strategy[2]
+        choice = self.groups.choose(group_id, bundle, spec.resources)
+        if isinstance(choice, str):
+            self.unschedulable.append((spec, choice))
+            return None
+        if choice is None:
+            self.groups.wait(group_id, spec)
+            return None
+        rank, index = choice
+        self.assigned[spec.task_id] = Assignment(rank, spec.resources, (group_id, index))
+        self.groups.charge(group_id, index, spec.resources, +1)
+        self.count[rank] += 1
+        return rank
+
+    def _drain_groups(self, placed):
+        """Place the tasks waiting in groups that were just placed or gave room back."""
+        groups = self.groups
+        if self.released and groups.pending:
+            self.released = False
+            self.groups_freed.update(group.group_id for group in groups.retry())
+        for group_id in self.groups_freed:
+            group = groups.groups.get(group_id)
+            waiting = group.waiting if group is not None else ()
+            while waiting:
+                spec = waiting[0]
+                choice = groups.choose(group_id, spec.strategy[2], spec.resources)
+                if choice is None:
+                    break
+                waiting.popleft()
+                if isinstance(choice, str):
+                    self.unschedulable.append((spec, choice))
+                    continue
+                rank, index = choice
+                self.assigned[spec.task_id] = Assignment(rank, spec.resources,
+                                                         (group_id, index))
+                groups.charge(group_id, index, spec.resources, +1)
+                self.count[rank] += 1
+                placed.append((rank, spec))
+        self.groups_freed.clear()
 
     def _node_ranks(self, node, request):
         """The live ranks of ``node`` that could ever run ``request``."""
@@ -228,9 +279,17 @@ class GlobalScheduler:
             return
         self.stalled.discard(entry.rank)       # it got through a task: no longer held up
         if not entry.blocked:
-            self._charge(entry.rank, entry.request, -1)
-            self.count[entry.rank] -= 1
+            self._release(entry)
             self.freed.append(entry.rank)
+
+    def _release(self, entry):
+        """An assigned task's resources come back: its bundle's, or its rank's."""
+        if entry.bundle is not None:
+            self.groups.charge(entry.bundle[0], entry.bundle[1], entry.request, -1)
+            self.groups_freed.add(entry.bundle[0])
+        else:
+            self._charge(entry.rank, entry.request, -1)
+        self.count[entry.rank] -= 1
 
     def take_back(self, rank, specs):
         """``rank`` gave back tasks that found no room there: the ones still assigned to it
@@ -264,8 +323,7 @@ class GlobalScheduler:
             return False
         del self.assigned[task_id]
         if not entry.blocked:
-            self._charge(rank, entry.request, -1)
-            self.count[rank] -= 1
+            self._release(entry)
         return True
 
     def on_blocked(self, task_id, blocked):
@@ -274,7 +332,13 @@ class GlobalScheduler:
         if entry is None or entry.blocked == blocked:
             return
         entry.blocked = blocked
-        self._charge(entry.rank, entry.request, -1 if blocked else +1)
+        if entry.bundle is not None:
+            self.groups.charge(entry.bundle[0], entry.bundle[1], entry.request,
+                               -1 if blocked else +1)
+            if blocked:
+                self.groups_freed.add(entry.bundle[0])
+        else:
+            self._charge(entry.rank, entry.request, -1 if blocked else +1)
         self.count[entry.rank] += -1 if blocked else +1
         if blocked:
             self.freed.append(entry.rank)
@@ -289,6 +353,9 @@ class GlobalScheduler:
         queue, freed = self.queue, self.freed
         if self.pinned:
             self._drain_pinned(placed)
+        if self.groups is not None and (self.groups_freed or (self.released
+                                                              and self.groups.pending)):
+            self._drain_groups(placed)
         while queue:
             spec = queue[0]
             rank = None
@@ -331,7 +398,9 @@ class GlobalScheduler:
 
     def cancel_queued(self, task_id):
         """Remove a task still waiting at the head; return its spec, or None."""
-        for queue in [self.queue, self.infeasible, *self.pinned.values()]:
+        waiting_in_groups = ([group.waiting for group in self.groups.groups.values()]
+                             if self.groups is not None else [])
+        for queue in [self.queue, self.infeasible, *self.pinned.values(), *waiting_in_groups]:
             for spec in queue:
                 if spec.task_id == task_id:
                     queue.remove(spec)
@@ -340,7 +409,9 @@ class GlobalScheduler:
 
     def waiting(self):
         """How many tasks wait at the head for room."""
-        return (len(self.queue) + len(self.infeasible)
+        in_groups = (sum(len(group.waiting) for group in self.groups.groups.values())
+                     if self.groups is not None else 0)
+        return (len(self.queue) + len(self.infeasible) + in_groups
                 + sum(len(queue) for queue in self.pinned.values()))
 
     def where(self, task_id):
@@ -359,6 +430,9 @@ class GlobalScheduler:
         self._fitting = {}
         self._spread_order = None
         self.freed = [r for r in self.freed if r != rank]
+        if self.groups is not None:            # its groups are pending again: placed anew
+            self.groups.on_rank_dead(rank)     # when room comes back
+            self.released = True
         node = self.node_of[rank] if self.node_of is not None else None
         if node in self.pinned and not any(self.node_of[r] == node for r in self.capacities):
             for spec in self.pinned.pop(node):     # their node is gone: soft ones run
@@ -387,7 +461,10 @@ class GlobalScheduler:
         return total
 
     def reset(self, capacities):
-        node_of = self.node_of
+        node_of, groups = self.node_of, self.groups
+        if groups is not None:
+            groups.forget()
+        self.groups = groups
         gone = [rank for rank in capacities if rank not in self.capacities]
         self.__init__(capacities, self.prefetch, self.queue_seconds)
         self.node_of = node_of

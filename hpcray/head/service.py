@@ -20,6 +20,7 @@ from ..wire import messages, serialization
 from ..wire.transport import Backoff
 from .directory import ActorDirectory, answer
 from .groups import GroupRegistry
+from .placement_groups import PlacementGroups
 from .scheduler import GlobalScheduler
 
 CANCELS_REMEMBERED = 10000     # cancels sent to executors the head remembers (on_give_back)
@@ -45,7 +46,11 @@ class HeadService:
         self.scheduler = GlobalScheduler(job.executing_capacities(), config.prefetch,
                                          config.queue_seconds)
         self.scheduler.node_of = job.node_of
+        scheduler = self.scheduler
+        self.placement_groups = scheduler.groups = PlacementGroups(
+            lambda: scheduler.capacities, scheduler.held.get, scheduler.hold, job.node_of)
         self.metrics = MetricsTable()          # application metrics of the whole job
+        self.directory = None                  # directory.ActorDirectory (attach sets it)
         self.byes = set()
         self.cancels_sent = {}                 # task ids of cancels sent to executors (ordered)
         self.worker_pids = []                  # pids of the workers that said goodbye
@@ -84,9 +89,15 @@ class HeadService:
         """Each turn: place the queued tasks that fit now (some slot was freed)."""
         scheduler = self.scheduler
         if scheduler.freed:
-            if scheduler.queue or scheduler.pinned:
+            if (scheduler.queue or scheduler.pinned or scheduler.groups_freed
+                    or (scheduler.released and self.placement_groups.pending)):
+                groups_placed = scheduler.released and self.placement_groups.pending
                 for target, spec in scheduler.drain():
                     self.transport.send(target, messages.task(spec))
+                if scheduler.unschedulable:
+                    self._fail_unschedulable()
+                if groups_placed and self.directory.waiting:
+                    self.directory.retry_waiting()     # (actors waiting in those groups)
             else:
                 scheduler.freed.clear()
 
@@ -131,6 +142,37 @@ class HeadService:
             self.cancels_sent[task_id] = None  # (in case it comes back: on_give_back)
             if len(self.cancels_sent) > CANCELS_REMEMBERED:
                 del self.cancels_sent[next(iter(self.cancels_sent))]
+
+    # ------------------------------------------------------------------ placement groups
+    def on_pg_create(self, token, bundles, strategy, name, owner, detached):
+        """PG_CREATE: a new placement group (placed now if it fits, else pending)."""
+        answer(self.transport.send, token, self.placement_groups.create, bundles, strategy, name,
+               owner, detached)
+
+    def on_pg_remove(self, token, group_id):
+        """PG_REMOVE: remove a group: its reservations go back, the tasks waiting in it fail,
+        its actors end."""
+        def remove():
+            for spec in self.placement_groups.remove(group_id):
+                self.execution.report_failed(spec, serialization.unschedulable(
+                    spec.name, "its placement group was removed"))
+            self.directory.end_group(group_id)
+            for target, spec in self.scheduler.drain():    # (pending groups, waiting work)
+                self.transport.send(target, messages.task(spec))
+            self.directory.retry_waiting()
+            return True
+        answer(self.transport.send, token, remove)
+
+    def on_pg_table(self, token, group_id):
+        """PG_TABLE: one group's description, or all of them (``group_id`` None)."""
+        answer(self.transport.send, token,
+               self.placement_groups.table if group_id is None
+               else self.placement_groups.describe,
+               *(() if group_id is None else (group_id,)))
+
+    def on_pg_get(self, token, name):
+        """PG_GET: the description of the group of that name."""
+        answer(self.transport.send, token, self.placement_groups.by_name, name)
 
     def on_metrics(self, taken):
         """METRICS: what a rank and its worker processes recorded: into the job's table."""
@@ -229,7 +271,8 @@ def attach(rt):
                        rt.execution, rt.lifecycle, rt.liveness)
     rt.submitter.set_placement(head)
     directory = ActorDirectory(rt.transport.send, rt.job.executing_capacities, head.hold,
-                               rt.job.node_of)
+                               rt.job.node_of, head.placement_groups)
+    head.directory = directory
     groups = GroupRegistry(rt.transport.send, directory.placed_rank)
     rt.attach("head", head)
     rt.attach("directory", directory)

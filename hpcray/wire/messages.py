@@ -191,6 +191,16 @@ TABLE = (
          "said (core/metrics.Recorder.take): add them to the job's table"),
     Kind(55, "METRICS_SNAPSHOT", ("token",), "any -> head", "head.on_metrics_snapshot", True,
          "the job's metrics table (answered by REPLY)"),
+    Kind(56, "PG_CREATE", ("token", "bundles", "strategy", "name", "owner", "detached"),
+         "any -> head", "head.on_pg_create", True,
+         "a placement group: answered (REPLY) with its id, and why it can never be placed "
+         "(or None)"),
+    Kind(57, "PG_REMOVE", ("token", "group_id"), "any -> head", "head.on_pg_remove", True,
+         "remove a placement group (answered by REPLY)"),
+    Kind(58, "PG_TABLE", ("token", "group_id"), "any -> head", "head.on_pg_table", True,
+         "one placement group's description, or all (group_id None)"),
+    Kind(59, "PG_GET", ("token", "name"), "any -> head", "head.on_pg_get", True,
+         "the description of the placement group of that name"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -206,6 +216,7 @@ NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
 RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
 FREE_OBJECT, METRICS, METRICS_SNAPSHOT = 53, 54, 55
+PG_CREATE, PG_REMOVE, PG_TABLE, PG_GET = 56, 57, 58, 59
 
 
 # ---------------------------------------------------------------------- constructors
@@ -420,6 +431,22 @@ def give_back(rank, specs):
     return (GIVE_BACK, rank, specs)
 
 
+def pg_create(token, bundles, strategy, name, owner, detached):
+    return (PG_CREATE, token, bundles, strategy, name, owner, detached)
+
+
+def pg_remove(token, group_id):
+    return (PG_REMOVE, token, group_id)
+
+
+def pg_table(token, group_id):
+    return (PG_TABLE, token, group_id)
+
+
+def pg_get(token, name):
+    return (PG_GET, token, name)
+
+
 def metrics(taken):
     return (METRICS, taken)
 
@@ -453,6 +480,7 @@ CONSTRUCTORS = {
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
     HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
     FREE_OBJECT: free_object, METRICS: metrics, METRICS_SNAPSHOT: metrics_snapshot,
+    PG_CREATE: pg_create, PG_REMOVE: pg_remove, PG_TABLE: pg_table, PG_GET: pg_get,
 }
 
 

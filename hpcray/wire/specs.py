@@ -23,6 +23,14 @@ SPREAD = "SPREAD"
 STREAMING, DYNAMIC = "streaming", "dynamic"
 
 
+PLACEMENT_GROUP = "pg"
+
+
+def in_placement_group(group_id, bundle_index=-1, capture_child_tasks=False):
+    """``("pg", group id, bundle index (-1: any), capture child tasks)``."""
+    return (PLACEMENT_GROUP, group_id, bundle_index, capture_child_tasks)
+
+
 def node_affinity(node, soft, spill_on_unavailable=False, fail_on_unavailable=False):
     """``(node index, soft, spill_on_unavailable, fail_on_unavailable)``; node -1: no node of
     the job has the id asked for."""
