@@ -54,3 +54,10 @@ def test_actors_on_a_single_rank(run_job):
     res.assert_ok()
     assert res.value("single_rank") == 100
     assert res.value("async_single_rank") == 20
+
+
+def test_actors_die_with_their_owner(run_job):
+    res = run_job("actors/owner_dies.py", n=2, timeout=90)
+    res.assert_ok()
+    assert res.value("plain_child") in ("gone", "ActorDiedError")
+    assert res.value("detached_child") == "alive"

@@ -326,7 +326,10 @@ class ActorDirectory:
                 if record.spec.owner != rank:  # its construction may still be pending there
                     self.send(record.spec.owner, messages.actor_placed(actor_id, None,
                                                                        record.error))
-
+        for actor_id, record in list(self.records.items()):
+            if (record.spec.owner == rank and not record.spec.detached
+                    and record.state != ActorState.DEAD):    # they die with their owner
+                self.on_kill(actor_id, f"its owner, rank {rank}, died")
     def on_kill(self, actor_id, reason, restart=False):
         """ACTOR_KILL_AT_HEAD: a kill for an actor whose rank the killer did not know:
         forward it, or end the actor here if it was not placed yet (a kill that lets it

@@ -62,13 +62,15 @@ class WorkerProcess:
     """One worker process, as its rank sees it."""
     __slots__ = ("channel", "pid", "tasks", "pins", "allocs", "held", "status", "closed_at",
                  "cancelled", "blocked", "forgotten", "retired", "started", "gets", "actors",
-                 "hosts_actors", "dedicated", "out_of_memory", "charged")
+                 "hosts_actors", "dedicated", "out_of_memory", "charged", "created")
 
     def __init__(self, channel):
         self.channel = channel
         self.pid = None                        # known once the zygote reports it
         self.tasks = {}                        # task id -> TaskSpec running there (tasks,
                                                # actor calls and constructions)
+        self.created = []                      # ids of the actors its code created (not
+                                               # detached): they die with it, as in Ray
         self.charged = set()                   # ids of its tasks counted in the rank's use:
                                                # the one it runs, not those sent ahead
         self.actors = {}                       # actor id -> HostedActor living there
@@ -686,6 +688,10 @@ class WorkerPool:
         if self.progress.stopping:
             return
         how = describe_status(worker.status)
+        if worker.created and not worker.retired:  # its actors die with it (Ray's fate
+            for actor_id in worker.created:        # sharing), detached ones excepted
+                self.client.kill(actor_id, f"its owner, a worker process of rank "
+                                           f"{self.job.rank}, died ({how})")
         if worker.hosts_actors:
             self._actors_lost(worker, how)
         if not worker.tasks:
@@ -940,7 +946,11 @@ class WorkerPool:
         return self.requests.ask(getattr(messages, constructor), *args)
 
     def op_actor_create(self, worker, spec, args, kwargs):
-        return self.client.create(*args, **kwargs)
+        parts = self.client.create(*args, **kwargs)
+        if not kwargs.get("detached"):
+            with self.lock:
+                worker.created.append(parts[0].id)
+        return parts
 
     def op_describe(self, worker, spec, info):
         return self.client.describe(info)
