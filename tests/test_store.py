@@ -93,7 +93,7 @@ def test_large_arguments_travel_through_the_store(run_job, n):
     res.assert_ok()
     assert res.value("by_value") == [[3_000_000.0, False]] * 3
     assert res.value("kwarg") == [6_000_000.0, False]
-    assert res.value("small") == [10.0, True]
+    assert res.value("small") == [10.0, False]         # read-only too, as in Ray
     assert res.value("freed") == 0
 
 
