@@ -61,3 +61,14 @@ def test_actors_die_with_their_owner(run_job):
     res.assert_ok()
     assert res.value("plain_child") in ("gone", "ActorDiedError")
     assert res.value("detached_child") == "alive"
+
+
+@pytest.mark.parametrize("env", [{}, {"HPCRAY_WORKER_PROCESSES": "0"}],
+                         ids=["worker-processes", "in-rank"])
+def test_cancelling_a_running_async_call(run_job, env):
+    res = run_job("actors/async_cancel.py", n=2, env=env, timeout=90)
+    res.assert_ok()
+    assert res.value("cancelled") == ["TaskCancelledError", True]
+    assert res.value("coroutine_saw") == ["CancelledError"]
+    assert "Task was destroyed but it is pending" not in res.stderr
+    assert "coroutine" not in res.stderr.lower() or "never awaited" not in res.stderr

@@ -76,6 +76,8 @@ class ActorHost:
         self.dead = OrderedDict()          # actor id -> error object for late calls
         self.early = {}                    # actor id -> [(handler, args)] that overtook its start
         self.loop = None                   # event loop of this rank's async actors
+        self.async_calls = {}              # task id -> asyncio task of a running async call
+        self.cancelled_calls = set()       # ids of those cancelled while running
 
     # ------------------------------------------------------------------ construction
     def on_start(self, spec):
@@ -239,7 +241,8 @@ class ActorHost:
                                                       actor.spec.actor_id, reason), reason)
 
     def _start_async(self, actor, call, deps):
-        asyncio.ensure_future(self._run_async(actor, call, deps))
+        self.async_calls[call.task_id] = asyncio.ensure_future(
+            self._run_async(actor, call, deps))
 
     async def _run_async(self, actor, call, deps):
         """Run one call of an async actor on the event loop (lock not held)."""
@@ -249,6 +252,10 @@ class ActorHost:
                 self.execution, call, actor.instance, deps)
         finally:
             with self.lock:
+                self.async_calls.pop(call.task_id, None)
+                if call.task_id in self.cancelled_calls:   # (whatever the coroutine did)
+                    self.cancelled_calls.discard(call.task_id)
+                    results, contained, exit_reason = invoke.cancelled(call), None, None
                 if exit_reason is not None:
                     self._exit(actor, exit_reason)
                 self._finished(actor, call, results, contained)
@@ -292,6 +299,11 @@ class ActorHost:
                 return
             if runner is not None and task_id in actor.active:
                 runner.actor_cancel(actor, task_id)
+                return
+            running = self.async_calls.get(task_id)
+            if running is not None:            # an async call running here: cancel it
+                self.cancelled_calls.add(task_id)
+                self.loop.call_soon_threadsafe(running.cancel)
                 return
 
     def _event_loop(self):

@@ -76,7 +76,7 @@ def stream_out(executor, spec, value):
                                        limit)
             if not executor.emit_item(spec, count, obj, ids or None):
                 value.close()                  # cancelled: the generator ends here
-                return _fail_all(spec, serialization.cancelled(spec.task_id)), None
+                return cancelled(spec), None
             count += 1
     except KeyboardInterrupt:                  # cancel: the task ends as cancelled
         raise
@@ -153,6 +153,11 @@ def _load(functions, spec):
     """Unpickle a task's function once per executor (``functions``: its cache)."""
     function = functions[spec.func_id] = serialization.loads(spec.func_blob)
     return function
+
+
+def cancelled(spec):
+    """The results of a call cancelled while it ran: TaskCancelledError for each return."""
+    return _fail_all(spec, serialization.cancelled(spec.task_id))
 
 
 def failed(executor, spec, error):

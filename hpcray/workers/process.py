@@ -72,6 +72,8 @@ class Worker:
         self.queues = {}                       # plain actor id -> calls after the running one
         self.classes = {}                      # class id -> class
         self.loop = None                       # event loop of the async actors here
+        self.async_calls = {}                  # task id -> future of a running async call
+        self.cancelled_calls = set()           # ids of async calls cancelled while running
         link.unclaimed = self.add_helper
         link.work_handlers[protocol.INTERRUPT] = self.on_interrupt_message
         link.work_handlers[protocol.ACTOR_END] = self.on_actor_end
@@ -166,8 +168,10 @@ class Worker:
         actor_id = call.actor_id
         if actor_id in self.async_actors:
             objects = self.receive_deps(message[2]) if message[2] else message[2]
-            asyncio.run_coroutine_threadsafe(
-                self._run_async(call, self.actors.get(actor_id), objects), self._event_loop())
+            loop = self._event_loop()
+            with self.lock:                    # (before the call can end and pop it)
+                self.async_calls[call.task_id] = asyncio.run_coroutine_threadsafe(
+                    self._run_async(call, self.actors.get(actor_id), objects), loop)
             return
         if actor_id in self.one_at_a_time:
             with self.lock:
@@ -179,9 +183,15 @@ class Worker:
         self.link.queue_work(message)
 
     def on_cancel_call(self, message):
-        """CANCEL_CALL: a call waiting behind its actor's running call is dropped."""
+        """CANCEL_CALL: a call waiting behind its actor's running call is dropped; a running
+        call of an async actor has its coroutine cancelled (it ends as cancelled)."""
         task_id = message[1]
         with self.lock:
+            running = self.async_calls.get(task_id)
+            if running is not None:
+                self.cancelled_calls.add(task_id)
+                running.cancel()               # (CancelledError in the coroutine)
+                return
             for queue in self.queues.values():
                 for queued in queue:
                     if queued[1].task_id == task_id:
@@ -258,6 +268,12 @@ class Worker:
                                                                    instance, objects)
         finally:
             self._over(call, objects)
+            with self.lock:
+                self.async_calls.pop(call.task_id, None)
+                cancelled = call.task_id in self.cancelled_calls
+                self.cancelled_calls.discard(call.task_id)
+        if cancelled:                          # (whatever the coroutine did with it)
+            results, contained, exit_reason = invoke.cancelled(call), None, None
         self._call_over(call, results, contained, exit_reason, time.perf_counter() - started)
 
     def _event_loop(self):
