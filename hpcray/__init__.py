@@ -25,10 +25,30 @@ __all__ = [
 ]
 
 
+# Ray APIs that cannot exist in an MPI job: using them raises an error that says why.
+_IMPOSSIBLE = {
+    "client": "Ray Client connects to a running Ray cluster; an hpcray job is its MPI "
+              "allocation: run the script inside it (mpirun/srun ... python -m hpcray)",
+    "java_function": "cross-language workers are not part of an MPI job of Python ranks",
+    "cpp_function": "cross-language workers are not part of an MPI job of Python ranks",
+    "java_actor_class": "cross-language workers are not part of an MPI job of Python ranks",
+    "cpp_actor_class": "cross-language workers are not part of an MPI job of Python ranks",
+}
+
+
+def _impossible(name):
+    def unavailable(*args, **kwargs):
+        raise NotImplementedError(f"hpcray.{name}: {_IMPOSSIBLE[name]}")
+    unavailable.__name__ = name
+    return unavailable
+
+
 def __getattr__(name):
     """``hpcray._private`` (Ray's ``ray._private.internal_api``, which Ray's docs use) is
-    loaded when first asked for."""
+    loaded when first asked for; Ray's APIs that cannot exist here raise when called."""
     if name == "_private":
         import importlib
         return importlib.import_module("hpcray._private")
+    if name in _IMPOSSIBLE:
+        return _impossible(name)
     raise AttributeError(f"module 'hpcray' has no attribute {name!r}")

@@ -7,7 +7,8 @@ __all__ = [
     "ActorError", "RayActorError", "ActorDiedError", "ConfigError", "WorkerCrashedError",
     "OwnerDiedError", "ActorUnavailableError", "OutOfMemoryError",
     "ObjectReconstructionFailedMaxAttemptsExceededError", "TaskUnschedulableError",
-    "ActorUnschedulableError", "ObjectFreedError",
+    "ActorUnschedulableError", "ObjectFreedError", "ObjectReconstructionFailedError",
+    "ObjectFetchTimedOutError", "NodeDiedError", "RuntimeEnvSetupError",
 ]
 
 
@@ -114,7 +115,29 @@ class ObjectFreedError(ObjectLostError):
     referred to it. Ray's name and meaning."""
 
 
-class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectLostError):
+class ObjectReconstructionFailedError(ObjectLostError):
+    """An object lost with its node could not be made again (Ray's name; hpcray raises its
+    subclass below when the task's attempts are spent)."""
+
+
+class ObjectFetchTimedOutError(ObjectLostError):
+    """Ray's name for a fetch that timed out; hpcray's fetches do not time out (a get with a
+    timeout raises GetTimeoutError), so it is never raised: it exists for ``except``
+    clauses written for Ray."""
+
+
+class NodeDiedError(HpcrayError):
+    """Ray's name for a node's death; never raised by hpcray, where a dead rank shows as
+    WorkerCrashedError, ActorDiedError or OwnerDiedError on the work it affects: it exists
+    for ``except`` clauses written for Ray."""
+
+
+class RuntimeEnvSetupError(HpcrayError):
+    """A task's or actor's ``runtime_env`` could not be set up where it runs (its
+    working_dir is not there, for example)."""
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectReconstructionFailedError):
     """The only copy of the object was lost with its node, and the task that made it could
     not run again: its ``max_retries`` are spent (Ray's name and meaning)."""
 

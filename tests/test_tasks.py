@@ -211,3 +211,5 @@ def test_runtime_env(run_job, tmp_path, env):
     assert unsupported["type"] == "ValueError" and "'pip'" in unsupported["msg"]
     assert "Supported: env_vars" in unsupported["msg"]
     assert "not a local path" in res.error("remote_uri")["msg"]
+    gone = res.error("working_dir_gone_where_it_runs")
+    assert "RuntimeEnvSetupError" in gone["mro"] and "does not exist" in gone["msg"]

@@ -25,7 +25,8 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core import current, invoke, runtime_env
-from ..exceptions import ActorUnavailableError, TaskError, WorkerCrashedError
+from ..exceptions import (ActorUnavailableError, RuntimeEnvSetupError, TaskError,
+                          WorkerCrashedError)
 from ..wire import messages, serialization
 from ..wire.specs import ActorState
 from .client import ActorClient
@@ -113,8 +114,7 @@ class ActorHost:
         with self.lock:
             self.progress.enter_user_code()
         try:
-            with runtime_env.applied(actor.spec.runtime_env):
-                instance, failure = construct(self.execution, actor.spec, deps, self.classes)
+            instance, failure = construct(self.execution, actor.spec, deps, self.classes)
         finally:
             with self.lock:
                 self.progress.leave_user_code()
@@ -219,8 +219,12 @@ class ActorHost:
                 results = invoke.failed(self.execution, call, AttributeError(
                     f"actor {actor.spec.class_name} has no method {call.func_id!r}"))
             else:
-                with runtime_env.applied(actor.spec.runtime_env):
-                    results, contained = invoke.execute(self.execution, call, deps, function)
+                try:
+                    with runtime_env.applied(actor.spec.runtime_env):
+                        results, contained = invoke.execute(self.execution, call, deps,
+                                                            function)
+                except RuntimeEnvSetupError as error:
+                    results = invoke.failed(self.execution, call, error)
         except invoke.ActorExit as exit_:
             exit_reason = exit_.reason
         finally:
@@ -431,10 +435,24 @@ class ActorHost:
         self.early.clear()
 
 
-def construct(executor, spec, deps, classes):
+def construct(executor, spec, deps, classes, keep_env=False):
     """Build an actor's instance (lock not held; on a rank's serving thread or in a worker
     process): ``(instance, None)``, or ``(None, failure)``, the error record its calls get.
-    ``classes`` caches the unpickled classes by id."""
+    ``classes`` caches the unpickled classes by id. The actor's ``runtime_env`` is set
+    around its ``__init__``, or for good (``keep_env``: a process of its own)."""
+    try:
+        if keep_env and spec.runtime_env:
+            runtime_env.apply(spec.runtime_env)
+            return _construct(executor, spec, deps, classes)
+        with runtime_env.applied(spec.runtime_env):
+            return _construct(executor, spec, deps, classes)
+    except RuntimeEnvSetupError as error:
+        return None, serialization.actor_died(spec.class_name, spec.actor_id,
+                                              f"its runtime_env could not be set up: {error}",
+                                              error)
+
+
+def _construct(executor, spec, deps, classes):
     task = spec.construction()
     error = instance = None
     token = current_call.set(task)             # __init__ may join a collective group

@@ -9,7 +9,7 @@ it knows the functions already loaded, the node's store, where errors happened
 """
 import traceback
 
-from ..exceptions import TaskError, WorkerCrashedError
+from ..exceptions import RuntimeEnvSetupError, TaskError, WorkerCrashedError
 from ..wire import serialization
 from ..wire.serialization import error_object, serialize_result
 from . import refcount, runtime_env
@@ -23,8 +23,11 @@ def execute(executor, spec, dep_objects, function=None):
     ``function`` is what to call (an actor's bound method); by default the task's function.
     A task's ``runtime_env`` is set around all of it (loading, arguments, the call)."""
     if spec.runtime_env is not None:
-        with runtime_env.applied(spec.runtime_env):
-            return _execute(executor, spec, dep_objects, function)
+        try:
+            with runtime_env.applied(spec.runtime_env):
+                return _execute(executor, spec, dep_objects, function)
+        except RuntimeEnvSetupError as error:
+            return failed(executor, spec, error), None
     return _execute(executor, spec, dep_objects, function)
 
 

@@ -9,7 +9,10 @@ given). :func:`applied` sets it around one task or call and puts everything back
 """
 import contextlib
 import os
+import socket
 import sys
+
+from ..exceptions import RuntimeEnvSetupError
 
 SUPPORTED = ("env_vars", "working_dir", "py_modules")
 
@@ -92,7 +95,17 @@ def _import_paths(env):
 
 
 def apply(env):
-    """Set ``env`` for the rest of this process's life."""
+    """Set ``env`` for the rest of this process's life.
+
+    Raises:
+        RuntimeEnvSetupError: its working_dir or py_modules are not there on this node (the
+            filesystem is not shared, or they were removed).
+    """
+    for path in [env.get("working_dir"), *env.get("py_modules", ())]:
+        if path is not None and not os.path.exists(path):
+            raise RuntimeEnvSetupError(f"runtime_env path {path} does not exist on this node "
+                                       f"({socket.gethostname()}): working_dir and py_modules "
+                                       f"must be on a filesystem every node shares")
     os.environ.update(env.get("env_vars", {}))
     for path in reversed(_import_paths(env)):
         sys.path.insert(0, path)

@@ -23,7 +23,7 @@ import time
 from collections import deque
 
 from ..actors.host import construct, current_call, run_async_call, start_event_loop
-from ..core import current, invoke, runtime_env
+from ..core import current, invoke
 from ..wire import serialization
 from . import protocol
 
@@ -138,10 +138,9 @@ class Worker:
         started = time.perf_counter()
         task = spec.construction()
         self.threads[task.task_id] = threading.get_ident()
-        if spec.runtime_env:                   # (a process of its own: for its whole life)
-            runtime_env.apply(spec.runtime_env)
-        try:
-            instance, failure = construct(self.executor, spec, objects, self.classes)
+        try:                                   # (a process of its own: its runtime_env
+            instance, failure = construct(self.executor, spec, objects, self.classes,
+                                          keep_env=True)           # is set for good)
         finally:
             self.threads.pop(task.task_id, None)
             self._over(task, objects)

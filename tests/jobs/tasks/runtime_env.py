@@ -42,6 +42,15 @@ record("actor_env", [ray.get(actor.read.remote("ACTOR_VAR")), ray.get(actor.read
 
 
 @check
+def working_dir_gone_where_it_runs():
+    import tempfile
+    gone = tempfile.mkdtemp()
+    task = env.options(runtime_env={"working_dir": gone})   # (checked here: it exists)
+    os.rmdir(gone)
+    return ray.get(task.remote("X"))
+
+
+@check
 def unsupported_field():
     env.options(runtime_env={"pip": ["requests"]}).remote()
 
