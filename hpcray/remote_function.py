@@ -23,6 +23,7 @@ TASK_OPTIONS = {
     "name", "memory", "scheduling_strategy", "runtime_env", "accelerator_type", "max_calls",
     "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
     "label_selector", "enable_task_events", "_metadata", "object_store_memory",
+    "_generator_backpressure_num_objects",
 }
 
 
@@ -39,6 +40,9 @@ def validate_options(options, allowed, what):
     retries = options.get("max_retries", 0)
     if not isinstance(retries, int) or retries < -1:
         raise ValueError(f"max_retries must be an int >= -1, got {retries!r}")
+    limit = options.get("_generator_backpressure_num_objects")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise ValueError(f"_generator_backpressure_num_objects must be an int, got {limit!r}")
     retry_exceptions = options.get("retry_exceptions", False)
     if not isinstance(retry_exceptions, bool):
         if not (isinstance(retry_exceptions, (list, tuple)) and all(
@@ -114,6 +118,9 @@ class RemoteFunction:
         stream = num_returns if num_returns in (STREAMING, DYNAMIC) else None
         if stream is not None:
             num_returns = 1                    # (its one return object: the stream's end)
+            limit = options.get("_generator_backpressure_num_objects")
+            if stream == STREAMING and limit is not None and limit > 0:
+                stream = int(limit)            # (STREAMING, paused at ``limit`` unconsumed)
         blob, func_id = self.exported()
         rt = session.runtime()
         strategy = self._strategy
@@ -126,7 +133,7 @@ class RemoteFunction:
             options.get("max_retries", DEFAULT_MAX_RETRIES),
             options.get("retry_exceptions", False), node_hint, strategy, stream,
             runtime_env.merged(session.state.runtime_env, self._runtime_env))
-        if stream == STREAMING:
+        if stream is not None and stream != DYNAMIC:
             return ObjectRefGenerator(refs[0])
         if num_returns == 0:
             return None

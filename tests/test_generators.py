@@ -18,6 +18,7 @@ EXPECTED = {
     "first_item_while_running": ["first", True],
     "wait_before_the_item": [0, 1],
     "wait_once_it_came": [1, 0, "second"],
+    "backpressure": [5, True, True],     # paused after 2 unconsumed items, until taken
     "nested": 60,
     "arrays": [0, 1, 2],
     "refs_inside": [0, 7, 14],

@@ -62,6 +62,8 @@ class Execution:
         self.work = deque()                    # actor work for the serving threads (callables)
         self.functions = {}                    # func_id -> callable
         self.cancelled = set()                 # task ids cancelled before they arrived
+        self.consumed = {}                     # generator task id -> items its caller took
+        self.waiter = None                     # core/waiting.Waiting (the runtime sets it)
         self.serving = 1 if job.executes else 0   # threads able to pick up the next task
         # Where tasks run: None, on the serving threads; else the rank's worker processes
         # (``workers/pool.py``: ``has_room(spec)``, ``start(spec, deps)``,
@@ -151,6 +153,8 @@ class Execution:
         self.node_load.add(-1)
         if self.progress.stopping:
             return                             # the job is over: nobody takes results
+        if self.consumed:
+            self.consumed.pop(spec.task_id, None)
         self.send_results(spec, results, seconds, contained)
         if spec.via_head and spec.owner != 0:
             self.transport.send(0, messages.done(spec.task_id, seconds))
@@ -175,14 +179,34 @@ class Execution:
 
     def emit_item(self, spec, index, obj, contained):
         """A generator task running here yielded item ``index``: to its owner now (lock not
-        held). Returns False if the task was cancelled meanwhile (it stops there)."""
+        held); with back-pressure, wait until the caller took enough. Returns False if the
+        task was cancelled meanwhile (it stops there)."""
+        task_id = spec.task_id
         with self.lock:
-            if spec.task_id in self.cancelled:
-                self.cancelled.discard(spec.task_id)
+            if task_id in self.cancelled:
+                self.cancelled.discard(task_id)
                 return False
             self.send_item(spec, index, obj, contained)
             self.transport.flush()
+        if type(spec.stream) is int:
+            self.wait_consumed(task_id, index + 2 - spec.stream)
         return True
+
+    def wait_consumed(self, task_id, needed, in_worker_process=False):
+        """Back-pressure: wait (lock not held) until the caller of a generator task running
+        here took ``needed`` items, or the task was cancelled (or, in a worker process,
+        ended: its process died)."""
+        consumed, cancelled, runner = self.consumed, self.cancelled, self.runner
+        self.waiter.wait_until(lambda: consumed.get(task_id, 0) >= needed
+                               or task_id in cancelled
+                               or (in_worker_process and task_id not in runner.running))
+
+    def on_consumed(self, task_id, consumed):
+        """GEN_CONSUMED: the caller took ``consumed`` items of a generator task running
+        here."""
+        if consumed > self.consumed.get(task_id, 0):
+            self.consumed[task_id] = consumed
+            self.waiter.notify()
 
     def send_item(self, spec, index, obj, contained):
         """Hand item ``index`` of a generator task to its owner (lock held); ``contained``:

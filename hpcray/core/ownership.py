@@ -40,12 +40,14 @@ class TaskRecord:
 
 class Stream:
     """The items of a generator task owned here that the caller has not taken yet."""
-    __slots__ = ("items", "taken", "dynamic")
+    __slots__ = ("items", "taken", "dynamic", "limit", "executor")
 
-    def __init__(self, dynamic):
+    def __init__(self, dynamic, limit=None):
         self.items = {}                        # index -> object id (held until taken)
         self.taken = 0                         # items handed to the caller so far
         self.dynamic = dynamic                 # num_returns="dynamic": all kept for the end
+        self.limit = limit                     # back-pressure: told to the executor as taken
+        self.executor = None                   # the rank whose items came last
 
 
 class Ownership:
@@ -148,9 +150,10 @@ class Ownership:
         return set(self.pending.values())
 
     # ------------------------------------------------------------------ generator tasks
-    def open_stream(self, task_id, dynamic):
-        """A generator task was submitted here: keep its items as they come."""
-        self.streams[task_id] = Stream(dynamic)
+    def open_stream(self, task_id, dynamic, limit=None):
+        """A generator task was submitted here: keep its items as they come (``limit``:
+        its back-pressure, see ``wire/specs.py``)."""
+        self.streams[task_id] = Stream(dynamic, limit)
 
     def on_item(self, task_id, index, obj, executor, contained):
         """GEN_ITEM: item ``index`` of a generator task (a wire record). A second copy (the
@@ -163,6 +166,7 @@ class Ownership:
         else:
             object_id = self.add(obj)
             stream.items[index] = object_id
+            stream.executor = executor
             self.refs.hold([object_id])        # (until the caller takes it)
             if contained:
                 unacked = self.refs.contain(object_id, contained)
@@ -191,6 +195,8 @@ class Ownership:
                 return ObjectRef(task_id)
             return None
         stream.taken += 1
+        if stream.limit is not None and stream.executor is not None:
+            self.transport.send(stream.executor, messages.gen_consumed(task_id, stream.taken))
         ref = ObjectRef(object_id)
         self.refs.process_events()             # (the ref counts before the hold goes)
         self.refs.release([object_id])

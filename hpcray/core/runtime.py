@@ -90,6 +90,7 @@ class Runtime:
         self.execution = execution = Execution(lock, job, config, transport, node_load, store,
                                                progress, refs, ownership, access)
         waiting.lender = execution
+        execution.waiter = waiting
         self.placement = NodePlacement(job, transport, node_load, 1 + config.prefetch)
         self.submitter = submitter = Submitter(lock, job, config, transport, progress,
                                                ownership, refs, access, copies, store,

@@ -125,7 +125,8 @@ class Submitter:
             returned = [ObjectRef(object_id) for object_id in range(task_id, task_id + count)]
             record = self.ownership.register_task(spec, deps)
             if spec.stream is not None:
-                self.ownership.open_stream(task_id, spec.stream == DYNAMIC)
+                self.ownership.open_stream(task_id, spec.stream == DYNAMIC,
+                                           spec.stream if type(spec.stream) is int else None)
             if contained:                      # refs inside the arguments: held until done
                 self.refs.hold(contained)
                 record.contained = contained

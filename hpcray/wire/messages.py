@@ -201,6 +201,10 @@ TABLE = (
          "one placement group's description, or all (group_id None)"),
     Kind(59, "PG_GET", ("token", "name"), "any -> head", "head.on_pg_get", True,
          "the description of the placement group of that name"),
+    Kind(60, "GEN_CONSUMED", ("task_id", "consumed"), "owner -> executor",
+         "execution.on_consumed", True,
+         "the caller took this many items of a generator task with back-pressure: it may "
+         "go on"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -216,7 +220,7 @@ NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
 RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
 FREE_OBJECT, METRICS, METRICS_SNAPSHOT = 53, 54, 55
-PG_CREATE, PG_REMOVE, PG_TABLE, PG_GET = 56, 57, 58, 59
+PG_CREATE, PG_REMOVE, PG_TABLE, PG_GET, GEN_CONSUMED = 56, 57, 58, 59, 60
 
 
 # ---------------------------------------------------------------------- constructors
@@ -431,6 +435,10 @@ def give_back(rank, specs):
     return (GIVE_BACK, rank, specs)
 
 
+def gen_consumed(task_id, consumed):
+    return (GEN_CONSUMED, task_id, consumed)
+
+
 def pg_create(token, bundles, strategy, name, owner, detached):
     return (PG_CREATE, token, bundles, strategy, name, owner, detached)
 
@@ -481,6 +489,7 @@ CONSTRUCTORS = {
     HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
     FREE_OBJECT: free_object, METRICS: metrics, METRICS_SNAPSHOT: metrics_snapshot,
     PG_CREATE: pg_create, PG_REMOVE: pg_remove, PG_TABLE: pg_table, PG_GET: pg_get,
+    GEN_CONSUMED: gen_consumed,
 }
 
 

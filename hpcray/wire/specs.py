@@ -20,6 +20,8 @@ SPREAD = "SPREAD"
 # A generator task's ``stream`` (Ray's ``num_returns="streaming"`` / ``"dynamic"``): its items
 # go to the owner one by one as they are yielded (GEN_ITEM), and its one return object, the
 # end of the stream, holds how many there were (DYNAMIC: a DynamicObjectRefGenerator of them).
+# An int N is STREAMING with back-pressure: the task pauses while N items wait unconsumed
+# (``_generator_backpressure_num_objects``; the owner says what was consumed: GEN_CONSUMED).
 STREAMING, DYNAMIC = "streaming", "dynamic"
 
 

@@ -155,6 +155,7 @@ class WorkerPool:
                            "item_ready": self.op_item_ready, "free": self.op_free,
                            "stream_ended": self.op_stream_ended}
         self.thread_ops = {"wait": self.op_wait, "next_item": self.op_next_item,
+                           "wait_consumed": self.op_wait_consumed,
                            "ask": self.op_ask, "actor_create": self.op_actor_create,
                            "describe": self.op_describe, "borrow": self.op_borrow,
                            "on_rank": self.op_on_rank}
@@ -928,6 +929,9 @@ class WorkerPool:
     # ------------------------------------------------------------------ (on a thread)
     def op_wait(self, worker, spec, ids, num_returns, timeout, streams):
         return list(self.access.wait(ids, num_returns, timeout, set(streams)))
+
+    def op_wait_consumed(self, worker, spec, task_id, needed):
+        self.execution.wait_consumed(task_id, needed, in_worker_process=True)
 
     def op_next_item(self, worker, spec, task_id, timeout):
         return self.access.next_item(task_id, timeout)

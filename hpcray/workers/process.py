@@ -40,6 +40,7 @@ class Executor:
         self._where = (f"rank {link.rank} on host {socket.gethostname()} "
                        f"(worker process {os.getpid()})")
 
+
     def where(self):
         return self._where
 
@@ -51,7 +52,9 @@ class Executor:
         link = self.link
         link.send(protocol.item(spec.task_id, index, tuple(obj), contained,
                                 link.store.take_written()), notes_first=False)
-        return True                            # (a cancel interrupts the task instead)
+        if type(spec.stream) is int:           # back-pressure: the rank says when the
+            link.request("wait_consumed", spec.task_id, index + 2 - spec.stream)  # caller
+        return True                            # took enough (a cancel interrupts the wait)
 
 
 class Worker:

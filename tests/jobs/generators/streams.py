@@ -44,6 +44,12 @@ def forever():
         i += 1
 
 
+@ray.remote(_generator_backpressure_num_objects=2)
+def paced(n):
+    for _ in range(n):
+        yield time.monotonic()
+
+
 @ray.remote
 def consumer(n):
     return sum(ray.get(ref) for ref in gen.remote(n))
@@ -111,6 +117,11 @@ record("wait_before_the_item", [len(ready), len(not_ready)])
 ready, not_ready = ray.wait([streaming], timeout=30)
 record("wait_once_it_came", [len(ready), len(not_ready), ray.get(next(streaming))])
 
+paced_stream = paced.remote(5)                 # back-pressure: 2 items ahead at most
+time.sleep(1.5)
+stamps = [ray.get(ref) for ref in paced_stream]
+record("backpressure", [len(stamps), stamps[2] - stamps[1] > 1.0,
+                        max(stamps[3:]) - stamps[2] < 1.0])
 record("nested", ray.get(consumer.remote(4)))
 record("arrays", [int(ray.get(r)[0]) for r in arrays.remote()])
 record("refs_inside", [ray.get(ray.get(r)[0]) for r in refs_inside.remote()])
