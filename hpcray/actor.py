@@ -67,7 +67,8 @@ def _method_table(cls):
         if name.startswith("__") and name != "__call__":
             continue
         options = getattr(member, "__hpcray_method_options__", {})
-        default = STREAMING if inspect.isgeneratorfunction(member) else 1   # (Ray's)
+        default = STREAMING if (inspect.isgeneratorfunction(member)
+                                or inspect.isasyncgenfunction(member)) else 1   # (Ray's)
         table[name] = options.get("num_returns", default)
     return table
 

@@ -24,6 +24,7 @@ EXPECTED = {
     "refs_inside": [0, 7, 14],
     "actor_items": [100, 101, 102],
     "actor_dynamic": [0, 1],
+    "async_actor_items": [0, 3, 6, 9],
     "cancel": ["TaskCancelledError", True],
     "async_for": [0, 10, 20],
 }

@@ -511,6 +511,10 @@ async def run_async_call(executor, call, instance, deps):
         return None, None, invoke.ActorExit(call, error).reason
     except BaseException as error:
         return invoke.failed(executor, call, error), None, None
+    if call.stream is not None:                # a generator method: its items one by one
+        if hasattr(value, "__anext__"):
+            return await invoke.stream_out_async(executor, call, value) + (None,)
+        return invoke.stream_out(executor, call, value) + (None,)
     return invoke.package(executor, call, value) + (None,)
 
 

@@ -90,6 +90,26 @@ def stream_out(executor, spec, value):
     return package(executor, spec, count)
 
 
+async def stream_out_async(executor, spec, value):
+    """:func:`stream_out` for an async generator (a method of an async actor that yields)."""
+    store, rank, limit = executor.store, executor.rank, executor.inline_limit
+    count = 0
+    try:
+        async for item in value:
+            with refcount.capture("contained") as ids:
+                obj = serialize_result(item, spec.name, count, executor.where, store, rank,
+                                       limit)
+            if not executor.emit_item(spec, count, obj, ids or None):
+                await value.aclose()
+                return cancelled(spec), None
+            count += 1
+    except BaseException as error:            # (a cancel too: the host answers it as such)
+        executor.emit_item(spec, count, error_object(error, spec.name, executor.where(),
+                                                     error.__traceback__), None)
+        count += 1
+    return package(executor, spec, count)
+
+
 class ExitActor(SystemExit):
     """Raised by ``hpcray.actor.exit_actor()`` to end the actor running the call."""
 

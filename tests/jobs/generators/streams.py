@@ -82,6 +82,14 @@ class Producer:
             yield i
 
 
+@ray.remote
+class AsyncProducer:
+    async def items(self, n):
+        for i in range(n):
+            await asyncio.sleep(0.01)
+            yield i * 3
+
+
 def values(refs):
     out = []
     for ref in refs:
@@ -129,6 +137,7 @@ record("refs_inside", [ray.get(ray.get(r)[0]) for r in refs_inside.remote()])
 producer = Producer.remote(100)
 record("actor_items", [ray.get(r) for r in producer.items.remote(3)])
 record("actor_dynamic", [ray.get(r) for r in ray.get(producer.batch.remote(2))])
+record("async_actor_items", [ray.get(r) for r in AsyncProducer.remote().items.remote(4)])
 
 endless = forever.remote()
 ray.get(next(endless))
