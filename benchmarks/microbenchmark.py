@@ -438,6 +438,69 @@ def async_actor_calls_async_1_1(ray, duration):
                  multiplier=n)
 
 
+def _identity(x):
+    return x
+
+
+def _items(n):
+    for i in range(n):
+        yield i
+
+
+GENERATOR_ITEMS = 1000
+
+
+def generator_items_per_second(ray, duration):
+    """Items/s of a generator task (``num_returns="streaming"``) yielding 1000 small items,
+    each taken with ``next`` and got by the caller while the task runs."""
+    gen = ray.remote(_items)
+
+    def run():
+        total = 0
+        for ref in gen.remote(GENERATOR_ITEMS):
+            total += ray.get(ref)
+        if total != GENERATOR_ITEMS * (GENERATOR_ITEMS - 1) // 2:
+            raise AssertionError("a generator lost items")
+    median, samples = _repeat_seconds(run, duration)
+    return GENERATOR_ITEMS / median, {"samples_s": samples}
+
+
+def placement_group_ready_ms(ray, duration):
+    """Milliseconds to create a placement group of one 1-CPU bundle, see it ready, and
+    remove it (the first one of the job is in the samples, cold)."""
+    util = importlib.import_module(ray.__name__ + ".util.placement_group")
+
+    def once():
+        group = util.placement_group([{"CPU": 1}], strategy="PACK")
+        ray.get(group.ready(), timeout=60)
+        util.remove_placement_group(group)
+    samples = []
+    start = time.perf_counter()
+    while not samples or (time.perf_counter() - start < duration and len(samples) < 50):
+        t0 = time.perf_counter()
+        once()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples), {"first_ms": samples[0], "runs": len(samples)}
+
+
+def ref_argument_round_trip_us(ray, duration):
+    """Round trip of ``ray.get(f.remote(ref))``: a task whose argument is an ObjectRef (of
+    a small object already there), resolved to its value before the call."""
+    step = ray.remote(_identity)
+    ref = ray.put(b"x" * 100)
+    return _round_trip_us(lambda: ray.get(step.remote(ref)), duration)
+
+
+def dag_execute_us(ray, duration):
+    """Round trip of ``dag.execute(x)`` for a graph of two chained tasks (``bind``,
+    ``InputNode``), then ``get`` of its result."""
+    dag_api = importlib.import_module(ray.__name__ + ".dag")
+    step = ray.remote(_identity)
+    with dag_api.InputNode() as inp:
+        graph = step.bind(step.bind(inp))
+    return _round_trip_us(lambda: ray.get(graph.execute(1)), duration)
+
+
 CREATE_ACTORS = 1000
 CREATE_ACTORS_CAP_S = 120.0    # a round not done by then is reported as an error
 
@@ -546,6 +609,10 @@ METRICS = [
     # Only judged with 15 or more workers (16 ranks): the floor is 5 s on 2 workers.
     ("sleep_100x0.1s_seconds", sleep_100x0_1s_seconds, "s", False,
      ("< 1 s @16 ranks", lambda v, w: (v < 1.0) if (w or 0) >= 15 else None)),
+    ("generator_items_per_second", generator_items_per_second, "items/s", True, None),
+    ("placement_group_ready_ms", placement_group_ready_ms, "ms", False, None),
+    ("ref_argument_round_trip_us", ref_argument_round_trip_us, "us", False, None),
+    ("dag_execute_us", dag_execute_us, "us", False, None),
     # Actors, with Ray's names (ray_perf.py: "1:1 actor calls sync" -> 1_1_actor_calls_sync).
     ("1_1_actor_calls_sync", actor_calls_sync_1_1, "calls/s", True, None),
     ("actor_call_round_trip_us", actor_call_round_trip_us, "us", False,

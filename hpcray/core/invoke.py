@@ -163,8 +163,12 @@ def prepare(executor, spec, dep_objects, function=None):
             args, kwargs = (), {}
         else:
             with refcount.capture("borrowed") as borrowed:
-                args, kwargs = _arguments(executor.store, spec, dep_objects)
-            executor.await_borrows(borrowed)   # refs inside the arguments: register first
+                args, kwargs, resolved = _arguments(executor.store, spec, dep_objects)
+            for object_id in resolved:         # (replaced by their values: not borrowed,
+                if object_id in borrowed:      # and the owner pins them while this runs)
+                    borrowed.remove(object_id)
+            if borrowed:
+                executor.await_borrows(borrowed)   # refs inside the arguments: register
     except TaskError as upstream:              # an argument's task failed: fail the same way
         return None, _fail_all(spec, error_object(upstream, spec.name, executor.where()))
     except BaseException as error:
@@ -217,17 +221,21 @@ def _fail_all(spec, obj):
 
 
 def _arguments(store, spec, dep_objects):
-    """The task's positional and keyword arguments, top-level refs resolved to values."""
+    """The task's positional and keyword arguments, top-level refs resolved to values, and
+    the ids of the refs so resolved (one per occurrence)."""
     if spec.args_ref is not None:
         args, kwargs = serialization.materialize(dep_objects[spec.args_ref], store)
     elif spec.args_blob is not None:
         args, kwargs = serialization.materialize(spec.args_blob, store)
     else:
         args, kwargs = (), {}
+    resolved = []
     if spec.deps:
+        resolved = [value.id for value in list(args) + list(kwargs.values())
+                    if isinstance(value, ObjectRef) and value.id in dep_objects]
         args = [_resolve(value, dep_objects, store) for value in args]
         kwargs = {name: _resolve(value, dep_objects, store) for name, value in kwargs.items()}
-    return args, kwargs
+    return args, kwargs, resolved
 
 
 def _resolve(value, dep_objects, store):
