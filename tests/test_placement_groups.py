@@ -21,6 +21,7 @@ def test_placement_groups(run_job, env):
     assert res.value("outside_groups_waits")    # every CPU is reserved by the group
     assert res.value("captured")[1] is True
     assert res.value("actor_in_bundle")
+    assert res.value("captured_by_an_actor") is True
     assert res.value("pending_while_reserved") == [False, "PENDING"]
     assert res.value("placed_after_removal") == [True, "CREATED"]
     assert res.value("actor_after_removal") == "ActorDiedError"

@@ -206,6 +206,8 @@ class ActorHost:
 
     def _run(self, actor, call, deps):
         """Run one call on this thread (lock not held)."""
+        if invoke.captures_children(actor.spec.strategy):
+            call.strategy = actor.spec.strategy    # (its tasks join its placement group)
         stack = current.task_stack()
         progress = self.progress
         with self.lock:

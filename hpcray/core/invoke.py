@@ -12,6 +12,7 @@ import traceback
 from ..exceptions import RuntimeEnvSetupError, TaskError, WorkerCrashedError
 from ..wire import serialization
 from ..wire.serialization import error_object, serialize_result
+from ..wire.specs import PLACEMENT_GROUP
 from . import refcount, runtime_env
 from .object_ref import ObjectRef
 
@@ -139,6 +140,12 @@ def exited(executor, spec, system_exit):
         code = repr(code)
     error = WorkerCrashedError(spec.name, code, header + tb)
     return _fail_all(spec, serialization.exception_object(error))
+
+
+def captures_children(strategy):
+    """Whether work with this strategy runs in a placement group that captures the tasks it
+    submits (its actor's method calls then run with that strategy, for their children)."""
+    return strategy is not None and strategy[0] == PLACEMENT_GROUP and strategy[3]
 
 
 def actor_method(instance, name):

@@ -75,6 +75,8 @@ class Worker:
         self.queues = {}                       # plain actor id -> calls after the running one
         self.classes = {}                      # class id -> class
         self.loop = None                       # event loop of the async actors here
+        self.captures = {}                     # actor id -> its placement group strategy,
+                                               # when it captures child tasks
         self.async_calls = {}                  # task id -> future of a running async call
         self.cancelled_calls = set()           # ids of async calls cancelled while running
         link.unclaimed = self.add_helper
@@ -149,6 +151,8 @@ class Worker:
             self._over(task, objects)
         if failure is None:
             self.actors[spec.actor_id] = instance
+            if invoke.captures_children(spec.strategy):
+                self.captures[spec.actor_id] = spec.strategy
             if spec.is_async:
                 self.async_actors.add(spec.actor_id)
             elif spec.max_concurrency == 1:
@@ -230,6 +234,7 @@ class Worker:
                            self.actors.get(actor_id))
 
     def _run_call(self, call, objects, instance):
+        call.strategy = self.captures.get(call.actor_id)   # (its tasks join its group)
         stack = current.task_stack()
         stack.append(call)
         token = current_call.set(call)

@@ -22,6 +22,9 @@ class Member:
     def rank(self):
         return ray.get_runtime_context().get_rank()
 
+    def child(self):
+        return ray.get(where.options(num_cpus=0).remote())   # captured: in the group
+
 
 @ray.remote(num_cpus=1)
 def parent():
@@ -50,6 +53,8 @@ record("captured", ray.get(parent.options(scheduling_strategy=in_bundle(spread, 
                            .remote(), timeout=30))
 member = Member.options(scheduling_strategy=in_bundle(spread, 1)).remote()
 record("actor_in_bundle", ray.get(member.rank.remote()) == table["bundles_to_rank"][1])
+capturing = Member.options(scheduling_strategy=in_bundle(spread, 0, True)).remote()
+record("captured_by_an_actor", ray.get(capturing.child.remote(), timeout=30)[1])
 
 pending = placement_group([{"CPU": 1}], strategy="STRICT_PACK")
 record("pending_while_reserved", [pending.wait(0.5), placement_group_table(pending)["state"]])
