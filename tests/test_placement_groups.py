@@ -30,3 +30,12 @@ def test_placement_groups(run_job, env):
     out_of_range = res.error("bundle_out_of_range")
     assert out_of_range["type"] == "TaskUnschedulableError"
     assert "out of range" in out_of_range["msg"]
+
+
+def test_the_example_of_rays_docs(run_job):
+    res = run_job("placement/from_rays_docs.py", n=3, timeout=90)
+    res.assert_ok()
+    assert res.stdout.split("\n")[:5] == [
+        "CREATED", "1", "The placement group cannot be created because it requires 2 GPUs",
+        "actor ready", "REMOVED"]
+    assert "can never be placed" in res.stderr

@@ -463,10 +463,9 @@ class GlobalScheduler:
     def reset(self, capacities):
         node_of, groups = self.node_of, self.groups
         if groups is not None:
-            groups.forget()
-        self.groups = groups
+            groups.forget()                    # (a new session: no group lives on)
         gone = [rank for rank in capacities if rank not in self.capacities]
         self.__init__(capacities, self.prefetch, self.queue_seconds)
-        self.node_of = node_of
+        self.node_of, self.groups = node_of, groups
         for rank in gone:                      # dead ranks stay dead in a new session
             self.remove_rank(rank)

@@ -48,7 +48,8 @@ class HeadService:
         self.scheduler.node_of = job.node_of
         scheduler = self.scheduler
         self.placement_groups = scheduler.groups = PlacementGroups(
-            lambda: scheduler.capacities, scheduler.held.get, scheduler.hold, job.node_of)
+            lambda: scheduler.capacities, lambda rank: scheduler.held.get(rank), scheduler.hold,
+            job.node_of)
         self.metrics = MetricsTable()          # application metrics of the whole job
         self.directory = None                  # directory.ActorDirectory (attach sets it)
         self.byes = set()
