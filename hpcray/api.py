@@ -14,6 +14,7 @@ from .core.runtime_env import check as check_runtime_env
 from .launch import resources as _resources
 from .launch import session
 from .remote_function import RemoteFunction
+from .scheduling import executing_node
 from .wire import messages
 
 # Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
@@ -354,8 +355,11 @@ def nodes():
     rt = session.runtime()
     job, dead = rt.job, rt.liveness.dead
     result = []
-    for index in sorted(set(job.node_of)):
-        ranks = [rank for rank, node in enumerate(job.node_of) if node == index]
+    members = {}                               # (the driver's own node in python script.py
+    for index in sorted(set(job.node_of)):     # is part of its host's one executing node)
+        members.setdefault(executing_node(job, index), []).extend(job.ranks_on(index))
+    for index, ranks in sorted(members.items()):
+        ranks = sorted(ranks)
         resources = _total(((rank, job.capacities[rank]) for rank in ranks), job.node_of)
         alive = any(rank not in dead for rank in ranks)
         result.append({"NodeID": job.node_id(index), "Alive": alive,

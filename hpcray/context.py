@@ -2,6 +2,7 @@
 from .actors.host import current_call
 from .core import current
 from .launch.resources import gpu_ids
+from .scheduling import executing_node
 
 
 class NodeID(str):
@@ -35,14 +36,16 @@ class RuntimeContext:
 
     def get_node_id(self):
         """A hex id of this node (ranks sharing one object store share it): what
-        ``NodeAffinitySchedulingStrategy`` and ``nodes()`` take and give."""
-        return self._rt.job.node_id()
+        ``NodeAffinitySchedulingStrategy`` and ``nodes()`` take and give. (The driver of
+        ``python script.py``, a node of its own for MPI, gives its host's node.)"""
+        job = self._rt.job
+        return job.node_id(executing_node(job, job.node_index))
 
     @property
     def node_id(self):
         """This node's id as Ray's (deprecated) ``node_id`` gives it: ``.hex()`` is
         :meth:`get_node_id`."""
-        return NodeID(self._rt.job.node_id())
+        return NodeID(self.get_node_id())
 
     def get_task_id(self):
         """The id of the task running in this thread, or None in the driver."""

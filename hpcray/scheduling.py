@@ -76,6 +76,7 @@ def wire_strategy(strategy, job):
         wanted = strategy.node_id.lower()
         index = next((i for i in range(len(job.node_leaders)) if job.node_id(i) == wanted),
                      -1)
+        index = executing_node(job, index)
         return node_affinity(index, bool(strategy.soft), bool(strategy._spill_on_unavailable),
                              bool(strategy._fail_on_unavailable))
     if isinstance(strategy, PlacementGroupSchedulingStrategy):
@@ -89,6 +90,18 @@ def wire_strategy(strategy, job):
                                   bool(strategy.placement_group_capture_child_tasks))
     raise ValueError(f"unknown scheduling_strategy {strategy!r}: use \"DEFAULT\", \"SPREAD\" "
                      f"or NodeAffinitySchedulingStrategy(node_id, soft)")
+
+
+def executing_node(job, index):
+    """The node that runs the work meant for node ``index``: itself, or, when it runs none
+    (the driver's own, in ``python script.py``: MPI makes the driver a node of its own), the
+    one node of the same host that does."""
+    executing = job.executing_capacities()
+    if index < 0 or any(rank in executing for rank in job.ranks_on(index)):
+        return index
+    host = job.host_of[job.node_leaders[index]]
+    nodes = {job.node_of[rank] for rank in executing if job.host_of[rank] == host}
+    return nodes.pop() if len(nodes) == 1 else index
 
 
 def strategy_of(options, job):

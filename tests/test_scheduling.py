@@ -74,3 +74,11 @@ def test_scheduling_strategies_do_what_rays_do(run_job, nodes, executing, env):
     assert res.value("node_ip_task")
     assert res.error("unknown_strategy")["type"] == "ValueError"
     assert res.error("invalid_node_id")["type"] == "ValueError"
+
+
+def test_the_scheduling_examples_of_rays_docs(run_job):
+    # python script.py, 2 workers: an affinity to the driver's node runs on its host's workers
+    res = run_job("scheduling/from_rays_docs.py", embedded=True, timeout=90,
+                  env={"HPCRAY_NUM_WORKERS": "2"})
+    res.assert_ok()
+    assert res.stdout.split("\n")[:5] == ["1", "20", "True", "True", "2 1"]

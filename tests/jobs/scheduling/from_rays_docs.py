@@ -1,0 +1,24 @@
+"""Job of tests/test_scheduling.py::test_the_scheduling_examples_of_rays_docs, run as
+`python script.py` (the driver is a node of its own for MPI, on the same host as its
+workers): the strategies of Ray's scheduling page, with the import changed."""
+import hpcray as ray
+from hpcray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init()
+@ray.remote
+def default_function(): return 1
+print(ray.get(default_function.options(scheduling_strategy="DEFAULT").remote()))
+@ray.remote(scheduling_strategy="SPREAD")
+def spread_function(): return 2
+print(sum(ray.get([spread_function.remote() for _ in range(10)])))
+@ray.remote
+def node_affinity_func(): return ray.get_runtime_context().get_node_id()
+print(ray.get(node_affinity_func.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote()) == ray.get_runtime_context().get_node_id())
+print(ray.get(node_affinity_func.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)).remote()) is not None)
+@ray.remote(num_cpus=1)
+class SpreadActor:
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+
+actors = [SpreadActor.options(scheduling_strategy="SPREAD").remote() for _ in range(2)]
+print(len(ray.get([a.node.remote() for a in actors])), len(ray.nodes()))
