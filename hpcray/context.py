@@ -58,8 +58,8 @@ class RuntimeContext:
         return spec is not None and self._rt.is_cancelled(spec.task_id)
 
     def get_assigned_resources(self):
-        """The resources the task running here asked for (``{"CPU": 1.0}``); ``{}`` in the
-        driver and in actor methods (an actor's are held by the actor, not its calls)."""
+        """The resources the task running here asked for (``{"CPU": 1.0}``), or in an actor
+        method those its actor holds; ``{}`` in the driver."""
         spec = current.current_task()
         return dict(spec.resources) if spec is not None else {}
 

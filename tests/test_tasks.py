@@ -169,6 +169,7 @@ BEHAVIOURS = {
     "from_hex_and_binary": [5, 5],
     "task_context": [{"CPU": 0.5}, [], False, True, None],
     "ray_ready": [True, True],
+    "actor_assigned": {"CPU": 1.0},
     # numpy arrays arrive read-only, small or large: arguments, nested ones, gets, results
     "read_only": [[False, False], [False, False], False, False, False, False],
     # an exception that cannot be pickled: Ray's error, its message and traceback as text

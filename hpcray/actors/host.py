@@ -208,6 +208,8 @@ class ActorHost:
         """Run one call on this thread (lock not held)."""
         if invoke.captures_children(actor.spec.strategy):
             call.strategy = actor.spec.strategy    # (its tasks join its placement group)
+        if actor.spec.resources:
+            call.resources = actor.spec.resources  # (what the actor holds: its context's)
         stack = current.task_stack()
         progress = self.progress
         with self.lock:

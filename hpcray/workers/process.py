@@ -75,6 +75,7 @@ class Worker:
         self.queues = {}                       # plain actor id -> calls after the running one
         self.classes = {}                      # class id -> class
         self.loop = None                       # event loop of the async actors here
+        self.held = {}                         # actor id -> the resources it holds
         self.captures = {}                     # actor id -> its placement group strategy,
                                                # when it captures child tasks
         self.async_calls = {}                  # task id -> future of a running async call
@@ -153,6 +154,8 @@ class Worker:
             self.actors[spec.actor_id] = instance
             if invoke.captures_children(spec.strategy):
                 self.captures[spec.actor_id] = spec.strategy
+            if spec.resources:
+                self.held[spec.actor_id] = spec.resources
             if spec.is_async:
                 self.async_actors.add(spec.actor_id)
             elif spec.max_concurrency == 1:
@@ -165,6 +168,8 @@ class Worker:
         self.actors.pop(message[1], None)
         self.async_actors.discard(message[1])
         self.one_at_a_time.discard(message[1])
+        self.held.pop(message[1], None)
+        self.captures.pop(message[1], None)
 
     def on_actor_call(self, message):
         """ACTOR_CALL, as it is read (so in the order the rank sent them): an async actor's
@@ -235,6 +240,7 @@ class Worker:
 
     def _run_call(self, call, objects, instance):
         call.strategy = self.captures.get(call.actor_id)   # (its tasks join its group)
+        call.resources = self.held.get(call.actor_id, call.resources)   # (what it holds)
         stack = current.task_stack()
         stack.append(call)
         token = current_call.set(call)

@@ -51,7 +51,7 @@ def context():
 record("task_context", ray.get(context.remote()))
 
 
-@ray.remote
+@ray.remote(num_cpus=1)
 class Slow:
     def __init__(self):
         time.sleep(0.3)
@@ -59,9 +59,13 @@ class Slow:
     def actor_id(self):
         return ray.get_runtime_context().get_actor_id() is not None
 
+    def assigned(self):
+        return ray.get_runtime_context().get_assigned_resources()
+
 
 slow = Slow.remote()
 record("ray_ready", [ray.get(slow.__ray_ready__.remote()), ray.get(slow.actor_id.remote())])
+record("actor_assigned", ray.get(slow.assigned.remote()))
 
 
 @ray.remote
