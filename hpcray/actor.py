@@ -30,7 +30,8 @@ ACTOR_OPTIONS = {
     "allow_out_of_order_execution",
 }
 METHOD_OPTIONS = {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
-                  "enable_task_events", "name", "_metadata"}
+                  "enable_task_events", "name", "_metadata",
+                  "_generator_backpressure_num_objects"}
 DEFAULT_ASYNC_CONCURRENCY = 1000       # Ray's default for async actors
 
 
@@ -59,6 +60,15 @@ def method(*args, **options):
     return decorator
 
 
+def _returns(num_returns, options):
+    """A method's ``num_returns`` as handles keep it: ``(STREAMING, N)`` for a generator
+    method with back-pressure (``_generator_backpressure_num_objects``)."""
+    limit = options.get("_generator_backpressure_num_objects")
+    if limit and (num_returns == STREAMING or isinstance(num_returns, tuple)):
+        return (STREAMING, int(limit))
+    return num_returns
+
+
 def _method_table(cls):
     """``{name: num_returns}`` of the methods a handle may call (``__ray_ready__``, Ray's, on
     every actor)."""
@@ -69,7 +79,7 @@ def _method_table(cls):
         options = getattr(member, "__hpcray_method_options__", {})
         default = STREAMING if (inspect.isgeneratorfunction(member)
                                 or inspect.isasyncgenfunction(member)) else 1   # (Ray's)
-        table[name] = options.get("num_returns", default)
+        table[name] = _returns(options.get("num_returns", default), options)
     return table
 
 
@@ -253,7 +263,7 @@ class ActorMethod:
         handle, num_returns = self._handle, self._num_returns
         refs = session.runtime().client.call(handle._token.id, handle._class_name, self._name,
                                              args, kwargs, num_returns, handle._session)
-        if num_returns == STREAMING:
+        if num_returns == STREAMING or isinstance(num_returns, tuple):
             return ObjectRefGenerator(refs[0])
         if num_returns == DYNAMIC:
             return refs[0]
@@ -267,7 +277,8 @@ class ActorMethod:
 
     def options(self, **options):
         validate_options(options, METHOD_OPTIONS, f"actor method {self._name}")
-        return ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+        return ActorMethod(self._handle, self._name,
+                           _returns(options.get("num_returns", self._num_returns), options))
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"actor methods cannot be called directly: instead of "

@@ -25,6 +25,7 @@ EXPECTED = {
     "actor_items": [100, 101, 102],
     "actor_dynamic": [0, 1],
     "async_actor_items": [0, 3, 6, 9],
+    "actor_backpressure": [5, True],
     "cancel": ["TaskCancelledError", True],
     "async_for": [0, 10, 20],
 }

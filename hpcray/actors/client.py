@@ -145,7 +145,10 @@ class ActorClient:
             raise ActorDiedError(class_name, f"{actor_id:016x}",
                                  "it belonged to an earlier session, ended by hpcray.shutdown()")
         name = f"{class_name}.{method_name}"
-        stream = num_returns if num_returns in (STREAMING, DYNAMIC) else None
+        if isinstance(num_returns, tuple):     # (STREAMING, back-pressure)
+            stream = num_returns[1]
+        else:
+            stream = num_returns if num_returns in (STREAMING, DYNAMIC) else None
         count = 1 if stream is not None else max(num_returns, 1)
         task = current.current_task()          # the caller: this rank and the task it runs
         caller = (self.job.rank, task.task_id if task is not None else 0)   # (0: the driver)

@@ -153,8 +153,6 @@ class Execution:
         self.node_load.add(-1)
         if self.progress.stopping:
             return                             # the job is over: nobody takes results
-        if self.consumed:
-            self.consumed.pop(spec.task_id, None)
         self.send_results(spec, results, seconds, contained)
         if spec.via_head and spec.owner != 0:
             self.transport.send(0, messages.done(spec.task_id, seconds))
@@ -189,17 +187,18 @@ class Execution:
             self.send_item(spec, index, obj, contained)
             self.transport.flush()
         if type(spec.stream) is int:
-            self.wait_consumed(task_id, index + 2 - spec.stream)
+            self.wait_consumed(spec, index + 2 - spec.stream)
         return True
 
-    def wait_consumed(self, task_id, needed, in_worker_process=False):
-        """Back-pressure: wait (lock not held) until the caller of a generator task running
-        here took ``needed`` items, or the task was cancelled (or, in a worker process,
-        ended: its process died)."""
+    def wait_consumed(self, spec, needed, in_worker_process=False):
+        """Back-pressure: wait (lock not held) until the caller of a generator task (or
+        call) running here took ``needed`` items, or it was cancelled (or, in a worker
+        process, ended: its process died)."""
+        task_id = spec.task_id
         consumed, cancelled, runner = self.consumed, self.cancelled, self.runner
         self.waiter.wait_until(lambda: consumed.get(task_id, 0) >= needed
                                or task_id in cancelled
-                               or (in_worker_process and task_id not in runner.running))
+                               or (in_worker_process and not runner.runs(spec)))
 
     def on_consumed(self, task_id, consumed):
         """GEN_CONSUMED: the caller took ``consumed`` items of a generator task running
@@ -224,6 +223,8 @@ class Execution:
         head first, so that they are in its table once the results are back)."""
         if metrics.recorder.pending:
             self.send_metrics()
+        if self.consumed:                      # (a generator's back-pressure is over)
+            self.consumed.pop(spec.task_id, None)
         if contained:
             self.refs.result_held(spec.task_id, [i for ids in contained.values() for i in ids])
         if spec.owner == self.rank:

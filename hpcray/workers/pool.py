@@ -931,7 +931,8 @@ class WorkerPool:
         return list(self.access.wait(ids, num_returns, timeout, set(streams)))
 
     def op_wait_consumed(self, worker, spec, task_id, needed):
-        self.execution.wait_consumed(task_id, needed, in_worker_process=True)
+        self.execution.wait_consumed(worker.tasks.get(task_id) or spec, needed,
+                                     in_worker_process=True)
 
     def op_next_item(self, worker, spec, task_id, timeout):
         return self.access.next_item(task_id, timeout)

@@ -76,6 +76,10 @@ class Producer:
         for i in range(n):
             yield self.base + i
 
+    def stamps(self, n):
+        for _ in range(n):
+            yield time.monotonic()
+
     @ray.method(num_returns="dynamic")
     def batch(self, n):
         for i in range(n):
@@ -137,6 +141,10 @@ record("refs_inside", [ray.get(ray.get(r)[0]) for r in refs_inside.remote()])
 producer = Producer.remote(100)
 record("actor_items", [ray.get(r) for r in producer.items.remote(3)])
 record("actor_dynamic", [ray.get(r) for r in ray.get(producer.batch.remote(2))])
+paced_calls = producer.stamps.options(_generator_backpressure_num_objects=2).remote(5)
+time.sleep(1.5)
+stamps = [ray.get(ref) for ref in paced_calls]
+record("actor_backpressure", [len(stamps), stamps[2] - stamps[1] > 1.0])
 record("async_actor_items", [ray.get(r) for r in AsyncProducer.remote().items.remote(4)])
 
 endless = forever.remote()
