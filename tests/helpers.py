@@ -592,10 +592,10 @@ def ray_python():
     return None
 
 
-def run_on_ray(job: str, timeout: float = 300) -> dict:
+def ray_stdout(job: str, timeout: float = 300) -> str:
     """Run the job script ``job`` (under ``JOBS_DIR``) on Ray itself (``RAY_MODULE=ray``:
-    the script imports it instead of hpcray) and return ``{name: value}`` of what it
-    recorded; skip the test when Ray is not installed."""
+    the script imports it instead of hpcray) and return its standard output; skip the test
+    when Ray is not installed."""
     python = ray_python()
     if python is None:
         pytest.skip("Ray is not installed (set RAY_PYTHON to a Python that has it)")
@@ -603,8 +603,13 @@ def run_on_ray(job: str, timeout: float = 300) -> dict:
     out = subprocess.run([python, str(JOBS_DIR / job)], capture_output=True, text=True,
                          timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def run_on_ray(job: str, timeout: float = 300) -> dict:
+    """:func:`ray_stdout`, read as ``{name: value}`` of what the job recorded."""
     recorded = {}
-    for line in out.stdout.splitlines():
+    for line in ray_stdout(job, timeout).splitlines():
         if line.startswith("RESULT "):
             entry = json.loads(line[len("RESULT "):])
             recorded[entry["name"]] = entry.get("value")

@@ -4,6 +4,8 @@ removal (waiting work fails, actors end), names and Ray's table; between simulat
 shared memory and over the emulated network."""
 import pytest
 
+from helpers import ray_stdout
+
 NETWORK = {"MPIR_CVAR_NOLOCAL": "1", "UCX_TLS": "tcp,self"}
 
 
@@ -32,10 +34,17 @@ def test_placement_groups(run_job, env):
     assert "out of range" in out_of_range["msg"]
 
 
+DOCS_OUTPUT = ["CREATED", "1", "The placement group cannot be created because it requires 2 GPUs",
+               "actor ready", "REMOVED"]
+
+
 def test_the_example_of_rays_docs(run_job):
     res = run_job("placement/from_rays_docs.py", n=3, timeout=90)
     res.assert_ok()
-    assert res.stdout.split("\n")[:5] == [
-        "CREATED", "1", "The placement group cannot be created because it requires 2 GPUs",
-        "actor ready", "REMOVED"]
+    assert res.stdout.split("\n")[:5] == DOCS_OUTPUT
     assert "can never be placed" in res.stderr
+
+
+def test_the_example_of_rays_docs_on_ray_prints_the_same():
+    assert [line for line in ray_stdout("placement/from_rays_docs.py").split("\n")
+            if line in DOCS_OUTPUT] == DOCS_OUTPUT

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import JOBS_DIR, PY_BIN_DIR
+from helpers import JOBS_DIR, PY_BIN_DIR, ray_stdout
 
 
 def test_work_stays_on_its_node_until_the_node_is_full(run_job):
@@ -81,4 +81,11 @@ def test_the_scheduling_examples_of_rays_docs(run_job):
     res = run_job("scheduling/from_rays_docs.py", embedded=True, timeout=90,
                   env={"HPCRAY_NUM_WORKERS": "2"})
     res.assert_ok()
-    assert res.stdout.split("\n")[:5] == ["1", "20", "True", "True", "2 1"]
+    assert res.stdout.split("\n")[:5] == SCHEDULING_DOCS_OUTPUT
+
+
+SCHEDULING_DOCS_OUTPUT = ["1", "20", "True", "True", "2 1"]   # (1 node: the laptop's)
+
+
+def test_the_scheduling_examples_on_ray_print_the_same():
+    assert ray_stdout("scheduling/from_rays_docs.py").split("\n")[:5] == SCHEDULING_DOCS_OUTPUT

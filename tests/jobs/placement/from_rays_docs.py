@@ -1,10 +1,16 @@
 """Job of tests/test_placement_groups.py::test_the_example_of_rays_docs: the placement
 group walk-through of Ray's documentation, with the import changed (init declares 2 CPUs and
 2 GPUs for the job, after which the head starts a new session)."""
+import importlib
+import os
 import time
-import hpcray as ray
-from hpcray.util.placement_group import (placement_group, placement_group_table, remove_placement_group)
-from hpcray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+ray = importlib.import_module(os.environ.get("RAY_MODULE", "hpcray"))   # (or Ray itself)
+groups = importlib.import_module(ray.__name__ + ".util.placement_group")
+strategies = importlib.import_module(ray.__name__ + ".util.scheduling_strategies")
+placement_group, placement_group_table = groups.placement_group, groups.placement_group_table
+remove_placement_group = groups.remove_placement_group
+PlacementGroupSchedulingStrategy = strategies.PlacementGroupSchedulingStrategy
 ray.init(num_cpus=2, num_gpus=2)
 pg = placement_group([{"CPU": 1, "GPU": 1}])
 ray.get(pg.ready(), timeout=10)

@@ -1,8 +1,12 @@
 """Job of tests/test_scheduling.py::test_the_scheduling_examples_of_rays_docs, run as
 `python script.py` (the driver is a node of its own for MPI, on the same host as its
 workers): the strategies of Ray's scheduling page, with the import changed."""
-import hpcray as ray
-from hpcray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+import importlib
+import os
+
+ray = importlib.import_module(os.environ.get("RAY_MODULE", "hpcray"))   # (or Ray itself)
+NodeAffinitySchedulingStrategy = importlib.import_module(
+    ray.__name__ + ".util.scheduling_strategies").NodeAffinitySchedulingStrategy
 ray.init()
 @ray.remote
 def default_function(): return 1
