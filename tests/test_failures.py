@@ -77,6 +77,10 @@ def test_a_dead_rank_with_actors_objects_and_a_collective_group(run_job, launche
     assert "max_task_retries=0" in error["msg"] and "died" in error["msg"], error
     rank, value = res.value("that_actor_after")                  # but the actor is back
     assert rank != victim and value == res.value("frail_start") + 1
+    error = res.error("child_of_the_dead_rank")                  # dies with its owner
+    assert error["type"] == "ActorDiedError" and f"owner, rank {victim}" in error["msg"], error
+    rank, value = res.value("detached_child_after")              # unless detached
+    assert rank != victim and value == 3
 
 
 @pytest.mark.parametrize("launcher", ["run", pytest.param(

@@ -11,6 +11,7 @@ import numpy as np
 
 import hpcray as ray
 from hpcray.util import collective
+from hpcray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from jobkit import check, rank_pid, record
 
 
@@ -32,6 +33,15 @@ class Member:
 
     def die(self):
         os.kill(rank_pid(), signal.SIGKILL)              # the rank, not the actor's process
+
+    def make_children(self, node_id):
+        """Two actors this rank owns, placed on another rank: one dies with its owner, the
+        detached one does not (Ray's fate sharing)."""
+        there = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        children = [Phoenix.options(scheduling_strategy=there).remote(1),
+                    Phoenix.options(scheduling_strategy=there, lifetime="detached").remote(2)]
+        ray.get([child.where.remote() for child in children])
+        return children
 
 
 @ray.remote
@@ -61,6 +71,8 @@ blocked = [m.allreduce.remote() for m in members[:2]]       # they wait for the 
 homes = ray.get([p.where.remote() for p in phoenixes + fragile], timeout=60)
 phoenix = phoenixes[homes[:3].index(ranks[2])]                # the one on the victim's rank
 frail = fragile[homes[3:].index(ranks[2])]
+survivor_node = next(node["NodeID"] for node in ray.nodes() if ranks[0] in node["Ranks"])
+owned_child, detached_child = ray.get(victim.make_children.remote(survivor_node), timeout=60)
 in_flight = phoenix.slow.remote(2.0)                          # there when the rank dies
 lost_call = frail.slow.remote(2.0)
 time.sleep(0.5)
@@ -119,5 +131,11 @@ def that_actor_after():
     return ray.get(frail.slow.remote(0), timeout=60)
 
 
+@check
+def child_of_the_dead_rank():
+    return ray.get(owned_child.slow.remote(0), timeout=30)
+
+
+record("detached_child_after", ray.get(detached_child.slow.remote(0), timeout=30))
 record("phoenix_start", phoenixes.index(phoenix) * 10)
 record("frail_start", 100 + fragile.index(frail))
