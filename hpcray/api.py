@@ -10,6 +10,7 @@ from .actor import ActorClass, ActorHandle, actor_id_of
 from .context import RuntimeContext
 from .core.generators import ObjectRefGenerator
 from .core.object_ref import ObjectRef
+from .core.resources import add_up
 from .core.runtime_env import check as check_runtime_env
 from .launch import resources as _resources
 from .launch import session
@@ -326,22 +327,7 @@ def get_runtime_context():
 def cluster_resources():
     """Total logical resources of the job's executing ranks, e.g. ``{"CPU": 4.0}``."""
     rt = session.runtime()
-    return _total(rt.job.executing_capacities().items(), rt.job.node_of)
-
-
-def _total(capacities, node_of):
-    """The sum of ``(rank, capacity)`` pairs; a node resource (``node:<ip>``, which every rank
-    of a node offers) counts once per node."""
-    total, nodes = {}, {}
-    for rank, capacity in capacities:
-        for name, amount in capacity.items():
-            if name.startswith("node:"):
-                nodes.setdefault(name, set()).add(node_of[rank])
-            else:
-                total[name] = total.get(name, 0.0) + amount
-    for name, which in nodes.items():
-        total[name] = float(len(which))
-    return total
+    return add_up(rt.job.executing_capacities().items(), rt.job.node_of)
 
 
 def available_resources():
@@ -360,7 +346,7 @@ def nodes():
         members.setdefault(executing_node(job, index), []).extend(job.ranks_on(index))
     for index, ranks in sorted(members.items()):
         ranks = sorted(ranks)
-        resources = _total(((rank, job.capacities[rank]) for rank in ranks), job.node_of)
+        resources = add_up(((rank, job.capacities[rank]) for rank in ranks), job.node_of)
         alive = any(rank not in dead for rank in ranks)
         result.append({"NodeID": job.node_id(index), "Alive": alive,
                        "NodeManagerHostname": job.host_of[ranks[0]], "Resources": resources,

@@ -26,6 +26,22 @@ def request_of(num_cpus=None, num_gpus=None, resources=None, default_cpus=1, mem
     return request
 
 
+def add_up(capacities, node_of):
+    """The sum of ``(rank, capacity)`` pairs; a node resource (``node:<ip>``, which every rank
+    of a node offers) counts once per node (``node_of``: rank -> node index, or None: each
+    rank its own)."""
+    total, nodes = {}, {}
+    for rank, capacity in capacities:
+        for name, amount in capacity.items():
+            if name.startswith("node:"):
+                nodes.setdefault(name, set()).add(node_of[rank] if node_of else rank)
+            else:
+                total[name] = total.get(name, 0.0) + amount
+    for name, which in nodes.items():
+        total[name] = float(len(which))
+    return total
+
+
 def fits(capacity, request):
     for name, amount in request.items():
         if amount and capacity.get(name, 0.0) < amount:

@@ -19,6 +19,7 @@ from collections import deque
 from ..core.resources import fits
 from ..wire import messages, serialization
 from ..wire.specs import PLACEMENT_GROUP, SPREAD, ActorState
+from .scheduler import unreachable
 
 
 def answer(send, token, question, *args):
@@ -169,11 +170,8 @@ class ActorDirectory:
         return best
 
     def _why_not(self, node):
-        if node < 0:
-            return "no node of this job has the node id it asks for"
-        if all(self.node_of[rank] != node or rank in self.dead for rank in self.capacities()):
-            return f"node {node} has died (or runs no tasks)"
-        return f"no rank of node {node} has the resources it asks for"
+        return unreachable(node, any(self.node_of[rank] == node and rank not in self.dead
+                                     for rank in self.capacities()))
 
     def _unschedulable(self, record, reason):
         spec = record.spec

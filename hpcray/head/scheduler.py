@@ -25,8 +25,18 @@ Pure state (no MPI): ``head/service.py`` drives it; ``tests/test_state_holders.p
 """
 from collections import deque
 
-from ..core.resources import fits
+from ..core.resources import add_up, fits
 from ..wire.specs import PLACEMENT_GROUP, SPREAD
+
+
+def unreachable(node, runs_tasks):
+    """Why an affinity to ``node`` can never be met (``runs_tasks``: some live rank of it
+    runs tasks)."""
+    if node < 0:
+        return "no node of this job has the node id it asks for"
+    if not runs_tasks:
+        return f"node {node} has died (or runs no tasks)"
+    return f"no rank of node {node} has the resources it asks for"
 
 
 class Assignment:
@@ -154,10 +164,13 @@ class GlobalScheduler:
             self.groups.wait(group_id, spec)
             return None
         rank, index = choice
+        self._assign_in_group(spec, rank, group_id, index)
+        return rank
+
+    def _assign_in_group(self, spec, rank, group_id, index):
         self.assigned[spec.task_id] = Assignment(rank, spec.resources, (group_id, index))
         self.groups.charge(group_id, index, spec.resources, +1)
         self.count[rank] += 1
-        return rank
 
     def _drain_groups(self, placed):
         """Place the tasks waiting in groups that were just placed or gave room back."""
@@ -178,10 +191,7 @@ class GlobalScheduler:
                     self.unschedulable.append((spec, choice))
                     continue
                 rank, index = choice
-                self.assigned[spec.task_id] = Assignment(rank, spec.resources,
-                                                         (group_id, index))
-                groups.charge(group_id, index, spec.resources, +1)
-                self.count[rank] += 1
+                self._assign_in_group(spec, rank, group_id, index)
                 placed.append((rank, spec))
         self.groups_freed.clear()
 
@@ -192,12 +202,8 @@ class GlobalScheduler:
         return [rank for rank in self._fitting_ranks(request)[0] if self.node_of[rank] == node]
 
     def _why_not(self, node):
-        if node < 0:
-            return "no node of this job has the node id it asks for"
-        if self.node_of is not None and not any(self.node_of[rank] == node
-                                                for rank in self.capacities):
-            return f"node {node} has died (or runs no tasks)"
-        return f"no rank of node {node} has the resources it asks for"
+        return unreachable(node, self.node_of is None or any(
+            self.node_of[rank] == node for rank in self.capacities))
 
     def _spread(self, request, avoid=None):
         """SPREAD: the next admissible rank in turn, nodes interleaved."""
@@ -445,16 +451,7 @@ class GlobalScheduler:
 
     def available(self):
         """Logical resources of the executing ranks not taken by the tasks placed here."""
-        total, nodes = {}, {}
-        for rank, capacity in self.capacities.items():
-            for name, amount in capacity.items():
-                if name.startswith("node:"):   # (every rank of a node offers it: once a node)
-                    nodes.setdefault(name, set()).add(self.node_of[rank] if self.node_of
-                                                      else rank)
-                else:
-                    total[name] = total.get(name, 0.0) + amount
-        for name, which in nodes.items():
-            total[name] = float(len(which))
+        total = add_up(self.capacities.items(), self.node_of)
         for used in self.used.values():
             for name, amount in used.items():
                 total[name] = max(total.get(name, 0.0) - amount, 0.0)
