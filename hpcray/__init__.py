@@ -13,6 +13,7 @@ from .core.object_ref import ObjectRef
 from .launch.preemption import register_shutdown_hook
 from .remote_function import RemoteFunction
 from . import cloudpickle, dag, util
+from .util.state import timeline
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ __all__ = [
     "ObjectRefGenerator", "RemoteFunction", "cloudpickle", "dag", "available_resources",
     "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids",
     "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
-    "reduce", "register_shutdown_hook", "remote", "shutdown", "util", "wait",
+    "reduce", "register_shutdown_hook", "remote", "shutdown", "timeline", "util", "wait",
 ]
 
 

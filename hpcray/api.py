@@ -20,7 +20,7 @@ from .wire import messages
 
 # Arguments of ray.init that have nothing to configure under MPI; accepted so programs run.
 _IGNORED_INIT_ARGS = {
-    "include_dashboard", "dashboard_host", "dashboard_port", "log_to_driver", "logging_level",
+    "include_dashboard", "dashboard_host", "dashboard_port", "logging_level",
     "logging_format", "configure_logging", "local_mode", "_temp_dir",
     "_system_config", "job_config", "_node_ip_address", "storage", "_plasma_directory",
     "_metrics_export_port", "_enable_object_reconstruction", "labels", "_redis_password",
@@ -30,7 +30,7 @@ _IGNORED_INIT_ARGS = {
 
 def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
          object_store_memory=None, ignore_reinit_error=False, namespace=None,
-         runtime_env=None, **kwargs):
+         runtime_env=None, log_to_driver=True, **kwargs):
     """Start hpcray in this process, or attach to the MPI job it runs in.
 
     Under ``python -m hpcray`` (mpirun/srun) the job already runs: ``init`` attaches to it.
@@ -54,6 +54,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
         namespace: namespace for named actors.
         runtime_env: Ray's, for every task and actor of the job (theirs win): ``env_vars``,
             and ``working_dir`` / ``py_modules`` as local paths.
+        log_to_driver: show what tasks and actors print on the driver's stdout and stderr
+            (prefixed ``(f pid=..., rank=..., node=...)``, as Ray does); False: only in the
+            ranks' log files of the job directory.
         **kwargs: Ray's other ``init`` arguments (dashboard, logging, ...) are
             accepted and have no effect: there is no dashboard and no daemon to configure.
 
@@ -83,6 +86,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None,
     session.init(session.declare(num_cpus, num_gpus, resources), num_cpus,
                  object_store_memory, namespace)
     session.state.runtime_env = job_env
+    output = getattr(session.runtime(), "output", None)
+    if output is not None:                     # (the driver's: inside a task there is none)
+        output.set_log_to_driver(log_to_driver)
     return session.describe()
 
 

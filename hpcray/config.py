@@ -218,6 +218,25 @@ KNOBS = (
     Knob("memory_monitor_refresh_ms", "HPCRAY_MEMORY_MONITOR_REFRESH_MS", count, 250,
          "milliseconds between two looks at the node's memory while tasks run; 0: no "
          "memory monitor"),
+    Knob("job_dir", "HPCRAY_JOB_DIR", directory, "",
+         "the job directory (status snapshot, dashboard.html, per-rank logs, the final "
+         "report); default ./hpcray-<Slurm job id or start time>; 'off': none"),
+    Knob("status_interval", "HPCRAY_STATUS_INTERVAL", positive_seconds, 1.0,
+         "seconds between two status snapshots the head writes into the job directory"),
+    Knob("record", "HPCRAY_RECORD", switch, True,
+         "record tasks, actor calls, transfers and get waits for the state API, the "
+         "timeline and the dashboard (0: off, to measure what recording costs)"),
+    Knob("events_per_rank", "HPCRAY_EVENTS_PER_RANK", positive_count, 20000,
+         "events the head keeps per rank for the timeline and list_tasks (a ring: older "
+         "ones live on only in the per-function aggregates)"),
+    Knob("dedup_logs", "HPCRAY_DEDUP_LOGS", switch, True,
+         "fold lines that tasks and actors of several processes print alike (numbers aside) "
+         "within 5 s into one '[repeated Nx across cluster]' line on the driver, as Ray's "
+         "RAY_DEDUP_LOGS does; 0: print every line"),
+    Knob("progress", "HPCRAY_PROGRESS", switch, True,
+         "a get or wait of several refs on the driver that lasts more than 3 s shows how many "
+         "are ready on stderr (redrawn in place on a terminal, a line every 10 s otherwise); "
+         "0: never"),
     Knob("supervise", "HPCRAY_SUPERVISE", switch, True,
          "under python -m hpcray, run each rank in a child of a supervisor process, so that "
          "a worker rank killed by a signal leaves the job going with the script's exit "
@@ -252,6 +271,12 @@ class Config:
     worker_processes: bool
     memory_usage_threshold: float
     memory_monitor_refresh_ms: int
+    job_dir: str
+    status_interval: float
+    record: bool
+    events_per_rank: int
+    dedup_logs: bool
+    progress: bool
     supervise: bool
 
     @classmethod

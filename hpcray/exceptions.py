@@ -176,6 +176,11 @@ class ConfigError(HpcrayError, ValueError):
     """A knob (``HPCRAY_*`` variable or launcher flag) has a value that does not parse."""
 
 
+class JobDirError(HpcrayError):
+    """A path is not a readable job directory, or its snapshot cannot be read
+    (``hpcray status``, ``hpcray dashboard``, ``hpcray list``)."""
+
+
 class WorkerCrashedError(HpcrayError):
     """The process running a task died, as Ray's worker process does: its worker process
     crashed (a segfault, ``os._exit``, SIGKILL, the memory monitor), the task called

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hpcray"
 # other only inside the same package (actors and head are neighbours: neither imports the other).
 FLOORS = [
     ("hpcray.exceptions", 0), ("hpcray.config", 0),
-    ("hpcray.wire", 1),
+    ("hpcray.wire", 1), ("hpcray.jobdir", 1),
     ("hpcray.store", 2),
     ("hpcray.core", 3),
     ("hpcray.actors", 4), ("hpcray.head", 4),
@@ -30,7 +30,7 @@ FLOORS = [
     ("hpcray.context", 7), ("hpcray.reduction", 7), ("hpcray.scheduling", 7),
     ("hpcray.dag", 7),
     ("hpcray.cloudpickle", 7),
-    ("hpcray.util", 8), ("hpcray._private", 8),
+    ("hpcray.util", 8), ("hpcray.experimental", 8), ("hpcray._private", 8),
     ("hpcray.__main__", 9), ("hpcray", 9),
 ]
 PUBLIC = {"hpcray.api", "hpcray.remote_function", "hpcray.actor", "hpcray.context",

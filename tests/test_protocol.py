@@ -17,6 +17,7 @@ from hpcray.core.execution import Execution
 from hpcray.core.lifecycle import Lifecycle
 from hpcray.core.liveness import Liveness
 from hpcray.core.ownership import Ownership
+from hpcray.core.output import Output
 from hpcray.core.progress import Progress
 from hpcray.core.refcount import RefTracker
 from hpcray.core.requests import HeadRequests
@@ -24,6 +25,7 @@ from hpcray.core.submission import Submitter
 from hpcray.exceptions import RuntimeBrokenError
 from hpcray.head.directory import ActorDirectory
 from hpcray.head.groups import GroupRegistry
+from hpcray.head.observer import Observer
 from hpcray.head.service import HeadService
 from hpcray.store.copies import NodeCopies
 from hpcray.wire import messages
@@ -34,7 +36,8 @@ ROLES = {
     "lifecycle": Lifecycle, "progress": Progress, "requests": HeadRequests,
     "liveness": Liveness, "submitter": Submitter,
     "copies": NodeCopies, "client": ActorClient, "host": ActorHost, "head": HeadService,
-    "directory": ActorDirectory, "groups": GroupRegistry,
+    "directory": ActorDirectory, "groups": GroupRegistry, "observer": Observer,
+    "output": Output,
 }
 PACKAGE = Path(__file__).resolve().parents[1] / "hpcray"
 

@@ -2,6 +2,8 @@
 test_train.py, ``hpcray submit`` in test_submit.py).
 
 Skipped when no Slurm cluster answers (CI starts one with slurm/local-cluster.sh)."""
+import glob
+import json
 import os
 import shutil
 import subprocess
@@ -44,3 +46,10 @@ def test_srun_launch(tmp_path, mode, code):
     assert "RANKS [1, 2]" in out.stdout
     if mode == "fail":
         assert "boom on rank 0" in out.stderr
+    # the job directory is named after the Slurm job, and says how the job ended
+    job_dirs = glob.glob(str(tmp_path / "hpcray-*"))
+    assert len(job_dirs) == 1 and os.path.basename(job_dirs[0])[len("hpcray-"):].isdigit()
+    snapshot = json.load(open(os.path.join(job_dirs[0], "status.json")))
+    assert snapshot["job"]["mode"] == "srun" and snapshot["job"]["exit_status"] == code
+    assert snapshot["job"]["state"] == ("FINISHED" if code == 0 else "FAILED")
+    assert "srun" in snapshot["job"]["launch"] and snapshot["job"]["ranks"] == 3

@@ -24,7 +24,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-from ..core import current, invoke, runtime_env
+from ..core import current, invoke, output, runtime_env
 from ..exceptions import (ActorUnavailableError, RuntimeEnvSetupError, TaskError,
                           WorkerCrashedError)
 from ..wire import messages, serialization
@@ -113,6 +113,7 @@ class ActorHost:
         """Build the instance on this serving thread (lock not held)."""
         with self.lock:
             self.progress.enter_user_code()
+            self.execution.events.began(actor.spec.construction())
         try:
             instance, failure = construct(self.execution, actor.spec, deps, self.classes)
         finally:
@@ -194,7 +195,9 @@ class ActorHost:
             actor.active[call.task_id] = entry
             if runner is not None:
                 runner.actor_call(actor, call, deps)
-            elif actor.spec.is_async:
+                continue
+            self.execution.events.began(call)
+            if actor.spec.is_async:
                 self._event_loop().call_soon_threadsafe(self._start_async, actor, call, deps)
             elif actor.limit > 1:
                 if actor.pool is None:
@@ -472,6 +475,7 @@ def _construct(executor, spec, deps, classes):
         else:
             function, args, kwargs = prepared
             instance = function(*args, **kwargs)
+            output.name_actor(spec.actor_id, instance)     # (its prints' prefix)
     except BaseException as exc:
         error = exc
     finally:

@@ -20,6 +20,7 @@ from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT, made_in
 from ..wire.objects import ERROR, STORED, from_wire, nbytes
 from . import refcount
+from .events import NOT_RECORDING
 from .object_ref import rebuild
 
 MAX_FETCHED = 4096        # objects owned elsewhere kept here at most (also bounded in bytes)
@@ -30,6 +31,7 @@ class ObjectAccess:
     (the broken state, background polling for futures), ``waiting``, ``ownership``,
     ``refs``, ``copies`` (objects of other nodes), this node's ``store``, and
     ``cache_limit``, the bytes of fetched objects kept."""
+    events = NOT_RECORDING                  # what this rank records (core/events.py)
 
     def __init__(self, lock, job, transport, progress, waiting, ownership, refs, copies, store,
                  cache_limit):
@@ -222,7 +224,17 @@ class ObjectAccess:
                 else:
                     return False
             return True
-        if remaining and not self.waiting.wait_until(done, deadline):
+        if remaining:
+            started = time.time()
+            report = None
+            if len(object_ids) > 1:            # (the driver's progress line, if it lasts)
+                report = ("get", len(object_ids), lambda: len(object_ids) - sum(
+                    1 for oid in remaining if oid not in found
+                    and (oid >> OWNER_SHIFT != rank or oid in pending)))
+            arrived = self.waiting.wait_until(done, deadline, report)
+            with self.lock:
+                self.events.waited(len(object_ids), started)
+        if remaining and not arrived:
             raise GetTimeoutError(
                 f"get timed out after {timeout} s: {len(set(remaining))} of "
                 f"{len(set(object_ids))} objects not ready")
@@ -287,7 +299,10 @@ class ObjectAccess:
                         self.lookup(object_id, lambda obj, oid=object_id: self._cache(oid, obj))
                 self.transport.flush()
         if not done():
-            waiting.wait_until(done, deadline)
+            report = None
+            if num_returns > 1:                # (the driver's progress line, if it lasts)
+                report = ("wait", len(object_ids), lambda: len(state["ready"]))
+            waiting.wait_until(done, deadline, report)
         with self.lock:
             state["seen"] = -1
             done()

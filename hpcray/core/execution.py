@@ -19,7 +19,8 @@ from collections import deque
 
 from ..wire import messages, serialization
 from ..wire.transport import Backoff
-from . import current, invoke, metrics
+from . import current, invoke, metrics, output
+from .events import NOT_RECORDING
 
 
 NO_DEPS = {}          # the arguments of a task that has none (shared, never written)
@@ -42,6 +43,7 @@ class Execution:
     """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
     this node's ``node_load`` table and ``store``, ``progress``, ``refs`` (holds on refs in
     results), ``ownership`` (results of tasks this rank owns) and ``access`` (arguments)."""
+    events = NOT_RECORDING                  # what this rank records (core/events.py)
 
     def __init__(self, lock, job, config, transport, node_load, store, progress, refs,
                  ownership, access):
@@ -220,9 +222,13 @@ class Execution:
 
     def send_results(self, spec, results, seconds, contained):
         """Hand results to the owner of ``spec`` (the metrics recorded meanwhile go to the
-        head first, so that they are in its table once the results are back)."""
+        head first, so that they are in its table once the results are back; so does what
+        was printed, so that the driver shows it before ``get`` returns)."""
         if metrics.recorder.pending:
             self.send_metrics()
+        if output.buffer.pending or output.buffer.held:    # what it printed, ahead of
+            output.forward_now()                           # its results
+        self.events.ended(spec, results)
         if self.consumed:                      # (a generator's back-pressure is over)
             self.consumed.pop(spec.task_id, None)
         if contained:
@@ -242,6 +248,7 @@ class Execution:
         progress = self.progress
         with self.lock:
             progress.user_code += 1            # (progress.enter_user_code, inlined: hot)
+            self.events.began(spec)
         stack.append(spec)
         started = time.perf_counter()
         results = contained = None

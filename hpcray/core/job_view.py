@@ -20,6 +20,7 @@ class JobView:
         self.host_of = host_of                 # rank -> host name
         self.node_leaders = node_leaders       # node index -> its first rank
         self.job_tag = job_tag                 # unique to this job, same on every rank
+        self.job_dir = None                    # the job directory (jobdir/), or None
         self.host = socket.gethostname()
         # Ranks that execute tasks: every rank but the head, or the head when it is alone.
         self.executors = list(range(1, size)) or [0]

@@ -34,6 +34,7 @@ class Lifecycle:
         self.on_exit = on_exit
         self.closed = False
         self.at_close = []                     # fn() before the rank leaves (worker processes)
+        self.before_bye = []                   # fn() called (lock held) before BYE: last words
 
     # ------------------------------------------------------------------ sessions
     def new_session(self, session, capacities=None):
@@ -62,6 +63,8 @@ class Lifecycle:
         with self.lock:
             self.progress.stopping = True
             self.transport.close_to_all_but(0)
+            for last_words in self.before_bye:
+                last_words()
             self.transport.send(0, messages.bye(self.job.rank, os.getpid()))
             self.transport.drain(2.0)
         if hard and self.on_exit is not None:

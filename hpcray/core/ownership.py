@@ -19,8 +19,9 @@ from collections import defaultdict
 
 from ..wire import messages, serialization
 from ..wire.ids import make_id, owner_of
-from ..wire.objects import ERROR, STORED, from_wire
+from ..wire.objects import ERROR, STORED, from_wire, nbytes
 from . import refcount
+from .events import NOT_RECORDING
 from .generators import DynamicObjectRefGenerator
 from .object_ref import ObjectRef
 
@@ -55,6 +56,7 @@ class Ownership:
     (RefTracker) and ``notify()`` (something arrived: wake waiters). Others may ask to hear
     of an owned object's end (:meth:`when_freed`), and listen to every task of this rank
     whose results came back (``finished_listeners``: ``fn(task_id, seconds)``)."""
+    events = NOT_RECORDING                  # what this rank records (core/events.py)
 
     def __init__(self, job, store, transport, refs, notify):
         self.job = job
@@ -91,6 +93,27 @@ class Ownership:
         self.objects[object_id] = obj
         return object_id
 
+    def describe(self, limit):
+        """The owned objects for the dashboard and ``list_objects`` (a load probe: their
+        count and bytes, and the first ``limit`` of them as Ray's records)."""
+        objects, local, pending = self.objects, self.refs.local, self.pending
+        total = 0
+        listed = []
+        for object_id, obj in objects.items():
+            size = nbytes(obj)
+            total += size
+            if len(listed) < limit:
+                listed.append({"object_id": f"{object_id:016x}", "object_size": size,
+                               "rank": self.rank, "task_status": "FINISHED",
+                               "reference_type": "LOCAL_REFERENCE" if local.get(object_id)
+                               else "USED_BY_PENDING_TASK" if object_id in self.pins
+                               else "CAPTURED_IN_OBJECT", "call_site": None})
+        for object_id in list(pending)[:max(limit - len(listed), 0)]:
+            listed.append({"object_id": f"{object_id:016x}", "object_size": None,
+                           "rank": self.rank, "task_status": "PENDING",
+                           "reference_type": "LOCAL_REFERENCE", "call_site": None})
+        return {"owned": (len(objects), total), "objects": listed}
+
     def when_freed(self, object_id, callback):
         """Call ``callback(object_id)`` when the owned object is freed (an actor's token: its
         last handle is gone)."""
@@ -125,6 +148,7 @@ class Ownership:
             if owner_of(object_id) == self.rank:
                 self.pins[object_id] += 1
         record = self.tasks[spec.task_id] = TaskRecord(spec)
+        self.events.submitted(spec)
         return record
 
     def record(self, task_id):
@@ -264,6 +288,7 @@ class Ownership:
         if contained and executor is not None:
             refs.took_over(task_id, executor, unacked)
         if record is not None:
+            self.events.finished(record.spec, results)
             if kept and record.spec.actor_id is None:
                 self.lineage[task_id] = [record, len(kept)]   # its arguments stay pinned
                 for object_id in kept:

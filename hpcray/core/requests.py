@@ -1,5 +1,5 @@
-"""Questions to the head, from any rank: named actors, ``get_actor``, ``list_actors``,
-collective groups, available resources.
+"""Questions to the head, from any rank: named actors, ``get_actor``, views of the job
+(``util.state``), collective groups, available resources.
 
 :meth:`HeadRequests.ask` sends a request kind of ``wire/messages.py`` with a fresh token and
 waits for the head's ``REPLY`` carrying that token. On the head itself the request goes

@@ -32,10 +32,13 @@ All state is guarded by one re-entrant lock, which is also the MPI lock: message
 with it held, user code never does.
 """
 import threading
+import time
 
 from ..store.copies import NodeCopies
+from ..wire import messages
 from ..wire.transport import Transport
 from .access import ObjectAccess
+from .events import EventLog, ProcessLoad
 from .execution import Execution
 from .lifecycle import Lifecycle
 from .liveness import Liveness
@@ -45,6 +48,9 @@ from .refcount import RefTracker
 from .requests import HeadRequests
 from .submission import NodePlacement, Submitter
 from .waiting import Waiting
+
+
+OBJECTS_LISTED = 200       # owned objects each rank lists for list_objects and the dashboard
 
 
 class Runtime:
@@ -59,6 +65,7 @@ class Runtime:
     head = None            # head/service.HeadService (rank 0)
     directory = None       # head/directory.ActorDirectory (rank 0)
     groups = None          # head/groups.GroupRegistry (rank 0)
+    observer = None        # head/observer.Observer (rank 0)
 
     def __init__(self, comm, config, job, store, node_load, on_exit=None, parent_pid=None):
         self.comm = comm
@@ -68,6 +75,10 @@ class Runtime:
         self.node_load = node_load
         self.lock = lock = threading.RLock()
         self.transport = transport = Transport(comm)
+        # What this rank records for the state API, the timeline and the dashboard; the
+        # head takes it in (``events_sink``, set by head/observer.py on rank 0).
+        self.events = events = EventLog(config.record, config.status_interval)
+        self.events_sink = None
         cache_limit = store.capacity // 4 if store is not None else 0
         # Late-bound callbacks: refs and copies report to roles built after them.
         self.refs = refs = RefTracker(job.rank, job.size, transport.send,
@@ -100,10 +111,19 @@ class Runtime:
         liveness.dead_listeners += [submitter.on_rank_dead, access.on_rank_dead,
                                     refs.on_rank_dead, copies.on_rank_dead,
                                     execution.on_rank_dead]
+        execution.events = ownership.events = submitter.events = access.events = events
+        copies.on_transfer = events.transfer
+        if config.record:
+            events.probes += [ProcessLoad(), lambda: ownership.describe(OBJECTS_LISTED)]
+            if store is not None and job.node_leaders[job.node_index] == job.rank:
+                events.probes.append(self.store_load)
+        progress.turn_hooks.append(self.send_events)
         self._attached = []
         self.lifecycle = Lifecycle(lock, job, transport, progress, [execution], store,
                                    node_load, copies, on_exit)
-        self.lifecycle.forgetful += [copies, refs, submitter, ownership, access, requests]
+        self.lifecycle.forgetful += [copies, refs, submitter, ownership, access, requests,
+                                     events]
+        self.lifecycle.before_bye.append(lambda: self.send_events(final=True))
         for name, role in (("refs", refs), ("ownership", ownership),
                            ("access", access), ("execution", execution),
                            ("requests", requests), ("lifecycle", self.lifecycle),
@@ -114,6 +134,28 @@ class Runtime:
     @property
     def rank(self):
         return self.job.rank
+
+    def store_load(self):
+        """A load probe of the node's first rank: its store."""
+        store = self.store
+        return {"store": {"capacity": store.capacity, "used": store.in_use(),
+                          "objects": store.object_count(),
+                          "spilled_bytes": store.spilled_bytes()}}
+
+    def send_events(self, final=False):
+        """A turn hook: what this rank recorded goes to the head every so often (lock
+        held); ``final``: all of it now (the rank leaves, or the job ends)."""
+        events = self.events
+        now = time.monotonic()
+        if final:
+            events.next_sample = 0.0           # (a last sample of the load too)
+        if (now >= events.next_sample or events.has_news()) and (events.due(now) or final):
+            batch = events.take(now)
+            if self.events_sink is not None:
+                self.events_sink(self.job.rank, batch)
+            elif final or not self.progress.stopping:
+                self.transport.send(0, messages.events(self.job.rank, batch))
+        return 0
 
     def is_cancelled(self, task_id):
         """Whether a task running on this rank was cancelled (``is_canceled()``)."""

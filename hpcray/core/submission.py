@@ -27,6 +27,7 @@ from ..wire import messages, serialization
 from ..wire.objects import STORED
 from ..wire.specs import DYNAMIC, TaskSpec
 from . import refcount
+from .events import NOT_RECORDING
 from .object_ref import ObjectRef
 from .resources import fits, infeasibility
 
@@ -77,6 +78,7 @@ class Submitter:
     """Collaborators: the runtime ``lock``, ``job`` (JobView), ``config``, ``transport``,
     ``progress``, ``ownership``, ``refs``, ``access`` (objects fetched here), ``copies``
     (copies held here), this node's ``store``, and ``placement`` (the router of tasks)."""
+    events = NOT_RECORDING                  # what this rank records (core/events.py)
 
     def __init__(self, lock, job, config, transport, progress, ownership, refs, access, copies,
                  store, placement):
@@ -198,6 +200,7 @@ class Submitter:
         if problem is not None:
             sys.stderr.write(f"hpcray: warning: {problem}\n")
             sys.stderr.flush()
+            self.events.note("WARNING", problem)
 
     # ------------------------------------------------------------------ put
     def put(self, value):
@@ -296,6 +299,7 @@ class Submitter:
                                                   for object_id in spec.return_ids()])
             return
         record.attempts += 1
+        self.events.retried(spec, why)
         spec.via_head = False
         record.where = record.router.send(spec)
 

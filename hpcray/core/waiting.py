@@ -17,7 +17,7 @@ import threading
 import time
 
 from ..wire.transport import Backoff
-from . import current
+from . import current, output
 
 
 class Sleeper:
@@ -57,9 +57,11 @@ class Waiting:
         for sleeper in self.sleepers:
             sleeper.event.set()
 
-    def wait_until(self, done, deadline=None):
+    def wait_until(self, done, deadline=None, report=None):
         """Wait until ``done()`` (checked under the lock) or ``deadline`` (monotonic); return
-        whether ``done()`` held.
+        whether ``done()`` held. ``report``: ``(what, total, ready)`` for the driver's
+        progress line once the wait lasts (``output.WaitProgress``; ``ready()`` counts under
+        the lock).
 
         Raises:
             RuntimeBrokenError: the runtime broke meanwhile (it names rank, host and cause).
@@ -67,11 +69,13 @@ class Waiting:
         spec = current.current_task()
         if spec is not None and self.lender is not None:
             return self._sleep_until(spec, done, deadline)
-        return self._poll_until(done, deadline)
+        return self._poll_until(done, deadline, report if self.config.progress else None)
 
-    def _poll_until(self, done, deadline):
+    def _poll_until(self, done, deadline, report=None):
         progress = self.progress
         backoff = Backoff(self.config.spin_seconds, self.config.poll_max_sleep)
+        shown = None                           # the progress line, once it shows
+        report_at = None                       # when to show it (next)
         with self.lock:
             progress.polling_threads += 1
         try:
@@ -87,6 +91,16 @@ class Waiting:
                         return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
+                if report is not None:         # (a wait that lasts: only in the loop)
+                    now = time.monotonic()
+                    if report_at is None:
+                        report_at, started = now + output.WAIT_AFTER, now
+                    elif now >= report_at:
+                        with self.lock:
+                            ready = report[2]()
+                        if shown is None:
+                            shown = output.WaitProgress(report[0], report[1], started)
+                        report_at = shown.show(ready, now)
                 if activity:
                     backoff.reset()
                 else:
@@ -94,6 +108,9 @@ class Waiting:
         finally:
             with self.lock:
                 progress.polling_threads -= 1
+                ready = report[2]() if shown is not None else None
+            if shown is not None:
+                shown.end(ready, time.monotonic())
 
     def _sleep_until(self, spec, done, deadline):
         with self.lock:

@@ -224,16 +224,15 @@ class ActorDirectory:
                              f"{namespace!r}: no live actor has that name")
         return self._describe(self.records[actor_id])
 
-    def on_list_actors(self, token):
-        """LIST_ACTORS: every actor of the session, as util.state.list_actors reports it."""
-        answer(self.send, token, self.list_actors)
-
-    def list_actors(self):
-        return [{"actor_id": f"{actor_id:016x}", "class_name": record.spec.class_name,
-                 "state": record.state, "name": record.spec.name or "",
-                 "namespace": record.spec.namespace, "rank": record.rank,
-                 "is_detached": record.spec.detached}
-                for actor_id, record in self.records.items()]
+    def list_actors(self, with_errors=False):
+        """Every actor of the session, as util.state.list_actors reports it (with
+        ``with_errors``: pairs of that and the error record of a dead one, or None)."""
+        listed = [({"actor_id": f"{actor_id:016x}", "class_name": record.spec.class_name,
+                    "state": record.state, "name": record.spec.name or "",
+                    "namespace": record.spec.namespace, "rank": record.rank,
+                    "is_detached": record.spec.detached, "death_cause": None}, record.error)
+                  for actor_id, record in self.records.items()]
+        return listed if with_errors else [entry for entry, _ in listed]
 
     def placed_rank(self, actor_id):
         """The rank an actor was placed on, or None (unknown, or not placed yet)."""

@@ -13,7 +13,8 @@ import traceback
 
 from ..config import Config
 from ..exceptions import ConfigError
-from . import join, preemption, run, session, submit, supervisor
+from ..jobdir import commands
+from . import join, observing, preemption, run, session, submit, supervisor
 
 
 def parse_args(argv):
@@ -24,7 +25,10 @@ def parse_args(argv):
         epilog="example: mpirun -n 4 python -m hpcray jobs/quickstart.py. To survive the death "
                "of worker ranks under mpiexec: python -m hpcray run -n 4 script.py. To submit a "
                "Slurm batch job that runs a script this way: python -m hpcray submit script.py "
-               "--nodes N --ntasks-per-node K --time T (see python -m hpcray submit --help).")
+               "--nodes N --ntasks-per-node K --time T (see python -m hpcray submit --help). "
+               "To see a job (running or ended) from its directory: hpcray status [JOB_DIR], "
+               "hpcray dashboard [JOB_DIR], hpcray list tasks [JOB_DIR], hpcray summary "
+               "tasks [JOB_DIR].")
     parser.add_argument("--version", action="version", version="hpcray 0.1.0")
     parser.add_argument("--ranks-per-node", type=int, metavar="K",
                         help="split each host's ranks into simulated nodes of K ranks "
@@ -49,6 +53,8 @@ def main(argv=None):
         return submit.main(argv[1:])
     if argv[:1] == ["run"]:         # hpcray run -n N ...: mpiexec, surviving dead ranks
         return run.main(argv[1:])
+    if argv[:1] and argv[0] in commands.COMMANDS:   # hpcray status/dashboard/list/summary
+        return commands.main(argv[0], argv[1:])
     options = parse_args(argv)
     if not os.path.exists(options.script):
         print(f"python -m hpcray: can't open file {options.script!r}", file=sys.stderr)
@@ -84,6 +90,7 @@ def main(argv=None):
         join.finalize(rt, MPI)
         return 0
     preemption.install_on_head(config)
+    observing.describe(rt, script=options.script, argv=[options.script] + list(options.args))
     exit_code = run_script(rt, options.script, options.args)
     preemption.stop_handling()
     return join.finish_launched(rt, exit_code)

@@ -21,7 +21,7 @@ import threading
 import traceback
 
 from ..actors.host import attach as attach_actors
-from ..core import current
+from ..core import current, output
 from ..core.job_view import JobView
 from ..core.runtime import Runtime
 from ..exceptions import ConfigError
@@ -30,8 +30,8 @@ from ..store.node_load import NodeLoad
 from ..store.node_store import NodeStore
 from ..workers.pool import attach as attach_workers
 from ..workers.zygote import Zygote
-from .worker import worker_entry
-from . import preemption, resources
+from .worker import current_spec, worker_entry
+from . import observing, preemption, resources
 
 _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
 
@@ -174,7 +174,8 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         raise ConfigError(problems[0])
     detected = dict(enumerate(comm.allgather(offered)))
     capacities = resources.with_declared(detected, declared or {})
-    tag = comm.bcast(f"{os.getpid():x}-{os.urandom(4).hex()}" if rank == 0 else None)
+    tag, job_dir = comm.bcast((f"{os.getpid():x}-{os.urandom(4).hex()}",
+                               observing.make_job_dir(config)) if rank == 0 else None)
     node_index = leaders.index(leader)
     store = NodeStore(node_comm, capacity, tag, node_index, config.spill_dir)
     node_load = NodeLoad(node_comm, node_comm.allgather(rank),
@@ -184,11 +185,15 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
                   [hostname for _, hostname in placement], leaders, capacities, tag,
                   [pid for _, _, _, pid in everyone])
     job.detected_capacities = detected                 # before init() declared any
+    job.job_dir = job_dir
     parent_pid = None if (head_apart and rank == 0) else os.getppid()  # an embedded driver
     rt = Runtime(comm, config, job, store, node_load, on_exit, parent_pid)  # has no launcher
     attach_actors(rt)
     if rank == 0:
         attach_head(rt)
+        observing.attach(rt)
+    ip = resources.node_ip()
+    rt.events.probes.append(lambda: {"ip": ip})
     if config.transfer == "rma" and len(leaders) > 1:
         rt.copies.open_window()                        # collective over the job
     if executes and config.worker_processes:
@@ -197,6 +202,7 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
         attach_workers(rt, Zygote(worker_entry),
                        {"job": job, "config": config, "store_base": store.base,
                         "store_capacity": store.capacity, "node_index": node_index})
+    attach_output(rt, executes)
     rt.progress.turn_hooks.append(rt.execution.send_metrics)   # (last: after the results)
     current.set_runtime(rt)
     rt.progress.start_background()
@@ -205,6 +211,19 @@ def start_runtime(comm, config, declared=None, on_exit=None, head_apart=False,
     install_stack_dumps()
     _precise_sleeps()
     return rt
+
+
+def attach_output(rt, executes):
+    """What tasks and actors print goes to the driver (``core/output.py``): the rank's role
+    (forwarding each turn, showing on the head), and, on a rank that runs tasks on its own
+    threads, the capture of what they print (worker processes capture their own)."""
+    role = output.Output(rt.job, rt.transport, rt.config)
+    rt.attach("output", role)
+    rt.progress.turn_hooks.append(role.forward)
+    rt.lifecycle.before_bye.append(role.before_leaving)
+    rt.lifecycle.at_close.append(role.close)
+    if executes and not rt.config.worker_processes:
+        output.capture(False, current_spec)
 
 
 def serve(rt):
@@ -228,7 +247,7 @@ def finish_launched(rt, exit_code):
     from mpi4py import MPI
     with rt.lock:
         rt.progress.leave_user_code()
-    clean = shutdown_workers(rt)
+    clean = shutdown_workers(rt, exit_code)
     sys.stdout.flush()
     sys.stderr.flush()
     if not clean:
@@ -255,15 +274,23 @@ def finalize(rt, MPI, code=0):
     return code
 
 
-def shutdown_workers(rt):
+def shutdown_workers(rt, exit_status=None):
     """The head ends the job's workers; False (the caller aborts the job) if some did not say
     goodbye in time, or if ending them raised: the other ranks would wait for a SHUTDOWN or
-    a collective forever."""
+    a collective forever. Then the job directory gets its final snapshot and report, for
+    ``exit_status`` (None: 1 if the script ended with an uncaught exception, else 0)."""
     try:
-        return rt.head.shutdown_workers(report_abandoned=preemption.received() is None)
+        clean = rt.head.shutdown_workers(report_abandoned=preemption.received() is None)
     except BaseException:
         traceback.print_exc()
-        return False
+        clean = False
+    if exit_status is None:
+        exit_status = 1 if getattr(sys, "last_value", None) is not None else 0
+    try:
+        observing.finish(rt, exit_status)
+    except Exception:                          # (the report is not worth a hung job)
+        traceback.print_exc()
+    return clean
 
 
 def worker_exit_hard():

@@ -40,12 +40,13 @@ SPIN_TAG = 32766      # a tag no message uses: Iprobe on it only drives MPI's pr
 class Landing:
     """Where a copy of a remote object lands on this node: its slot here (pinned), the remote
     object record, and whether the copy is the node's (shared) or this rank's own."""
-    __slots__ = ("local_slot", "obj", "shared")
+    __slots__ = ("local_slot", "obj", "shared", "started")
 
     def __init__(self, local_slot, obj, shared):
         self.local_slot = local_slot
         self.obj = obj
         self.shared = shared
+        self.started = time.time()             # (for the timeline)
 
 
 class Incoming:
@@ -112,6 +113,8 @@ class NodeCopies:
         self.cache_limit = cache_limit
         self.fanout = fanout
         self.on_arrival = on_arrival
+        self.on_transfer = lambda object_id, nbytes, from_node, to_node, started: None
+        #                                        (a copy is in: the timeline's, set later)
         self.held = OrderedDict()          # object id -> copy this rank holds (LRU)
         self.held_bytes = 0
         self.private = set()               # held copies outside the node's directory
@@ -402,6 +405,7 @@ class NodeCopies:
                           else serialization.lost(object_id))
             return
         obj = landing.obj
+        self.on_transfer(object_id, obj.size, obj.node, self.node_index, landing.started)
         copy = stored(self.node_index, self.rank, landing.local_slot, obj.size, obj.header,
                       obj.parts)
         self._hold(object_id, copy, landing.shared)

@@ -297,6 +297,14 @@ class NodeStore:
         """How many objects of this node are on disk right now."""
         return int(np.count_nonzero(self.slots[:, STATE] == SPILLED))
 
+    def spilled_bytes(self):
+        """Bytes of this node's objects that are on disk right now."""
+        return int(self.slots[self.slots[:, STATE] == SPILLED, SIZE].sum())
+
+    def object_count(self):
+        """Objects in this node's store or spilled from it."""
+        return int(np.count_nonzero(self.slots[:, STATE] != FREE))
+
     # ------------------------------------------------------------------ copies from other nodes
     def claim_copy(self, object_id, nbytes, rank):
         """Find or start this node's copy of a remote object; count this rank as a holder.

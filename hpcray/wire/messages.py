@@ -18,8 +18,8 @@ lifecycle, copies of stored bytes) are handled whatever their session.
 
 Handlers are named ``role.method``; the roles are the objects of one rank that receive
 messages: ``execution``, ``ownership``, ``access``, ``refs``, ``lifecycle``, ``progress``,
-``requests``, ``liveness``, ``submitter`` (core/), ``copies`` (store/), ``client``, ``host``
-(actors/), ``head``, ``directory``, ``groups`` (head/, on rank 0 only).
+``requests``, ``liveness``, ``submitter``, ``output`` (core/), ``copies`` (store/),
+``client``, ``host`` (actors/), ``head``, ``directory``, ``groups`` (head/, on rank 0 only).
 """
 from dataclasses import dataclass
 
@@ -145,8 +145,6 @@ TABLE = (
          "register a named actor and create it, or answer the live one of that name"),
     Kind(39, "GET_ACTOR", ("token", "name", "namespace"), "any -> head",
          "directory.on_get_actor", True, "the live actor of that name (get_actor)"),
-    Kind(40, "LIST_ACTORS", ("token",), "any -> head", "directory.on_list_actors", True,
-         "every actor of the session (util.state.list_actors)"),
     Kind(41, "GROUP_DECLARE", ("token", "name", "world_size", "members"), "driver -> head",
          "groups.on_declare", True,
          "a collective group of actors: {actor id: group rank} (create_collective_group)"),
@@ -205,6 +203,16 @@ TABLE = (
          "execution.on_consumed", True,
          "the caller took this many items of a generator task with back-pressure: it may "
          "go on"),
+    # ------------------------------------------------------------------ seeing the job
+    Kind(61, "EVENTS", ("rank", "batch"), "any rank -> head", "observer.on_events", True,
+         "what the rank recorded since it last said (core/events.EventLog.take): tasks and "
+         "calls begun and ended, transfers, get waits, warnings, its load"),
+    Kind(62, "OBSERVE", ("token", "what", "options"), "any -> head", "observer.on_observe",
+         True, "a view of the job (util.state lists and summaries, the timeline), answered "
+         "by REPLY"),
+    Kind(63, "OUTPUT", ("rank", "records"), "any rank -> head", "output.on_output", True,
+         "what the tasks and actors of rank printed since it last said, and their progress "
+         "bars (core/output.py records): shown on the driver's terminal"),
 )
 
 BY_CODE = {kind.code: kind for kind in TABLE}
@@ -216,11 +224,12 @@ FETCH, FREE, RMA_OPEN, RMA_SERVE, RMA_READY, RMA_CLOSE, RMA_DONE, RMA_GONE = ran
 BORROW, ACK, UNBORROW, HANDOFF = 24, 25, 26, 27
 ACTOR_CREATE, ACTOR_START, ACTOR_PLACED, ACTOR_LOOKUP, ACTOR_CALL = 28, 29, 30, 31, 32
 ACTOR_RELEASE, ACTOR_RELEASE_AT_HEAD, ACTOR_KILL, ACTOR_KILL_AT_HEAD, ACTOR_GONE = range(33, 38)
-NAME_ACTOR, GET_ACTOR, LIST_ACTORS = 38, 39, 40
+NAME_ACTOR, GET_ACTOR = 38, 39     # (40 was LIST_ACTORS: util.state asks OBSERVE now)
 GROUP_DECLARE, GROUP_JOIN, GROUP_INFO, GROUP_DROP, AVAILABLE, REPLY = range(41, 47)
 RANK_LOST, RANK_DEAD, HEARTBEAT, CRASHED, GIVE_BACK, GEN_ITEM = 47, 48, 49, 50, 51, 52
 FREE_OBJECT, METRICS, METRICS_SNAPSHOT = 53, 54, 55
 PG_CREATE, PG_REMOVE, PG_TABLE, PG_GET, GEN_CONSUMED = 56, 57, 58, 59, 60
+EVENTS, OBSERVE, OUTPUT = 61, 62, 63
 
 
 # ---------------------------------------------------------------------- constructors
@@ -387,8 +396,6 @@ def get_actor(token, name, namespace):
     return (GET_ACTOR, token, name, namespace)
 
 
-def list_actors(token):
-    return (LIST_ACTORS, token)
 
 
 def group_declare(token, name, world_size, members):
@@ -439,6 +446,18 @@ def gen_consumed(task_id, consumed):
     return (GEN_CONSUMED, task_id, consumed)
 
 
+def events(rank, batch):
+    return (EVENTS, rank, batch)
+
+
+def observe(token, what, options):
+    return (OBSERVE, token, what, options)
+
+
+def output(rank, records):
+    return (OUTPUT, rank, records)
+
+
 def pg_create(token, bundles, strategy, name, owner, detached):
     return (PG_CREATE, token, bundles, strategy, name, owner, detached)
 
@@ -483,13 +502,13 @@ CONSTRUCTORS = {
     ACTOR_LOOKUP: actor_lookup, ACTOR_CALL: actor_call, ACTOR_RELEASE: actor_release,
     ACTOR_RELEASE_AT_HEAD: actor_release_at_head, ACTOR_KILL: actor_kill,
     ACTOR_KILL_AT_HEAD: actor_kill_at_head, ACTOR_GONE: actor_gone, NAME_ACTOR: name_actor,
-    GET_ACTOR: get_actor, LIST_ACTORS: list_actors, GROUP_DECLARE: group_declare,
+    GET_ACTOR: get_actor, GROUP_DECLARE: group_declare,
     GROUP_JOIN: group_join, GROUP_INFO: group_info, GROUP_DROP: group_drop,
     AVAILABLE: available, REPLY: reply, RANK_LOST: rank_lost, RANK_DEAD: rank_dead,
     HEARTBEAT: heartbeat, CRASHED: crashed, GIVE_BACK: give_back, GEN_ITEM: gen_item,
     FREE_OBJECT: free_object, METRICS: metrics, METRICS_SNAPSHOT: metrics_snapshot,
     PG_CREATE: pg_create, PG_REMOVE: pg_remove, PG_TABLE: pg_table, PG_GET: pg_get,
-    GEN_CONSUMED: gen_consumed,
+    GEN_CONSUMED: gen_consumed, EVENTS: events, OBSERVE: observe, OUTPUT: output,
 }
 
 

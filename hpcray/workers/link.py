@@ -26,7 +26,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from ..core import current, metrics, refcount
+from ..core import current, metrics, output, refcount
 from ..exceptions import GetTimeoutError, ObjectStoreFullError, SerializationError
 from ..store.node_store import PAGE, StoreBuffer, layout
 from ..wire import serialization
@@ -297,6 +297,10 @@ class Link:
                 taken = metrics.recorder.take()
                 if taken is not None:
                     batch.append(protocol.metrics(taken))
+            if output.buffer.pending:          # what it printed, ahead of its results too
+                records = output.buffer.take()
+                if records:
+                    batch.append(protocol.output(records))
             if notes_first:
                 batch.extend(self._pending())
                 batch.append(message)
@@ -304,6 +308,14 @@ class Link:
                 batch.append(message)
                 batch.extend(self._pending())
             self.channel.send_all(batch)
+
+    def flush_output(self):
+        """What the process printed goes to the rank now (``output.Flusher``, while a task
+        keeps running)."""
+        with self.send_lock:
+            records = output.buffer.take()
+            if records:
+                self.channel.send(protocol.output(records))
 
     def flush_notes(self):
         with self.send_lock:

@@ -40,7 +40,7 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ..actors.host import current_call
-from ..core import current, metrics, refcount
+from ..core import current, metrics, output, refcount
 from ..core.object_ref import ObjectRef, rebuild
 from ..wire import messages, serialization
 from ..wire.ids import OWNER_SHIFT
@@ -62,7 +62,7 @@ class WorkerProcess:
     """One worker process, as its rank sees it."""
     __slots__ = ("channel", "pid", "tasks", "pins", "allocs", "held", "status", "closed_at",
                  "cancelled", "blocked", "forgotten", "retired", "started", "gets", "actors",
-                 "hosts_actors", "dedicated", "out_of_memory", "charged", "created")
+                 "hosts_actors", "dedicated", "out_of_memory", "charged", "created", "runs")
 
     def __init__(self, channel):
         self.channel = channel
@@ -88,6 +88,7 @@ class WorkerProcess:
         self.retired = False                   # ended on purpose: nothing to report
         self.started = time.monotonic()
         self.gets = defaultdict(list)          # task id -> its gets not answered yet
+        self.runs = 0                          # tasks and calls it ran (the dashboard's)
 
 
 class WorkerPool:
@@ -145,7 +146,7 @@ class WorkerPool:
                          protocol.FORGET: self.on_forget, protocol.DROP: self.on_drop,
                          protocol.UNPIN: self.on_unpin, protocol.ESCAPE: self.on_escape,
                          protocol.ACTOR_EXIT: self.on_actor_exit, protocol.ITEM: self.on_item,
-                         protocol.METRICS: self.on_metrics}
+                         protocol.METRICS: self.on_metrics, protocol.OUTPUT: self.on_output}
         self.inline_ops = {"get": self.op_get, "put": self.op_put, "alloc": self.op_alloc,
                            "submit": self.op_submit, "actor_call": self.op_actor_call,
                            "cancel": self.op_cancel, "locate": self.op_locate,
@@ -235,6 +236,7 @@ class WorkerPool:
         worker.tasks[spec.task_id] = spec
         self.running[spec.task_id] = worker
         self.started_at[spec.task_id] = time.monotonic()
+        self.execution.events.began(spec, worker.pid)
         self._charge(worker, spec)
         worker.channel.post(protocol.run(spec, self._lend_all(worker, deps)), False)
 
@@ -270,6 +272,7 @@ class WorkerPool:
         best.tasks[spec.task_id] = spec
         self.running[spec.task_id] = best
         self.started_at[spec.task_id] = time.monotonic()
+        self.execution.events.began(spec, best.pid)
         best.channel.post(protocol.run(spec, self._lend_all(best, deps), True), False)
         return True
 
@@ -330,6 +333,10 @@ class WorkerPool:
         """METRICS: what the worker recorded: sent on to the head with this rank's."""
         metrics.recorder.put_back(taken)
 
+    def on_output(self, worker, records):
+        """OUTPUT: what the worker printed: passed on to the head with this rank's."""
+        output.buffer.put_back(records)
+
     def on_item(self, worker, task_id, index, raw, contained, written):
         """ITEM: a generator task yielded an item: to its owner."""
         self._published(worker, written)
@@ -341,6 +348,7 @@ class WorkerPool:
         spec = worker.tasks.get(task_id)
         if spec is None:
             return
+        worker.runs += 1
         if spec.actor_id is not None:
             self._actor_done(worker, spec, results, contained, written)
             return
@@ -373,6 +381,7 @@ class WorkerPool:
         task = spec.construction()
         worker.tasks[task.task_id] = task
         self.calls[task.task_id] = actor
+        self.execution.events.began(task, worker.pid)
         worker.channel.post(protocol.actor_new(spec, self._lend_all(worker, deps)))
 
     def _worker_for_actor(self, spec):
@@ -404,6 +413,7 @@ class WorkerPool:
         worker = self.homes[actor.spec.actor_id]
         worker.tasks[call.task_id] = call
         self.calls[call.task_id] = actor
+        self.execution.events.began(call, worker.pid)
         worker.channel.post(protocol.actor_call(call, self._lend_all(worker, deps)))
 
     def actor_end(self, actor):
@@ -618,6 +628,7 @@ class WorkerPool:
         node_load.set_ending(now)
         sys.stderr.write(f"hpcray: {what}: {worker.out_of_memory}\n")
         sys.stderr.flush()
+        self.execution.events.note("WARNING", f"{what}: {worker.out_of_memory}")
         try:
             os.kill(worker.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -689,6 +700,13 @@ class WorkerPool:
         if self.progress.stopping:
             return
         how = describe_status(worker.status)
+        events = self.execution.events
+        if not worker.retired:
+            running = ", ".join(spec.name for spec in worker.tasks.values())
+            events.note("ERROR", f"worker process {worker.pid} of rank {self.job.rank} died "
+                                 f"({how})" + (f" running {running}" if running else ""))
+            for spec in worker.tasks.values():
+                events.crashed(spec, f"its worker process died ({how})")
         if worker.created and not worker.retired:  # its actors die with it (Ray's fate
             for actor_id in worker.created:        # sharing), detached ones excepted
                 self.client.kill(actor_id, f"its owner, a worker process of rank "
@@ -824,6 +842,7 @@ class WorkerPool:
         wanted = list(dict.fromkeys(ids))
         found = {}
         state = {"lent": False}
+        started = time.time()
 
         def arrived(object_id, obj):
             if object_id in found:
@@ -831,6 +850,7 @@ class WorkerPool:
             found[object_id] = obj
             if len(found) < len(wanted):
                 return
+            self.execution.events.waited(len(ids), started, worker.pid)   # (the timeline's)
             if state["lent"]:
                 state["lent"] = False
                 if spec.task_id in worker.tasks:       # (else its end reclaimed it)
@@ -967,6 +987,14 @@ class WorkerPool:
         return fn(self.rank_runtime)
 
     # ------------------------------------------------------------------ sessions and the end
+    def load(self):
+        """This rank's worker processes for the dashboard (a load probe: core/events.py):
+        ``(pid, busy, tasks run)`` of each, how many run something, tasks run in all."""
+        workers = [(worker.pid or 0, bool(worker.charged or worker.tasks), worker.runs)
+                   for worker in self.workers]
+        return {"workers": workers, "busy": sum(1 for _, busy, _ in workers if busy),
+                "tasks_run": sum(runs for _, _, runs in workers)}
+
     def forget(self):
         """A new session: the old session's workers go (with its actors and tasks); fresh
         ones start."""
@@ -1039,6 +1067,7 @@ def attach(rt, zygote, setup):
     rt.attach("workers", pool)
     pool.rank_runtime = rt
     rt.execution.runner = pool
+    rt.events.probes.append(pool.load)
     rt.progress.turn_hooks.append(pool.poll)
     rt.lifecycle.at_close.append(pool.stop)
     config = rt.config

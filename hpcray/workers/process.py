@@ -23,7 +23,7 @@ import time
 from collections import deque
 
 from ..actors.host import construct, current_call, run_async_call, start_event_loop
-from ..core import current, invoke
+from ..core import current, invoke, output
 from ..wire import serialization
 from . import protocol
 
@@ -129,6 +129,7 @@ class Worker:
         self._answer(spec, results, contained, time.perf_counter() - started)
 
     def _answer(self, spec, results, contained, seconds):
+        output.end_lines()                     # (what it printed goes ahead of its results)
         sys.stdout.flush()
         sys.stderr.flush()
         link = self.link
@@ -269,6 +270,7 @@ class Worker:
             self._answer(call, results, contained, seconds)
             return
         self.actors.pop(call.actor_id, None)
+        output.end_lines()
         sys.stdout.flush()
         sys.stderr.flush()
         self.link.send(protocol.actor_exit(call.task_id, exit_reason))

@@ -32,12 +32,14 @@ Worker -> rank:
 * ``ITEM (task_id, index, obj, contained, written)``: a generator task yielded item
   ``index`` (a wire record; the ids of the refs its pickle holds; the store slots it wrote);
 * ``METRICS (taken)``: application metrics recorded here since the last (ahead of the
-  message they come with: ``core/metrics.py``).
+  message they come with: ``core/metrics.py``);
+* ``OUTPUT (records)``: what the process printed, and its progress bars (ahead of the
+  message they come with, or alone after 0.2 s: ``core/output.py``).
 """
 # rank -> worker
 RUN, REPLY, ACTOR_NEW, ACTOR_CALL, ACTOR_END, EXIT, INTERRUPT, CANCEL_CALL = range(8)
 # worker -> rank
-DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT, ITEM, METRICS = range(9)
+DONE, CALL, FORGET, DROP, UNPIN, ESCAPE, ACTOR_EXIT, ITEM, METRICS, OUTPUT = range(10)
 
 
 # One constructor per kind (as in wire/messages.py: no message tuple is built by hand).
@@ -83,6 +85,10 @@ def item(task_id, index, obj, contained, written):
 
 def metrics(taken):
     return (METRICS, taken)
+
+
+def output(records):
+    return (OUTPUT, records)
 
 
 def actor_exit(task_id, reason):
