@@ -1,19 +1,28 @@
 """What recording costs (issue 14: within 5 % of the figures with recording off).
 
-Runs the microbenchmark's task and actor rows under ``mpirun -n 3 python -m hpcray``,
-alternating ``HPCRAY_RECORD=1`` (the default: every task recorded for the state API, the
+Alternates ``HPCRAY_RECORD=1`` (the default: every task recorded for the state API, the
 timeline and the dashboard) and ``HPCRAY_RECORD=0``, several rounds each, interleaved so that
-the machine's drift hits both alike; prints the median of each row per setting and the
-difference. Usage::
+the machine's drift hits both alike, and prints per setting:
 
-    python benchmarks/recording_cost.py [--rounds 5] [--duration 1.0]
+* the median of the microbenchmark's task and actor rows (``mpirun -n 3 python -m hpcray
+  benchmarks/microbenchmark.py``): wall-clock figures, noisy on a small VM (+-15 % from one
+  run to the next here), hence the rounds;
+* the CPU time the whole job (every rank and worker process) spends on a fixed workload of
+  3,000 sync tasks, 3,000 sync actor calls and 10,000 async tasks (``getrusage`` of the
+  finished job): the steadier measure of what recording adds.
+
+Usage::
+
+    python benchmarks/recording_cost.py [--rounds 6] [--duration 1.0]
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROWS = ("single_client_tasks_sync", "sync_task_round_trip_us", "single_client_tasks_async",
         "1_1_actor_calls_sync", "actor_call_round_trip_us", "1_1_actor_calls_async")
@@ -33,6 +42,40 @@ def run_once(record, duration, ranks):
     return {row: metrics[row].get("value") for row in ROWS if row in metrics}
 
 
+WORKLOAD = """
+import hpcray as ray
+ray.init()
+@ray.remote
+def noop():
+    return None
+@ray.remote
+class A:
+    def m(self):
+        return None
+ray.get([noop.remote() for _ in range(200)])
+actor = A.remote()
+ray.get(actor.m.remote())
+for _ in range(3000):
+    ray.get(noop.remote())
+for _ in range(3000):
+    ray.get(actor.m.remote())
+for _ in range(10):
+    ray.get([noop.remote() for _ in range(1000)])
+"""
+
+
+def cpu_of_workload(record, ranks, script):
+    """CPU seconds (user + system) of every process of one job running WORKLOAD."""
+    env = dict(os.environ, HPCRAY_RECORD=record, HPCRAY_JOB_DIR="off")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, "-m", "hpcray",
+                           script], capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"the workload failed:\n{done.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -40,11 +83,17 @@ def main():
     parser.add_argument("--ranks", type=int, default=3)
     options = parser.parse_args()
     samples = {"1": {row: [] for row in ROWS}, "0": {row: [] for row in ROWS}}
-    for round_ in range(options.rounds):
-        for record in ("1", "0") if round_ % 2 == 0 else ("0", "1"):
-            for row, value in run_once(record, options.duration, options.ranks).items():
-                if value is not None:
-                    samples[record][row].append(value)
+    cpu = {"1": [], "0": []}
+    with tempfile.TemporaryDirectory() as folder:
+        script = os.path.join(folder, "workload.py")
+        with open(script, "w") as handle:
+            handle.write(WORKLOAD)
+        for round_ in range(options.rounds):
+            for record in ("1", "0") if round_ % 2 == 0 else ("0", "1"):
+                for row, value in run_once(record, options.duration, options.ranks).items():
+                    if value is not None:
+                        samples[record][row].append(value)
+                cpu[record].append(cpu_of_workload(record, options.ranks, script))
     print(f"{'row':32s} {'recording on':>14s} {'off':>14s} {'on vs off':>10s}")
     for row in ROWS:
         on, off = samples["1"][row], samples["0"][row]
@@ -56,6 +105,9 @@ def main():
         change = (on - off) / off * 100
         cost = -change if better else change
         print(f"{row:32s} {on:14.1f} {off:14.1f} {cost:+9.1f}%  (cost; negative: faster)")
+    on, off = statistics.median(cpu["1"]), statistics.median(cpu["0"])
+    print(f"{'CPU s of the fixed workload':32s} {on:14.2f} {off:14.2f} "
+          f"{(on - off) / off * 100:+9.1f}%  (all processes of the job)")
 
 
 if __name__ == "__main__":

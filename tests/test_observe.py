@@ -62,6 +62,11 @@ def test_state_api_and_timeline(run_job, tmp_path, network):
         "new_process": True, "restarts": 1, "dead": [["Counter", True]],
         "retried": "second attempt", "attempt": 1}
     assert result.error("bad_filter")["type"] == "ValueError"
+    assert result.value("everything_else_rays_state_api_has") == {
+        "group": ["CREATED", 1, "the_group"], "jobs": [1, "RUNNING", True], "node": True,
+        "worker": True, "object": True,
+        "logs": ["rank-0.log", "rank-1.log", "rank-2.log"], "log_line": True,
+        "case_insensitive": True}
     timeline = result.value("timeline")
     expected = {"actor_creation", "actor_task", "get", "task"} | (
         {"transfer"} if network else set())

@@ -127,11 +127,13 @@ class ActorHost:
         """Its ``__init__`` returned (``failure``: None) or failed (the error record its
         calls get): tell its creator the first time, then let calls run or end it."""
         spec = actor.spec
+        result = serialization.encode(None) if failure is None else failure
         if not actor.built:
             actor.built = True
-            result = serialization.encode(None) if failure is None else failure
             self.execution.send_results(spec.construction(), [(spec.actor_id, result)],
                                         None, None)
+        else:                                  # a restart: only the dashboard hears of it
+            self.execution.events.ended(spec.construction(), [(spec.actor_id, result)])
         if actor.state not in (ActorState.PENDING_CREATION, ActorState.RESTARTING):
             return                             # killed while it was being built
         if failure is not None:

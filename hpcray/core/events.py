@@ -1,31 +1,43 @@
 """What one rank records of the work it sees, for the state API, the timeline and the
-dashboard: always on, and cheap (a tuple appended per step of a task).
+dashboard: always on, and cheap (a dict update and a bounded deque append per step of a
+task; what the head receives per quarter second is bounded, whatever the task rate).
 
 The rank that *owns* a task records its submission and its end (the results came back,
 ``finished``); the rank that *executes* it records when it began (which process runs it)
-and when its results left (``ended``: a span for the timeline). A task that ends before the
-rank next sends costs one event on each side: its submission (or beginning) is sent only if
-it is still unfinished then (``take``), else it travels inside the end's event. Object transfers between
+and when its results left (``ended``: a span for the timeline). Short work is added up on
+the rank: a task that ends before the rank next sends is reported only as a count per
+function (``DONE``) and, for the newest ones, as a record (``RECENT``); its time as a sum per
+function (``TIMING``) and, for the newest, as a span (``SPANS``). A task still unfinished
+when the rank sends is reported by itself (``SUBMITTED``), and then its end too
+(``FINISHED``), as are failures, retries and actors' constructions. The work running on an
+executing rank is reported whole with each send (``RUNNING``). Object transfers between
 nodes, ``get`` waits, warnings, and a sample of the rank's load every status interval are
-recorded too. Every turn, :meth:`EventLog.due` says whether it is time to send what was
-recorded (at most every ``SEND_EVERY`` seconds, or sooner when much piled up); the rank sends
-``take()`` to the head in one EVENTS message, where ``head/observer.py`` adds it up.
+recorded too. Every turn, :meth:`EventLog.due` says whether it is time to send (at most
+every ``SEND_EVERY`` seconds); the rank sends ``take()`` to the head in one EVENTS message,
+where ``head/observer.py`` adds it up.
 
 An event is a plain tuple whose first field is its kind (one letter, below); times are
 ``time.time()`` (the hosts of a cluster keep their clocks in step).
 """
 import os
 import time
+from bisect import bisect_left
+from collections import deque
 
 from ..wire.objects import ERROR
 from ..wire import serialization
 
 # A task's events name it by id, name and actor id (its type follows: ``task_type``).
-SUBMITTED = "S"    # (S, task_id, name, actor_id, time)
-BEGAN = "B"        # (B, task_id, name, actor_id, pid, time)
-ENDED = "E"        # (E, task_id, name, actor_id, pid, start, end, error)
-FINISHED = "F"     # (F, task_id, name, actor_id, time, error, submitted)   at the owner
+SUBMITTED = "S"    # (S, task_id, name, actor_id, time)            at the owner
+FINISHED = "F"     # (F, task_id, name, actor_id, time, error, submitted)
 RETRIED = "R"      # (R, task_id, name, actor_id, time, why)
+DONE = "D"         # (D, {name: [a task_id, actor_id, count]})     short tasks that finished
+RECENT = "N"       # (N, [(task_id, name, actor_id, end, submitted), ...])  the newest of them
+ENDED = "E"        # (E, task_id, name, actor_id, pid, start, end, error)  at the executor
+TIMING = "M"       # (M, {name: [a task_id, actor_id, count, seconds, longest, [buckets],
+                   #            {actor_id: calls}]})
+SPANS = "P"        # (P, [ENDED event, ...])                       the newest spans
+RUNNING = "U"      # (U, [(task_id, name, actor_id, pid, start), ...])  running here now
 TRANSFER = "T"     # (T, object_id, nbytes, from_node, to_node, start, end)
 WAITED = "G"       # (G, pid, count, start, end)               a get that waited
 NOTE = "W"         # (W, time, level, message)                warnings and errors
@@ -36,6 +48,9 @@ NORMAL_TASK, ACTOR_TASK, ACTOR_CREATION_TASK = "NORMAL_TASK", "ACTOR_TASK", "ACT
 SEND_EVERY = 0.25        # seconds between two EVENTS of a rank (fewer when idle: nothing new)
 SEND_AT_MOST = 2000      # events piled up that are sent at once
 SHORTEST_WAIT = 0.001    # get waits shorter than this are not worth a span
+RECORDS_PER_SEND = 200   # newest ended tasks a rank reports as records, per send
+SPANS_PER_SEND = 500     # newest spans a rank reports, per send
+DURATION_BOUNDS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)   # histogram buckets (s)
 
 # Ray's error types (``list_tasks``' ``error_type``) by the exception a failure carries
 ERROR_TYPES = {"TaskError": "TASK_EXECUTION_EXCEPTION", "RayTaskError": "TASK_EXECUTION_EXCEPTION",
@@ -107,10 +122,14 @@ class EventLog:
 
     def __init__(self, enabled=True, sample_every=1.0):
         self.enabled = enabled
-        self.pending = []
-        self.begun = {}                        # task_id -> (start, pid) of work running here
-        self.unsent_begun = {}                 # task_id -> BEGAN event not sent yet
+        self.pending = []                      # events sent as they are
+        self.begun = {}                        # task_id -> (start, pid, name, actor_id): runs here
+        self.running_sent = False              # the last send reported work running here
         self.unsent_submitted = {}             # task_id -> SUBMITTED event not sent yet
+        self.done = {}                         # name -> [task_id, actor_id, count]
+        self.recent_done = deque(maxlen=RECORDS_PER_SEND)
+        self.timing = {}                       # name -> TIMING entry (see above)
+        self.recent_spans = deque(maxlen=SPANS_PER_SEND)
         self.last_sent = 0.0
         self.sample_every = sample_every
         self.next_sample = 0.0
@@ -125,15 +144,30 @@ class EventLog:
 
     def finished(self, spec, results):
         """The results of a task this rank owns came back (or it failed without running)."""
-        if self.enabled:
-            unsent = self.unsent_submitted.pop(spec.task_id, None)
-            obj = results[0][1] if results else None
-            self.pending.append((FINISHED, spec.task_id, spec.name, spec.actor_id, time.time(),
+        if not self.enabled:
+            return
+        task_id, name = spec.task_id, spec.name
+        unsent = self.unsent_submitted.pop(task_id, None)
+        obj = results[0][1] if results else None
+        now = time.time()
+        if unsent is None or (obj is not None and obj[0] == ERROR):
+            # the head knows it as submitted (or it failed): its end, by itself
+            self.pending.append((FINISHED, task_id, name, spec.actor_id, now,
                                  None if obj is None or obj[0] != ERROR else describe_error(obj),
                                  None if unsent is None else unsent[4]))
+            return
+        done = self.done.get(name)
+        if done is None:
+            self.done[name] = [task_id, spec.actor_id, 1]
+        else:
+            done[2] += 1
+        self.recent_done.append((task_id, name, spec.actor_id, now, unsent[4]))
 
     def retried(self, spec, why):
         if self.enabled:
+            submitted = self.unsent_submitted.pop(spec.task_id, None)
+            if submitted is not None:          # (the head must know it to count its end)
+                self.pending.append(submitted)
             self.pending.append((RETRIED, spec.task_id, spec.name, spec.actor_id, time.time(),
                                  why))
 
@@ -141,32 +175,48 @@ class EventLog:
     def began(self, spec, pid=None):
         """A task or call starts here, in process ``pid`` (None: this one)."""
         if self.enabled:
-            now = time.time()
-            pid = pid or self.pid
-            self.begun[spec.task_id] = (now, pid)
-            self.unsent_begun[spec.task_id] = (BEGAN, spec.task_id, spec.name, spec.actor_id,
-                                               pid, now)
+            self.begun[spec.task_id] = (time.time(), pid or self.pid, spec.name, spec.actor_id)
 
     def ended(self, spec, results):
         """The results of a task or call that ran here leave (a span, if it began here)."""
-        if self.enabled:
-            begun = self.begun.pop(spec.task_id, None)
-            if begun is not None:
-                if self.unsent_begun:
-                    self.unsent_begun.pop(spec.task_id, None)
-                obj = results[0][1] if results else None
-                self.pending.append((ENDED, spec.task_id, spec.name, spec.actor_id, begun[1],
-                                     begun[0], time.time(), None if obj is None
-                                     or obj[0] != ERROR else describe_error(obj)))
+        if not self.enabled:
+            return
+        begun = self.begun.pop(spec.task_id, None)
+        if begun is None:
+            return
+        start, pid, name, actor_id = begun
+        task_id = spec.task_id
+        now = time.time()
+        obj = results[0][1] if results else None
+        failed = obj is not None and obj[0] == ERROR
+        event = (ENDED, task_id, name, actor_id, pid, start, now,
+                 describe_error(obj) if failed else None)
+        if failed or task_id == actor_id:      # failures and constructions: by themselves
+            self.pending.append(event)
+        else:
+            self.recent_spans.append(event)
+        seconds = now - start
+        timing = self.timing.get(name)
+        if timing is None:
+            timing = self.timing[name] = [task_id, actor_id, 0, 0.0, 0.0,
+                                          [0] * (len(DURATION_BOUNDS) + 1), {}]
+        timing[2] += 1
+        timing[3] += seconds
+        if seconds > timing[4]:
+            timing[4] = seconds
+        timing[5][bisect_left(DURATION_BOUNDS, seconds)] += 1
+        if actor_id is not None and task_id != actor_id:
+            calls = timing[6]
+            calls[actor_id] = calls.get(actor_id, 0) + 1
 
     def crashed(self, spec, why):
         """The process running a task or call here died (a failed span)."""
         if self.enabled:
             begun = self.begun.pop(spec.task_id, None)
-            self.unsent_begun.pop(spec.task_id, None)
             if begun is not None:
-                self.pending.append((ENDED, spec.task_id, spec.name, spec.actor_id, begun[1],
-                                     begun[0], time.time(), ("WORKER_DIED", why)))
+                start, pid, name, actor_id = begun
+                self.pending.append((ENDED, spec.task_id, name, actor_id, pid, start,
+                                     time.time(), ("WORKER_DIED", why)))
 
     # ------------------------------------------------------------------ the rest
     def transfer(self, object_id, nbytes, from_node, to_node, start):
@@ -199,33 +249,49 @@ class EventLog:
                 except Exception as error:     # a sample is not worth breaking the rank
                     sample["probe_error"] = repr(error)
             self.pending.append((LOAD, time.time(), sample))
-        waiting = len(self.pending) + len(self.unsent_submitted) + len(self.unsent_begun)
-        return bool(waiting) and (now - self.last_sent >= SEND_EVERY
-                                  or waiting >= SEND_AT_MOST)
+        return self.has_news() and (now - self.last_sent >= SEND_EVERY
+                                    or len(self.pending) >= SEND_AT_MOST)
 
     def has_news(self):
-        return bool(self.pending or self.unsent_submitted or self.unsent_begun)
+        return bool(self.pending or self.unsent_submitted or self.done or self.timing
+                    or self.begun or self.running_sent)
 
     def take(self, now):
-        """What to send: the work still unfinished first (its submission or beginning, once),
-        then everything recorded since."""
+        """What to send: the work still unfinished (its submission, once; what runs here),
+        then everything recorded since, short work added up."""
         taken = []
         if self.unsent_submitted:
             taken.extend(self.unsent_submitted.values())
             self.unsent_submitted = {}
-        if self.unsent_begun:
-            taken.extend(self.unsent_begun.values())
-            self.unsent_begun = {}
         taken.extend(self.pending)
         self.pending = []
+        if self.done:
+            taken.append((DONE, self.done))
+            self.done = {}
+        if self.recent_done:
+            taken.append((RECENT, list(self.recent_done)))
+            self.recent_done.clear()
+        if self.timing:
+            taken.append((TIMING, self.timing))
+            self.timing = {}
+        if self.recent_spans:
+            taken.append((SPANS, list(self.recent_spans)))
+            self.recent_spans.clear()
+        if self.begun or self.running_sent:
+            taken.append((RUNNING, [(task_id, name, actor_id, pid, start) for task_id,
+                                    (start, pid, name, actor_id) in self.begun.items()]))
+            self.running_sent = bool(self.begun)
         self.last_sent = now
         return taken
 
     def forget(self):
         """A new session: what ran in the old one is over."""
         self.begun.clear()
-        self.unsent_begun.clear()
         self.unsent_submitted.clear()
+        self.done.clear()
+        self.recent_done.clear()
+        self.timing.clear()
+        self.recent_spans.clear()
 
 
 NOT_RECORDING = EventLog(enabled=False)      # the roles' default until a runtime wires its own

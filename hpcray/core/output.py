@@ -823,7 +823,7 @@ class Output:
     def _log(self, records):
         log = self.log
         if log is None:
-            log = self._open_log()
+            log = self.open_log()
         if not log:
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -855,10 +855,12 @@ class Output:
         except (OSError, ValueError):
             self.log = False
 
-    def _open_log(self):
-        job_dir = getattr(self.job, "job_dir", None)
+    def open_log(self):
+        """Open this rank's log in the job directory (None: there is none)."""
+        job_dir = self.job.job_dir
         if not job_dir:
-            return None                        # (it may come later: asked again next time)
+            self.log = False                   # (no job directory: no log)
+            return None
         try:
             self.log = layout.open_private(layout.rank_log_path(job_dir, self.rank), "a")
         except OSError as error:

@@ -13,9 +13,7 @@ for the state API, the timeline, ``hpcray status`` and the dashboard.
 it). Memory is bounded: a ring of spans per rank, the last finished tasks, and per-function
 aggregates that count everything.
 """
-import bisect
 import itertools
-import operator
 import os
 import sys
 import threading
@@ -26,138 +24,141 @@ from ..core import events as ev
 from ..jobdir import layout, page, views
 from .directory import answer
 
-DURATION_BOUNDS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 SERIES_POINTS = 600            # samples kept per series (one per snapshot)
 NOTES_KEPT = 200
 FAILED_KEPT = 50
 SLOWEST_KEPT = 10
 SNAPSHOT_TASKS = 1000          # task records a written snapshot holds
 SNAPSHOT_SPANS = 3000          # timeline spans a written snapshot holds
-DROPPED_REMEMBERED = 100000    # ids of ended tasks no longer kept that late events may name
 PENDING, RUNNING, FINISHED, FAILED = "PENDING", "RUNNING", "FINISHED", "FAILED"
-_START = operator.itemgetter(3)
-_NAMED = (ev.SUBMITTED, ev.BEGAN, ev.ENDED, ev.FINISHED, ev.RETRIED)
+OPEN = "OPEN"                  # submitted and not ended: PENDING or RUNNING (see counts)
+_NAMED = (ev.SUBMITTED, ev.FINISHED, ev.RETRIED, ev.ENDED)
 _CATEGORY = {ev.NORMAL_TASK: "task", ev.ACTOR_TASK: "actor_task",
              ev.ACTOR_CREATION_TASK: "actor_creation"}
+_SPAN_START = 5                # a span: (ENDED event, rank); the event's start time
 
 
-class TaskRow:
-    """What the head knows of one task (or actor call)."""
-    __slots__ = ("task_id", "name", "type", "actor_id", "state", "attempt", "rank", "pid",
-                 "submitted", "start", "end", "error_type", "error_message", "ended")
+class OpenTask:
+    """A task its owner reported submitted and not ended yet."""
+    __slots__ = ("name", "actor_id", "submitted")
 
-    def __init__(self, task_id, name, kind, actor_id):
-        self.task_id = task_id
+    def __init__(self, name, actor_id, submitted):
         self.name = name
-        self.type = kind
         self.actor_id = actor_id
-        self.state = None
-        self.attempt = 0
-        self.rank = self.pid = self.submitted = self.start = self.end = None
-        self.error_type = self.error_message = None
-        self.ended = False                     # counted as ended (FINISHED or FAILED)
+        self.submitted = submitted
 
-    def record(self, node_id):
-        """Ray's ``list_tasks`` record."""
-        duration = (self.end - self.start) if self.start and self.end else None
-        return {"task_id": f"{self.task_id:016x}", "attempt_number": self.attempt,
-                "name": self.name, "state": views.RAY_TASK_STATE.get(self.state, self.state),
-                "type": self.type, "func_or_class_name": self.name.rpartition(".")[0]
-                if self.type == ev.ACTOR_CREATION_TASK else self.name,
-                "actor_id": None if self.actor_id is None else f"{self.actor_id:016x}",
-                "node_id": None if self.rank is None else node_id(self.rank),
-                "worker_pid": self.pid, "rank": self.rank,
-                "creation_time_ms": _ms(self.submitted), "start_time_ms": _ms(self.start),
-                "end_time_ms": _ms(self.end), "duration_s": duration,
-                "error_type": self.error_type, "error_message": self.error_message}
+
+class FunctionStats:
+    """One function's (or method's) tasks: how many ended each way, how many are open, how
+    long they ran."""
+    __slots__ = ("type", "counts", "total", "longest", "timed")
+
+    def __init__(self, kind):
+        self.type = kind
+        self.counts = {OPEN: 0, FINISHED: 0, FAILED: 0, "RETRIED": 0}
+        self.total = self.longest = 0.0
+        self.timed = 0
 
 
 def _ms(seconds):
     return None if seconds is None else int(seconds * 1000)
 
 
-class FunctionStats:
-    __slots__ = ("counts", "total", "longest", "timed")
-
-    def __init__(self):
-        self.counts = dict.fromkeys(views.TASK_STATES, 0)
-        self.total = self.longest = 0.0
-        self.timed = 0
+def _short(name, actor_id):
+    """Ray names a task by its function's name ("f", not "module.f")."""
+    return name.rpartition(".")[2] if actor_id is None else name
 
 
 class JobTable:
-    """Every rank's events added up. ``node_id(rank)``: the id of a rank's node;
-    ``spans_per_rank``: the ring of each rank's timeline."""
+    """Every rank's events added up. Ranks add short work up before they send
+    (``core/events.py``), so merging costs the same whatever the task rate; Ray's task
+    records are made only when asked for (``task_records``).
+
+    Counts: a task's end is counted from its owner's report (FINISHED, FAILED, or DONE for
+    short ones); ``open`` holds the tasks reported submitted and not ended; what runs now
+    is each executing rank's latest RUNNING report, so PENDING and RUNNING are worked out
+    when asked. ``node_id(rank)``: the id of a rank's node; ``spans_per_rank``: the ring of
+    each rank's timeline; ``tasks_kept``: ended tasks listed by ``task_records``."""
 
     def __init__(self, size, node_id, spans_per_rank=20000, tasks_kept=20000):
         self.node_id = node_id
-        self.spans_per_rank = spans_per_rank
         self.tasks_kept = tasks_kept
         self.start = time.time()
-        self.forget(size)
+        self.spans = [deque(maxlen=spans_per_rank) for _ in range(size)]
+        self.loads = [{} for _ in range(size)]
+        self.forget()
 
-    def forget(self, size=None):
-        """A new session: nothing of the old one's work is kept but the timeline's past."""
-        size = size or len(self.loads)
-        self.rows = {}                         # task_id -> TaskRow (unfinished + recent)
-        self.ended = deque()                   # ids of ended rows still kept, oldest first
-        self.dropped = set()                   # ids of ended rows no longer kept
-        self.dropped_order = deque()
-        self.functions = {}                    # (name, type) -> FunctionStats
-        self.histogram = [0] * (len(DURATION_BOUNDS) + 1)
-        self.failed = deque(maxlen=FAILED_KEPT)
-        self.slowest = []                      # (seconds, record), longest first
+    def forget(self):
+        """A new session: its tasks and actors start from nothing (the timeline's past and
+        the ranks' loads stay)."""
+        size = len(self.spans)
+        self.open = {}                         # task_id -> OpenTask
+        self.running = [[] for _ in range(size)]   # rank -> [(task_id, name, actor_id, pid,
+        #                                            start)] running there, as last reported
+        self.ended = deque(maxlen=self.tasks_kept)  # (task_id, name, actor_id, end, failure,
+        #                                             submitted) of ended tasks, oldest first
+        self.executed = {}                     # task_id -> (ENDED event, rank), the last ones
+        self.executed_order = deque()
+        self.attempts = {}                     # task_id -> attempts beyond the first
+        self.functions = {}                    # name -> FunctionStats
+        self.histogram = [0] * (len(ev.DURATION_BOUNDS) + 1)
+        self.failed = deque(maxlen=FAILED_KEPT)    # entries of ``ended`` that failed
+        self.slowest = []                      # (seconds, ENDED event, rank), longest first
         self.calls = {}                        # actor_id -> calls served
         self.actor_pids = {}                   # actor_id -> (rank, pid) where it was built
         self.restarts = {}                     # actor_id -> times it was built again
-        self.spans = getattr(self, "spans", None) or [deque(maxlen=self.spans_per_rank)
-                                                      for _ in range(size)]
         self.notes = deque(maxlen=NOTES_KEPT)
-        self.short_names = {}                  # a task's name -> Ray's name of it
-        self.loads = getattr(self, "loads", None) or [{} for _ in range(size)]
 
     # ------------------------------------------------------------------ merging
     def merge(self, rank, batch):
         """Add one rank's EVENTS."""
-        short_names = self.short_names
         for event in batch:
             kind = event[0]
             if kind in _NAMED and event[3] is None:
-                # Ray names a task by its function's name ("f", not "module.f")
-                name = event[2]
-                short = short_names.get(name)
-                if short is None:
-                    short = short_names[name] = name.rpartition(".")[2]
-                if short is not name:
-                    event = event[:2] + (short,) + event[3:]
-            if kind == ev.ENDED:
-                self._ended(rank, event)
-            elif kind == ev.BEGAN:
-                self._began(rank, event)
+                event = event[:2] + (_short(event[2], None),) + event[3:]
+            if kind == ev.FINISHED:
+                _, task_id, name, actor_id, when, failure, submitted = event
+                self._ended(task_id, name, actor_id, when, failure, submitted)
+            elif kind == ev.DONE:
+                for name, (task_id, actor_id, count) in event[1].items():
+                    self._stats(_short(name, actor_id), task_id, actor_id) \
+                        .counts[FINISHED] += count
+            elif kind == ev.RECENT:
+                ended = self.ended
+                for task_id, name, actor_id, end, submitted in event[1]:
+                    ended.append((task_id, _short(name, actor_id), actor_id, end, None,
+                                  submitted))
             elif kind == ev.SUBMITTED:
                 _, task_id, name, actor_id, when = event
-                row = self._row(task_id, name, actor_id, PENDING)
-                if row is not None and row.submitted is None:
-                    row.submitted = when
-            elif kind == ev.FINISHED:
-                _, task_id, name, actor_id, when, failure, submitted = event
-                row = self._row(task_id, name, actor_id, PENDING)
-                if row is not None:
-                    row.end = row.end or when
-                    row.submitted = row.submitted or submitted
-                    self._settle(row, failure)
+                if task_id not in self.open:
+                    self.open[task_id] = OpenTask(name, actor_id, when)
+                    self._stats(name, task_id, actor_id).counts[OPEN] += 1
+            elif kind == ev.TIMING:
+                self._timing(event[1])
+            elif kind == ev.SPANS:
+                for span in event[1]:
+                    if span[3] is None:
+                        span = span[:2] + (_short(span[2], None),) + span[3:]
+                    self._span(span, rank)
+            elif kind == ev.RUNNING:
+                self.running[rank] = [(task_id, _short(name, actor_id), actor_id, pid, start)
+                                      for task_id, name, actor_id, pid, start in event[1]]
+            elif kind == ev.ENDED:
+                self._span(event, rank)
+                if event[1] == event[3]:       # an actor's construction
+                    self._built(event[3], rank, event[4])
             elif kind == ev.RETRIED:
                 self._retried(event)
             elif kind == ev.TRANSFER:
                 _, object_id, nbytes, from_node, to_node, start, end = event
-                self.spans[rank].append(("transfer", f"object {object_id:x} "
-                                         f"({views.human_bytes(nbytes)}, node {from_node} -> "
-                                         f"{to_node})", self.loads[rank].get("pid"), start,
-                                         end, True, rank))
+                name = (f"object {object_id:x} ({views.human_bytes(nbytes)}, node "
+                        f"{from_node} -> {to_node})")
+                self.spans[rank].append(((kind, None, name, "transfer",
+                                          self.loads[rank].get("pid"), start, end, None), rank))
             elif kind == ev.WAITED:
                 _, pid, count, start, end = event
-                self.spans[rank].append(("get", f"get ({count} object{'s' * (count != 1)})",
-                                         pid, start, end, True, rank))
+                name = f"get ({count} object{'s' * (count != 1)})"
+                self.spans[rank].append(((kind, None, name, "get", pid, start, end, None), rank))
             elif kind == ev.NOTE:
                 _, when, level, message = event
                 self.notes.append({"time": when, "level": level, "rank": rank,
@@ -165,69 +166,56 @@ class JobTable:
             elif kind == ev.LOAD:
                 self.loads[rank] = dict(event[2], sampled=event[1])
 
-    def _row(self, task_id, name, actor_id, state):
-        """The row of a task, made (counted in ``state``) if new; None for a task no longer
-        kept."""
-        row = self.rows.get(task_id)
-        if row is None:
-            if task_id in self.dropped:
-                return None                    # (a late event of a task no longer kept)
+    def _stats(self, name, task_id, actor_id):
+        stats = self.functions.get(name)
+        if stats is None:
             kind = ev.NORMAL_TASK if actor_id is None else ev.task_type(task_id, actor_id)
-            row = self.rows[task_id] = TaskRow(task_id, name, kind, actor_id)
-            stats = self.functions.get((name, kind))
-            if stats is None:
-                stats = self.functions[(name, kind)] = FunctionStats()
-            stats.counts[state] += 1
-            row.state = state
-        return row
+            stats = self.functions[name] = FunctionStats(kind)
+        return stats
 
-    def _move(self, row, state):
-        """Count the row in ``state`` now (never back, but for a retry)."""
-        counts = self.functions[(row.name, row.type)].counts
-        counts[row.state] -= 1
-        counts[state] += 1
-        row.state = state
+    def _ended(self, task_id, name, actor_id, when, failure, submitted):
+        """A task is over, as its owner says (counted here)."""
+        task = self.open.pop(task_id, None)
+        stats = self._stats(name, task_id, actor_id)
+        if task is not None:
+            stats.counts[OPEN] -= 1
+            submitted = submitted or task.submitted
+        stats.counts[FINISHED if failure is None else FAILED] += 1
+        entry = (task_id, name, actor_id, when, failure, submitted)
+        self.ended.append(entry)
+        if failure is not None:
+            self.failed.append(entry)
 
-    def _began(self, rank, event):
-        _, task_id, name, actor_id, pid, when = event
-        row = self._row(task_id, name, actor_id, RUNNING)
-        if row is None:
-            return
-        row.rank, row.pid, row.start = rank, pid, when
-        if row.state == PENDING:
-            self._move(row, RUNNING)
-        if task_id == actor_id:
-            self._built(actor_id, rank, pid)
+    def _timing(self, timing):
+        histogram = self.histogram
+        for name, (task_id, actor_id, count, seconds, longest, buckets, calls) in \
+                timing.items():
+            stats = self._stats(_short(name, actor_id), task_id, actor_id)
+            stats.timed += count
+            stats.total += seconds
+            if longest > stats.longest:
+                stats.longest = longest
+            for index, number in enumerate(buckets):
+                histogram[index] += number
+            for actor, served in calls.items():
+                self.calls[actor] = self.calls.get(actor, 0) + served
 
-    def _ended(self, rank, event):
-        _, task_id, name, actor_id, pid, start, end, failure = event
-        kind = ev.NORMAL_TASK if actor_id is None else ev.task_type(task_id, actor_id)
-        self.spans[rank].append((_CATEGORY[kind], name, pid, start, end, failure is None, rank))
-        seconds = end - start
-        crashed = failure is not None and failure[0] == "WORKER_DIED"
-        # a new row starts in its final state (no other report of it came yet)
-        row = self._row(task_id, name, actor_id,
-                        RUNNING if crashed else FINISHED if failure is None else FAILED)
-        stats = self.functions[(name, kind)]
-        stats.timed += 1
-        stats.total += seconds
-        if seconds > stats.longest:
-            stats.longest = seconds
-        self.histogram[bisect.bisect_left(DURATION_BOUNDS, seconds)] += 1
-        if kind == ev.ACTOR_TASK:
-            self.calls[actor_id] = self.calls.get(actor_id, 0) + 1
-        elif kind == ev.ACTOR_CREATION_TASK:
-            self._built(actor_id, rank, pid)
-        if row is None:
-            return
-        row.rank, row.pid, row.start, row.end = rank, pid, start, end
+    def _span(self, event, rank):
+        """A task's span (an ENDED event) on ``rank``: the timeline, and where it ran."""
+        self.spans[rank].append((event, rank))
+        task_id = event[1]
+        executed = self.executed
+        if task_id not in executed:
+            self.executed_order.append(task_id)
+            if len(self.executed_order) > self.tasks_kept:
+                executed.pop(self.executed_order.popleft(), None)
+        executed[task_id] = (event, rank)
+        seconds = event[6] - event[5]
         slowest = self.slowest
         if len(slowest) < SLOWEST_KEPT or seconds > slowest[-1][0]:
-            slowest.append((seconds, row))
+            slowest.append((seconds, event, rank))
             slowest.sort(key=lambda item: -item[0])
             del slowest[SLOWEST_KEPT:]
-        if not crashed:                        # (a crash: its owner retries it, or fails it)
-            self._settle(row, failure)
 
     def _built(self, actor_id, rank, pid):
         """An actor is built in process ``pid`` of ``rank``: once more somewhere else is a
@@ -237,104 +225,150 @@ class JobTable:
             self.restarts[actor_id] = self.restarts.get(actor_id, 0) + 1
         self.actor_pids[actor_id] = (rank, pid)
 
-    def _settle(self, row, failure):
-        """The task ended (``failure``: ``(error type, message)`` or None): count it so,
-        unless it was counted ended already (a row made in its final state is counted, but
-        not yet remembered as ended)."""
-        if row.ended:
-            return
-        row.ended = True
-        if failure is not None:
-            row.error_type, row.error_message = failure
-            if row.state != FAILED:
-                self._move(row, FAILED)
-            self.failed.append(row.record(self.node_id))
-        elif row.state != FINISHED:
-            self._move(row, FINISHED)
-        ended = self.ended
-        ended.append(row.task_id)
-        if len(ended) > self.tasks_kept:
-            old = self.rows.pop(ended.popleft(), None)
-            if old is not None:
-                self.dropped.add(old.task_id)
-                self.dropped_order.append(old.task_id)
-                if len(self.dropped_order) > max(4 * self.tasks_kept, DROPPED_REMEMBERED):
-                    self.dropped.discard(self.dropped_order.popleft())
-
-    def abandon_unfinished(self):
-        """The job ended: its unfinished tasks will never finish."""
-        for row in list(self.rows.values()):
-            if not row.ended:
-                self._settle(row, ("JOB_ENDED", "the job ended before this task finished: "
-                                                "it was abandoned"))
-
     def _retried(self, event):
         _, task_id, name, actor_id, when, why = event
-        row = self._row(task_id, name, actor_id, PENDING)
-        if row is None:
-            return
-        self.functions[(row.name, row.type)].counts["RETRIED"] += 1
-        row.attempt += 1
-        if row.state == RUNNING:
-            self._move(row, PENDING)
-        self.notes.append({"time": when, "level": "WARNING", "rank": row.rank,
+        self._stats(name, task_id, actor_id).counts["RETRIED"] += 1
+        self.attempts[task_id] = self.attempts.get(task_id, 0) + 1
+        self.notes.append({"time": when, "level": "WARNING", "rank": None,
                            "message": f"{name} (task {task_id:016x}) retried: {why}"})
 
+    def abandon_unfinished(self):
+        """The job ended: its unfinished tasks will never finish (they count as failed)."""
+        now = time.time()
+        for task_id, task in list(self.open.items()):
+            self._ended(task_id, task.name, task.actor_id, now,
+                        ("JOB_ENDED", "the job ended before this task finished: it was "
+                                      "abandoned"), task.submitted)
+        self.running = [[] for _ in self.running]
+
     # ------------------------------------------------------------------ reading
+    def _running_ids(self):
+        return {entry[0]: (rank, entry) for rank, entries in enumerate(self.running)
+                for entry in entries}
+
+    def _record(self, task_id, name, actor_id, state, submitted=None, end=None,
+                failure=None, where=None):
+        """Ray's ``list_tasks`` record, joining what the owner and the executor said
+        (``where``: ``(rank, pid, start)`` of a running task)."""
+        rank = pid = start = None
+        done = self.executed.get(task_id)
+        if where is not None:
+            rank, pid, start = where
+        elif done is not None:
+            event, rank = done
+            pid, start, end = event[4], event[5], end or event[6]
+            if failure is None and state == FAILED:
+                failure = event[7]
+        kind = ev.NORMAL_TASK if actor_id is None else ev.task_type(task_id, actor_id)
+        return {"task_id": f"{task_id:016x}", "attempt_number": self.attempts.get(task_id, 0),
+                "name": name, "state": views.RAY_TASK_STATE.get(state, state), "type": kind,
+                "func_or_class_name": name.rpartition(".")[0]
+                if kind == ev.ACTOR_CREATION_TASK else name,
+                "actor_id": None if actor_id is None else f"{actor_id:016x}",
+                "node_id": None if rank is None else self.node_id(rank),
+                "worker_pid": pid, "rank": rank, "creation_time_ms": _ms(submitted),
+                "start_time_ms": _ms(start), "end_time_ms": _ms(end),
+                "duration_s": (end - start) if start and end else None,
+                "error_type": None if failure is None else failure[0],
+                "error_message": None if failure is None else failure[1]}
+
+    def _ended_record(self, entry):
+        task_id, name, actor_id, end, failure, submitted = entry
+        return self._record(task_id, name, actor_id, FINISHED if failure is None else FAILED,
+                            submitted, end, failure)
+
     def task_records(self, limit=None):
-        """Ray's task records: unfinished ones first, then the newest ended ones (the order
-        they ended in; no sort: the head builds a snapshot every second)."""
-        rows = self.rows
-        chosen = [row for row in rows.values() if not row.ended]
-        for task_id in reversed(self.ended):
-            if limit is not None and len(chosen) >= limit:
+        """Ray's task records: running ones first, then pending ones, then the newest
+        ended ones."""
+        running = self._running_ids()
+        records = []
+        for task_id, (rank, (_, name, actor_id, pid, start)) in running.items():
+            task = self.open.get(task_id)
+            records.append(self._record(task_id, name, actor_id, RUNNING,
+                                        task.submitted if task else None,
+                                        where=(rank, pid, start)))
+        for task_id, task in self.open.items():
+            if task_id not in running:         # (ran, if its executor said it ended)
+                records.append(self._record(task_id, task.name, task.actor_id,
+                                            RUNNING if task_id in self.executed else PENDING,
+                                            task.submitted))
+        for entry in reversed(self.ended):
+            if limit is not None and len(records) >= limit:
                 break
-            row = rows.get(task_id)
-            if row is not None:
-                chosen.append(row)
-        if limit is not None:
-            chosen = chosen[:limit]
-        return [row.record(self.node_id) for row in chosen]
+            records.append(self._ended_record(entry))
+        return records if limit is None else records[:limit]
 
     def by_function(self):
+        """Per function: PENDING, RUNNING, FINISHED, FAILED, RETRIED and times."""
+        running_now = {}
+        open_running = {}
+        for task_id, (_, entry) in self._running_ids().items():
+            running_now[entry[1]] = running_now.get(entry[1], 0) + 1
+            if task_id in self.open:
+                open_running[entry[1]] = open_running.get(entry[1], 0) + 1
+        for task_id, task in self.open.items():     # ended where it ran; its owner has
+            if task_id in self.executed:            # not said so yet: still running
+                running_now[task.name] = running_now.get(task.name, 0) + 1
+                open_running[task.name] = open_running.get(task.name, 0) + 1
         table = []
-        for (name, kind), stats in self.functions.items():
-            entry = {"name": name, "type": kind, **stats.counts,
-                     "total_seconds": stats.total, "max_seconds": stats.longest,
-                     "mean_seconds": stats.total / stats.timed if stats.timed else None}
-            table.append(entry)
+        for name, stats in self.functions.items():
+            counts = stats.counts
+            table.append({"name": name, "type": stats.type,
+                          "PENDING": max(counts[OPEN] - open_running.get(name, 0), 0),
+                          "RUNNING": running_now.get(name, 0), "FINISHED": counts[FINISHED],
+                          "FAILED": counts[FAILED], "RETRIED": counts["RETRIED"],
+                          "total_seconds": stats.total, "max_seconds": stats.longest,
+                          "mean_seconds": stats.total / stats.timed if stats.timed else None})
+        for name, count in running_now.items():     # (running, not reported submitted)
+            if name not in self.functions:
+                table.append({"name": name, "type": ev.NORMAL_TASK, "PENDING": 0,
+                              "RUNNING": count, "FINISHED": 0, "FAILED": 0, "RETRIED": 0,
+                              "total_seconds": 0.0, "max_seconds": 0.0, "mean_seconds": None})
         table.sort(key=lambda entry: -sum(entry[state] for state in views.TASK_STATES[:4]))
         return table
 
     def totals(self):
         totals = dict.fromkeys(views.TASK_STATES, 0)
-        for stats in self.functions.values():
-            for state, count in stats.counts.items():
-                totals[state] += count
+        for row in self.by_function():
+            for state in views.TASK_STATES:
+                totals[state] += row[state]
         return totals
 
     def tasks_view(self, limit):
+        slowest = [self._record(event[1], event[2], event[3], FINISHED if event[7] is None
+                                else FAILED, end=event[6], failure=event[7])
+                   for _, event, _ in self.slowest]
         return {"totals": self.totals(), "by_function": self.by_function(),
-                "durations": {"bounds": list(DURATION_BOUNDS), "counts": list(self.histogram)},
-                "slowest": [row.record(self.node_id) for _, row in self.slowest],
-                "failed": list(self.failed), "recent": self.task_records(limit)}
+                "durations": {"bounds": list(ev.DURATION_BOUNDS),
+                              "counts": list(self.histogram)},
+                "slowest": slowest,
+                "failed": [self._ended_record(entry) for entry in self.failed],
+                "recent": self.task_records(limit)}
 
     def spans_view(self, limit=None):
         """The timeline's spans, oldest first: ``{name, cat, rank, pid, t, dur, ok}`` with
         ``t`` in seconds since the job's start."""
         if limit is not None and limit <= 0:
             return []
-        # a span is (cat, name, pid, start, end, ok, rank); the newest of each ring, by start
         spans = itertools.chain.from_iterable(
             ring if limit is None else itertools.islice(reversed(ring), limit)
             for ring in self.spans)
-        newest = sorted(spans, key=_START)
+        newest = sorted(spans, key=lambda span: span[0][_SPAN_START])
         if limit is not None:
             newest = newest[-limit:]
         origin = self.start
-        return [{"name": name, "cat": cat, "rank": rank, "pid": pid, "t": start - origin,
-                 "dur": max(end - start, 0.0), "ok": ok}
-                for cat, name, pid, start, end, ok, rank in newest]
+        listed = []
+        for event, rank in newest:
+            kind, task_id, name, fourth, pid, start, end, failure = event
+            if kind == ev.ENDED:
+                category = _CATEGORY[ev.NORMAL_TASK if fourth is None
+                                     else ev.task_type(task_id, fourth)]
+            else:
+                category = fourth              # (transfers and gets carry theirs)
+            listed.append({"name": name, "cat": category, "rank": rank, "pid": pid,
+                           "t": start - origin, "dur": max(end - start, 0.0),
+                           "ok": failure is None})
+        return listed
 
     def trace_events(self, hosts):
         """Chrome trace events (``ray.timeline``'s format): a process per rank, a thread per
@@ -422,6 +456,7 @@ class Observer:
 
     def forget(self):
         self.table.forget()
+        self.death_causes.clear()
 
     # ------------------------------------------------------------------ the snapshot
     def snapshot(self, task_limit=SNAPSHOT_TASKS, span_limit=SNAPSHOT_SPANS):

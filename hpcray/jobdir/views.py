@@ -58,12 +58,8 @@ def parse_filter(text):
 def _matches(record, key, operator, value):
     actual = record.get(key)
     if operator in ("=", "!="):
-        if isinstance(actual, bool):
-            equal = str(actual).lower() == str(value).lower()
-        else:
-            equal = str(actual) == str(value) or (
-                isinstance(actual, str) and actual.upper() == str(value).upper()
-                and key in ("state", "type", "worker_type"))
+        # as in Ray, string values compare without case ("running" finds RUNNING)
+        equal = str(actual).lower() == str(value).lower()
         return equal == (operator == "=")
     try:
         actual, value = float(actual), float(value)

@@ -218,6 +218,7 @@ def attach_output(rt, executes):
     (forwarding each turn, showing on the head), and, on a rank that runs tasks on its own
     threads, the capture of what they print (worker processes capture their own)."""
     role = output.Output(rt.job, rt.transport, rt.config)
+    role.open_log()                            # (every rank has its log, if only empty)
     rt.attach("output", role)
     rt.progress.turn_hooks.append(role.forward)
     rt.lifecycle.before_bye.append(role.before_leaving)

@@ -5,11 +5,15 @@ with the same code ``hpcray list`` / ``hpcray summary`` use on a job directory
 (``jobdir/views.py``). Ranks report what they record every quarter of a second, so, as in
 Ray, a task that just ended on another rank may show in its former state for that long.
 """
+import fnmatch
 import json
+import os
 
-from ..jobdir import views
+from ..api import get_runtime_context
+from ..jobdir import layout, views
 from ..launch import session
 from ..wire import messages
+from .placement_group import placement_group_table
 
 DEFAULT_LIMIT = views.DEFAULT_LIMIT
 
@@ -134,3 +138,115 @@ def timeline(filename=None):
     with open(filename, "w") as handle:
         json.dump(events, handle)
     return None
+
+
+def list_placement_groups(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=None,
+                          detail=False, raise_on_missing_output=True, _explain=False):
+    """The job's placement groups (``placement_group_id``, ``name``, ``state``:
+    ``PENDING`` / ``CREATED`` / ``REMOVED``, ``strategy``, ``bundles`` with the
+    ``node_id`` and ``rank`` each is placed on)."""
+    groups = []
+    for group_id, entry in placement_group_table().items():
+        nodes, ranks = entry.get("bundles_to_node_id", {}), entry.get("bundles_to_rank", {})
+        groups.append(StateRecord(
+            placement_group_id=group_id, name=entry.get("name") or "",
+            state=entry.get("state"), strategy=entry.get("strategy"), is_detached=False,
+            bundles=[{"bundle_id": index, "unit_resources": resources,
+                      "node_id": nodes.get(index), "rank": ranks.get(index)}
+                     for index, resources in entry.get("bundles", {}).items()]))
+    return [StateRecord(group) for group in views.select(groups, filters, limit)]
+
+
+def list_jobs(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=None, detail=False,
+              raise_on_missing_output=True, _explain=False):
+    """This job: an hpcray job is one MPI job with one driver (``job_id``, ``status``,
+    ``entrypoint``, ``start_time``, ``driver_info``)."""
+    snapshot = _snapshot(0)
+    job = snapshot["job"]
+    record = StateRecord(
+        job_id=get_runtime_context().get_job_id(), submission_id=None, type="DRIVER",
+        status=job.get("state"), entrypoint=job.get("launch"),
+        start_time=int(job.get("start_time", 0) * 1000), end_time=None,
+        job_dir=job.get("job_dir"),
+        driver_info={"id": get_runtime_context().get_worker_id(), "pid": os.getpid(),
+                     "node_ip_address": (snapshot["nodes"] or [{}])[0].get("ip")})
+    return [StateRecord(item) for item in views.select([record], filters, limit)]
+
+
+def get_node(id, address=None, timeout=None, _explain=False):
+    """The record of one node (its hex id), or None."""
+    found = list_nodes(filters=[("node_id", "=", id)], limit=None)
+    return found[0] if found else None
+
+
+def get_worker(id, address=None, timeout=None, _explain=False):
+    """The record of one worker process (its id), or None."""
+    found = list_workers(filters=[("worker_id", "=", id)], limit=None)
+    return found[0] if found else None
+
+
+def get_placement_group(id, address=None, timeout=None, _explain=False):
+    """The record of one placement group (its hex id), or None."""
+    found = list_placement_groups(filters=[("placement_group_id", "=", id)], limit=None)
+    return found[0] if found else None
+
+
+def get_objects(id, address=None, timeout=None, _explain=False):
+    """The records of one object (its hex id): a list, as Ray's (empty if unknown)."""
+    return list_objects(filters=[("object_id", "=", id)], limit=None)
+
+
+def list_logs(address=None, node_id=None, node_ip=None, glob_filter=None, timeout=None):
+    """The job's log files, ``{node_id: [file name, ...]}`` (each rank's ``rank-N.log``
+    in the job directory, under the node it runs on)."""
+    snapshot = _snapshot(0)
+    job_dir = snapshot["job"].get("job_dir")
+    if job_dir is None:
+        return {}
+    names = sorted(os.listdir(os.path.join(job_dir, layout.LOGS)))
+    by_node = {}
+    for node in snapshot["nodes"]:
+        if node_id not in (None, node["node_id"]) or node_ip not in (None, node.get("ip")):
+            continue
+        mine = [name for name in names
+                if name.startswith("rank-") and int(name[5:].split(".")[0]) in node["ranks"]]
+        if glob_filter is not None:
+            mine = [name for name in mine if fnmatch.fnmatch(name, glob_filter)]
+        by_node[node["node_id"]] = mine
+    return by_node
+
+
+def get_log(address=None, node_id=None, node_ip=None, filename=None, actor_id=None,
+            task_id=None, pid=None, follow=False, tail=-1, timeout=None, suffix="out",
+            encoding="utf-8", errors="strict", submission_id=None, attempt_number=0,
+            _interval=None, filter_ansi_code=False):
+    """The lines of a log file of the job (``filename`` as ``list_logs`` names it; or the
+    log of the rank an actor or task ran on), as a generator of strings, as Ray's.
+
+    Raises:
+        ValueError: no such file, or nothing names one.
+    """
+    snapshot = _snapshot(None)
+    job_dir = snapshot["job"].get("job_dir")
+    if job_dir is None:
+        raise ValueError("this job writes no job directory (HPCRAY_JOB_DIR=off): no logs")
+    rank = None
+    if actor_id is not None:
+        rank = next((actor["rank"] for actor in snapshot["actors"]
+                     if actor["actor_id"] == actor_id), None)
+    elif task_id is not None:
+        rank = next((task["rank"] for task in snapshot["tasks"]["recent"]
+                     if task["task_id"] == task_id), None)
+    if filename is None:
+        if rank is None:
+            raise ValueError("get_log needs a filename (see list_logs), or the actor_id or "
+                             "task_id of work that ran")
+        filename = os.path.basename(layout.rank_log_path(job_dir, rank))
+    path = os.path.join(job_dir, layout.LOGS, os.path.basename(filename))
+    if not os.path.exists(path):
+        raise ValueError(f"no log {filename!r} in {job_dir}/logs (see list_logs())")
+    with open(path, encoding=encoding, errors=errors) as handle:
+        lines = handle.read().splitlines()
+    if tail is not None and tail >= 0:
+        lines = lines[-tail:] if tail else []
+    yield from lines

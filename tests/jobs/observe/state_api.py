@@ -194,6 +194,44 @@ def restarts_retries_and_deaths():
             "retried": retried, "attempt": crash_row[0].attempt_number}
 
 
+@ray.remote
+class Talker:
+    def say(self, text):
+        print(text)
+        return text
+
+
+@check
+def everything_else_rays_state_api_has():
+    from hpcray.util.placement_group import placement_group, remove_placement_group
+    from hpcray.util.state import (get_log, get_node, get_objects, get_placement_group,
+                                   get_worker, list_jobs, list_logs, list_placement_groups,
+                                   list_workers as workers)
+    group = placement_group([{"CPU": 1}], name="the_group")
+    ray.get(group.ready())
+    groups = list_placement_groups(filters=[("name", "=", "the_group")])
+    talker = Talker.remote()
+    ray.get(talker.say.remote("hello from the talker"))
+    talker_id = [a.actor_id for a in list_actors(filters=[("class_name", "=", "Talker")])][0]
+    lines = until(lambda: [line for line in get_log(actor_id=talker_id)
+                           if "hello from the talker" in line])
+    jobs = list_jobs()
+    node = list_nodes()[0]
+    worker = workers(filters=[("worker_type", "=", "WORKER")])[0]
+    object_id = list_objects()[0].object_id
+    result = {"group": (groups[0].state, len(groups[0].bundles),
+                        get_placement_group(groups[0].placement_group_id).name),
+              "jobs": (len(jobs), jobs[0].status, jobs[0].driver_info["pid"] == os.getpid()),
+              "node": get_node(node.node_id).node_id == node.node_id,
+              "worker": get_worker(worker.worker_id).pid == worker.pid,
+              "object": [o.object_id for o in get_objects(object_id)] == [object_id],
+              "logs": sorted(name for names in list_logs().values() for name in names),
+              "log_line": len(lines) >= 1,
+              "case_insensitive": len(list_tasks(filters=[("state", "=", "finished")])) > 0}
+    remove_placement_group(group)
+    return result
+
+
 @check
 def bad_filter():
     list_tasks(filters=[("state", "~", "RUNNING")])
