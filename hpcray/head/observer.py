@@ -459,8 +459,9 @@ class Observer:
         self.death_causes.clear()
 
     # ------------------------------------------------------------------ the snapshot
-    def snapshot(self, task_limit=SNAPSHOT_TASKS, span_limit=SNAPSHOT_SPANS):
-        """The job as ``docs/job-directory.md`` describes it (lock held)."""
+    def snapshot(self, task_limit=SNAPSHOT_TASKS, span_limit=SNAPSHOT_SPANS, sample=False):
+        """The job as ``docs/job-directory.md`` describes it (lock held); ``sample``: add
+        this moment to the series over time (the writer's snapshots, one per interval)."""
         job, table, now = self.job, self.table, time.time()
         loads = table.loads
         ranks, workers, objects = [], [], []
@@ -502,7 +503,7 @@ class Observer:
                           "ranks": members,
                           "alive": any(rank not in self.dead for rank in members),
                           "resources": resources, "store": store})
-        series = self._sample(ranks, node_store, now)
+        series = self._series(ranks, node_store, now, sample)
         actors = []
         for record, error in self.directory.list_actors(with_errors=True):
             actor_id = int(record["actor_id"], 16)
@@ -531,7 +532,15 @@ class Observer:
             "workers": workers, "timeline": table.spans_view(span_limit),
             "events": list(table.notes)}
 
-    def _sample(self, ranks, node_store, now):
+    def _series(self, ranks, node_store, now, sample):
+        series = self.series
+        if sample:
+            self._add_sample(ranks, node_store, now)
+        return {"t": list(series["t"]), "busy": list(series["busy"]),
+                **{name: {key: list(values) for key, values in series[name].items()}
+                   for name in ("cpu", "rss", "store_used")}}
+
+    def _add_sample(self, ranks, node_store, now):
         series = self.series
         series["t"].append(now - self.table.start)
         series["busy"].append(sum(rank["busy"] for rank in ranks))
@@ -543,9 +552,6 @@ class Observer:
         for node, store in node_store.items():
             series["store_used"].setdefault(str(node), deque(maxlen=SERIES_POINTS)).append(
                 store.get("used", 0))
-        return {"t": list(series["t"]), "busy": list(series["busy"]),
-                **{name: {key: list(values) for key, values in series[name].items()}
-                   for name in ("cpu", "rss", "store_used")}}
 
     # ------------------------------------------------------------------ writing
     def start_writing(self):
@@ -571,7 +577,7 @@ class Observer:
         if self.job_dir is None or self.write_failed:
             return
         with self.lock:
-            snapshot = self.snapshot()
+            snapshot = self.snapshot(sample=True)
         try:
             layout.write_snapshot(self.job_dir, snapshot)
             if final:

@@ -51,7 +51,7 @@ class Counter:
         return self.n
 
 
-def until(condition, seconds=10.0):
+def until(condition, seconds=30.0):
     """Ranks report every quarter of a second: wait (bounded) until the view shows it."""
     deadline = time.monotonic() + seconds
     while True:
