@@ -1,6 +1,7 @@
 """What one rank records of the work it sees, for the state API, the timeline and the
-dashboard: always on, and cheap (a dict update and a bounded deque append per step of a
-task; what the head receives per quarter second is bounded, whatever the task rate).
+dashboard: always on, and cheap (a tuple appended to a list per step of a task, added up
+when the rank sends; what the head receives per quarter second is bounded, whatever the
+task rate).
 
 The rank that *owns* a task records its submission and its end (the results came back,
 ``finished``); the rank that *executes* it records when it began (which process runs it)
@@ -22,7 +23,6 @@ An event is a plain tuple whose first field is its kind (one letter, below); tim
 import os
 import time
 from bisect import bisect_left
-from collections import deque
 
 from ..wire.objects import ERROR
 from ..wire import serialization
@@ -87,33 +87,36 @@ def describe_error(obj):
 
 class ProcessLoad:
     """A load probe: CPU (percent of one core) and resident memory of this process and its
-    children (a rank's worker processes), by psutil."""
+    children (a rank's worker processes), by psutil. Finding the children means a look at
+    every process of the host, so it is done every ``CHILDREN_EVERY`` samples only (and
+    when one of them ended); a sample then reads two small /proc files per process."""
+    CHILDREN_EVERY = 10
 
     def __init__(self):
         import psutil
         self.psutil = psutil
         self.me = psutil.Process()
-        self.known = {}                        # pid -> psutil.Process (cpu_percent's state)
+        self.processes = [self.me]             # (psutil keeps cpu_percent's state in each)
+        self.samples = 0
 
     def __call__(self):
         psutil = self.psutil
-        processes = [self.me]
-        try:
-            processes += self.me.children(recursive=True)
-        except psutil.Error:
-            pass
+        if self.samples % self.CHILDREN_EVERY == 0:
+            try:
+                known = {process.pid: process for process in self.processes}
+                self.processes = [self.me] + [known.get(child.pid, child) for child in
+                                              self.me.children(recursive=True)]
+            except psutil.Error:
+                pass
+        self.samples += 1
         cpu = rss = 0.0
-        known = {}
-        for process in processes:
-            process = self.known.get(process.pid, process)
+        for process in self.processes:
             try:
                 with process.oneshot():
                     cpu += process.cpu_percent()
                     rss += process.memory_info().rss
-                known[process.pid] = process
             except psutil.Error:
-                continue
-        self.known = known
+                self.samples = 0               # (one ended: look for the children again)
         return {"cpu": round(cpu, 1), "rss": int(rss), "pid": os.getpid()}
 
 
@@ -126,11 +129,11 @@ class EventLog:
         self.begun = {}                        # task_id -> (start, pid, name, actor_id): runs here
         self.running_sent = False              # the last send reported work running here
         self.unsent_submitted = {}             # task_id -> SUBMITTED event not sent yet
-        self.done = {}                         # name -> [task_id, actor_id, count]
-        self.recent_done = deque(maxlen=RECORDS_PER_SEND)
-        self.timing = {}                       # name -> TIMING entry (see above)
-        self.recent_spans = deque(maxlen=SPANS_PER_SEND)
+        self.done_since = []                   # (task_id, name, actor_id, end, submitted) of
+        #                                        short tasks that finished since the last send
+        self.ended_since = []                  # ENDED events of the work that ran here since
         self.last_sent = 0.0
+        self.next_check = 0.0                  # (the runtime's turn hook looks no sooner)
         self.sample_every = sample_every
         self.next_sample = 0.0
         self.probes = []                       # fn() -> dict merged into each load sample
@@ -156,12 +159,8 @@ class EventLog:
                                  None if obj is None or obj[0] != ERROR else describe_error(obj),
                                  None if unsent is None else unsent[4]))
             return
-        done = self.done.get(name)
-        if done is None:
-            self.done[name] = [task_id, spec.actor_id, 1]
-        else:
-            done[2] += 1
-        self.recent_done.append((task_id, name, spec.actor_id, now, unsent[4]))
+        self.done_since.append((task_id, name, spec.actor_id, now, unsent[4]))   # (take adds
+        #                                                                       them up)
 
     def retried(self, spec, why):
         if self.enabled:
@@ -186,28 +185,16 @@ class EventLog:
             return
         start, pid, name, actor_id = begun
         task_id = spec.task_id
-        now = time.time()
         obj = results[0][1] if results else None
-        failed = obj is not None and obj[0] == ERROR
-        event = (ENDED, task_id, name, actor_id, pid, start, now,
-                 describe_error(obj) if failed else None)
-        if failed or task_id == actor_id:      # failures and constructions: by themselves
-            self.pending.append(event)
+        if obj is not None and obj[0] == ERROR:
+            event = (ENDED, task_id, name, actor_id, pid, start, time.time(),
+                     describe_error(obj))
+            self.pending.append(event)         # failures and constructions: by themselves
         else:
-            self.recent_spans.append(event)
-        seconds = now - start
-        timing = self.timing.get(name)
-        if timing is None:
-            timing = self.timing[name] = [task_id, actor_id, 0, 0.0, 0.0,
-                                          [0] * (len(DURATION_BOUNDS) + 1), {}]
-        timing[2] += 1
-        timing[3] += seconds
-        if seconds > timing[4]:
-            timing[4] = seconds
-        timing[5][bisect_left(DURATION_BOUNDS, seconds)] += 1
-        if actor_id is not None and task_id != actor_id:
-            calls = timing[6]
-            calls[actor_id] = calls.get(actor_id, 0) + 1
+            event = (ENDED, task_id, name, actor_id, pid, start, time.time(), None)
+            if task_id == actor_id:
+                self.pending.append(event)
+        self.ended_since.append(event)         # (take adds their times up)
 
     def crashed(self, spec, why):
         """The process running a task or call here died (a failed span)."""
@@ -250,11 +237,12 @@ class EventLog:
                     sample["probe_error"] = repr(error)
             self.pending.append((LOAD, time.time(), sample))
         return self.has_news() and (now - self.last_sent >= SEND_EVERY
-                                    or len(self.pending) >= SEND_AT_MOST)
+                                    or len(self.pending) + len(self.ended_since)
+                                    + len(self.done_since) >= SEND_AT_MOST)
 
     def has_news(self):
-        return bool(self.pending or self.unsent_submitted or self.done or self.timing
-                    or self.begun or self.running_sent)
+        return bool(self.pending or self.unsent_submitted or self.done_since
+                    or self.ended_since or self.begun or self.running_sent)
 
     def take(self, now):
         """What to send: the work still unfinished (its submission, once; what runs here),
@@ -265,18 +253,24 @@ class EventLog:
             self.unsent_submitted = {}
         taken.extend(self.pending)
         self.pending = []
-        if self.done:
-            taken.append((DONE, self.done))
-            self.done = {}
-        if self.recent_done:
-            taken.append((RECENT, list(self.recent_done)))
-            self.recent_done.clear()
-        if self.timing:
-            taken.append((TIMING, self.timing))
-            self.timing = {}
-        if self.recent_spans:
-            taken.append((SPANS, list(self.recent_spans)))
-            self.recent_spans.clear()
+        if self.done_since:
+            done_since, self.done_since = self.done_since, []
+            done = {}
+            for entry in done_since:
+                counted = done.get(entry[1])
+                if counted is None:
+                    done[entry[1]] = [entry[0], entry[2], 1]
+                else:
+                    counted[2] += 1
+            taken.append((DONE, done))
+            taken.append((RECENT, done_since[-RECORDS_PER_SEND:]))
+        if self.ended_since:
+            ended_since, self.ended_since = self.ended_since, []
+            taken.append((TIMING, _timing(ended_since)))
+            spans = [event for event in ended_since[-SPANS_PER_SEND:]
+                     if event[7] is None and event[1] != event[3]]   # (the rest went alone)
+            if spans:
+                taken.append((SPANS, spans))
         if self.begun or self.running_sent:
             taken.append((RUNNING, [(task_id, name, actor_id, pid, start) for task_id,
                                     (start, pid, name, actor_id) in self.begun.items()]))
@@ -288,10 +282,28 @@ class EventLog:
         """A new session: what ran in the old one is over."""
         self.begun.clear()
         self.unsent_submitted.clear()
-        self.done.clear()
-        self.recent_done.clear()
-        self.timing.clear()
-        self.recent_spans.clear()
+        self.done_since.clear()
+        self.ended_since.clear()
+
+
+def _timing(ended):
+    """ENDED events added up per name: the TIMING entry (see above)."""
+    timing = {}
+    for _, task_id, name, actor_id, _, start, end, _ in ended:
+        seconds = end - start
+        entry = timing.get(name)
+        if entry is None:
+            entry = timing[name] = [task_id, actor_id, 0, 0.0, 0.0,
+                                    [0] * (len(DURATION_BOUNDS) + 1), {}]
+        entry[2] += 1
+        entry[3] += seconds
+        if seconds > entry[4]:
+            entry[4] = seconds
+        entry[5][bisect_left(DURATION_BOUNDS, seconds)] += 1
+        if actor_id is not None and task_id != actor_id:
+            calls = entry[6]
+            calls[actor_id] = calls.get(actor_id, 0) + 1
+    return timing
 
 
 NOT_RECORDING = EventLog(enabled=False)      # the roles' default until a runtime wires its own

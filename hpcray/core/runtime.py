@@ -51,6 +51,7 @@ from .waiting import Waiting
 
 
 OBJECTS_LISTED = 200       # owned objects each rank lists for list_objects and the dashboard
+CHECK_EVERY = 0.05         # seconds between two looks at what this rank recorded
 
 
 class Runtime:
@@ -147,9 +148,12 @@ class Runtime:
         held); ``final``: all of it now (the rank leaves, or the job ends)."""
         events = self.events
         now = time.monotonic()
+        if now < events.next_check and not final:
+            return 0                           # (every turn passes here: keep it short)
+        events.next_check = now + CHECK_EVERY
         if final:
             events.next_sample = 0.0           # (a last sample of the load too)
-        if (now >= events.next_sample or events.has_news()) and (events.due(now) or final):
+        if events.due(now) or (final and events.has_news()):
             batch = events.take(now)
             if self.events_sink is not None:
                 self.events_sink(self.job.rank, batch)
