@@ -19,7 +19,7 @@ BAD = {  # a value each knob's parser must refuse
     "num_workers": "0", "object_store_memory": "lots", "spill_dir": None,
     "inline_limit": "1.5Q", "transfer": "carrier-pigeon", "copy_fanout": "2.5",
     "ranks_per_node": "-1", "collective_timeout": "0", "preempt_grace": "-5",
-    "job_dir": None, "status_interval": "0", "record": "sometimes",
+    "gc_threshold": "-1", "job_dir": None, "status_interval": "0", "record": "sometimes",
     "events_per_rank": "0", "dedup_logs": "maybe", "progress": "maybe",
     "supervise": "maybe", "liveness_timeout": "0", "worker_processes": "sometimes",
     "memory_usage_threshold": "1.5", "memory_monitor_refresh_ms": "-1",

@@ -32,12 +32,19 @@ def _error_results(task_id):
     return [(task_id, error)]
 
 
+def _log():
+    """A rank's log that reports unfinished work at once (a rank waits a second first)."""
+    log = ev.EventLog()
+    log.report_pending_after = 0.0
+    return log
+
+
 def _table(size=3, kept=100):
     return JobTable(size, lambda rank: f"node-of-{rank}", spans_per_rank=50, tasks_kept=kept)
 
 
 def test_a_task_goes_pending_running_finished_whatever_order_its_events_arrive_in():
-    owner, executor = ev.EventLog(), ev.EventLog()
+    owner, executor = _log(), _log()
     spec = _spec(7)
     owner.submitted(spec)
     executor.began(spec, pid=4242)
@@ -48,7 +55,7 @@ def test_a_task_goes_pending_running_finished_whatever_order_its_events_arrive_i
     in_order.merge(1, executor.take(0))
     assert in_order.totals()["FINISHED"] == 1
     # the executor's report first, then the owner's: never counted twice, never back
-    owner2, executor2 = ev.EventLog(), ev.EventLog()
+    owner2, executor2 = _log(), _log()
     owner2.submitted(spec)
     executor2.began(spec, pid=4242)
     executor2.ended(spec, [(7, objects.value(b"x"))])
@@ -66,7 +73,7 @@ def test_a_task_goes_pending_running_finished_whatever_order_its_events_arrive_i
 
 def test_running_and_pending_counts_then_a_failure_with_its_traceback():
     table = _table()
-    owner, executor = ev.EventLog(), ev.EventLog()
+    owner, executor = _log(), _log()
     specs = [_spec(i) for i in range(1, 4)]
     for spec in specs:
         owner.submitted(spec)
@@ -92,7 +99,7 @@ def test_running_and_pending_counts_then_a_failure_with_its_traceback():
 
 def test_retries_count_and_the_attempt_number_grows():
     table = _table()
-    owner = ev.EventLog()
+    owner = _log()
     spec = _spec(9)
     owner.submitted(spec)
     owner.retried(spec, "rank 2 died")
@@ -105,7 +112,7 @@ def test_retries_count_and_the_attempt_number_grows():
 
 def test_memory_is_bounded_but_the_aggregates_count_everything():
     table = _table(kept=10)
-    owner, executor = ev.EventLog(), ev.EventLog()
+    owner, executor = _log(), _log()
     for task_id in range(1, 101):
         spec = _spec(task_id)
         owner.submitted(spec)
@@ -134,7 +141,7 @@ def test_memory_is_bounded_but_the_aggregates_count_everything():
 
 def test_actor_calls_transfers_gets_and_the_chrome_trace():
     table = _table()
-    executor = ev.EventLog()
+    executor = _log()
     actor = _spec(20, name="Counter.__init__", actor_id=20)
     call = _spec(21, name="Counter.incr", actor_id=20)
     executor.began(actor, pid=77)
@@ -157,7 +164,7 @@ def test_actor_calls_transfers_gets_and_the_chrome_trace():
     summary = table.by_function()
     assert {(row["name"], row["type"]) for row in summary} == {
         ("Counter.__init__", "ACTOR_CREATION_TASK"), ("Counter.incr", "ACTOR_TASK")}
-    owner = ev.EventLog()
+    owner = _log()
     owner.finished(actor, [(20, objects.value(b"x"))])
     table.merge(0, owner.take(0))
     records = {record["name"]: record for record in table.task_records()}
@@ -322,7 +329,7 @@ def test_a_job_directory_that_cannot_be_made_is_one_warning(tmp_path, capsys):
 
 def test_a_crashed_attempt_is_a_failed_span_and_the_retry_finishes_the_task():
     table = _table()
-    owner, first, second = ev.EventLog(), ev.EventLog(), ev.EventLog()
+    owner, first, second = _log(), _log(), _log()
     spec = _spec(11)
     owner.submitted(spec)
     first.began(spec, pid=31)
@@ -346,7 +353,7 @@ def test_a_crashed_attempt_is_a_failed_span_and_the_retry_finishes_the_task():
 
 def test_tasks_unfinished_when_the_job_ends_are_abandoned():
     table = _table()
-    owner = ev.EventLog()
+    owner = _log()
     owner.submitted(_spec(12))
     table.merge(0, owner.take(0))
     table.abandon_unfinished()
@@ -376,3 +383,17 @@ def test_dashboard_serves_the_job_directory_on_loopback_only(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_work_younger_than_a_second_is_reported_only_once_it_ended():
+    log = ev.EventLog()                                  # (the rank's default: 1 s)
+    spec = _spec(30)
+    log.submitted(spec)
+    assert [event[0] for event in log.take(0)] == []     # too young to be worth a report
+    log.finished(spec, [(30, objects.value(b"x"))])
+    kinds = [event[0] for event in log.take(0)]
+    assert kinds == [ev.DONE, ev.RECENT]                 # its count and its record
+    other = _spec(31)
+    log.submitted(other)
+    log.unsent_submitted[31] = log.unsent_submitted[31][:4] + (time.time() - 5,)
+    assert [event[0] for event in log.take(0)] == [ev.SUBMITTED]   # waiting for long: shown

@@ -49,6 +49,7 @@ SEND_EVERY = 0.25        # seconds between two EVENTS of a rank (fewer when idle
 SEND_AT_MOST = 2000      # events piled up that are sent at once
 SHORTEST_WAIT = 0.001    # get waits shorter than this are not worth a span
 RECORDS_PER_SEND = 200   # newest ended tasks a rank reports as records, per send
+REPORT_PENDING_AFTER = 1.0   # seconds unfinished work waits before it is reported by itself
 SPANS_PER_SEND = 500     # newest spans a rank reports, per send
 DURATION_BOUNDS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)   # histogram buckets (s)
 
@@ -134,6 +135,7 @@ class EventLog:
         self.ended_since = []                  # ENDED events of the work that ran here since
         self.last_sent = 0.0
         self.next_check = 0.0                  # (the runtime's turn hook looks no sooner)
+        self.report_pending_after = REPORT_PENDING_AFTER
         self.sample_every = sample_every
         self.next_sample = 0.0
         self.probes = []                       # fn() -> dict merged into each load sample
@@ -248,9 +250,19 @@ class EventLog:
         """What to send: the work still unfinished (its submission, once; what runs here),
         then everything recorded since, short work added up."""
         taken = []
-        if self.unsent_submitted:
-            taken.extend(self.unsent_submitted.values())
-            self.unsent_submitted = {}
+        unsent = self.unsent_submitted
+        if unsent:
+            # Work submitted in the last REPORT_PENDING_AFTER seconds is not reported yet:
+            # most of it is over before the next send (a burst of short tasks), and then it
+            # costs nothing but its count. (Oldest first: stop at the first young one.)
+            cutoff = time.time() - self.report_pending_after
+            old = []
+            for task_id, event in unsent.items():
+                if event[4] > cutoff:
+                    break
+                old.append(task_id)
+            for task_id in old:
+                taken.append(unsent.pop(task_id))
         taken.extend(self.pending)
         self.pending = []
         if self.done_since:
