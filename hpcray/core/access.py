@@ -232,8 +232,9 @@ class ObjectAccess:
                     1 for oid in remaining if oid not in found
                     and (oid >> OWNER_SHIFT != rank or oid in pending)))
             arrived = self.waiting.wait_until(done, deadline, report)
-            with self.lock:
-                self.events.waited(len(object_ids), started)
+            if self.events.enabled:            # (no lock taken for nothing when it is off)
+                with self.lock:
+                    self.events.waited(len(object_ids), started)
         if remaining and not arrived:
             raise GetTimeoutError(
                 f"get timed out after {timeout} s: {len(set(remaining))} of "

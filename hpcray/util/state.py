@@ -29,6 +29,12 @@ class StateRecord(dict):
             raise AttributeError(name) from None
 
 
+def _one(lister, key, wanted):
+    """The one record ``lister`` finds whose ``key`` is ``wanted``, or None (Ray's get_*)."""
+    found = lister(filters=[(key, "=", wanted)], limit=None)
+    return found[0] if found else None
+
+
 def _snapshot(limit=None):
     return session.runtime().requests.ask(messages.observe, "snapshot",
                                           {"limit": limit, "spans": 0})
@@ -114,14 +120,12 @@ def summarize_objects(address=None, timeout=None, raise_on_missing_output=True,
 
 def get_task(id, address=None, timeout=None, _explain=False):
     """The record of one task (its hex id), or None."""
-    found = list_tasks(filters=[("task_id", "=", id)], limit=None)
-    return found[0] if found else None
+    return _one(list_tasks, "task_id", id)
 
 
 def get_actor(id, address=None, timeout=None, _explain=False):
     """The record of one actor (its hex id), or None."""
-    found = list_actors(filters=[("actor_id", "=", id)], limit=None)
-    return found[0] if found else None
+    return _one(list_actors, "actor_id", id)
 
 
 def timeline(filename=None):
@@ -175,20 +179,17 @@ def list_jobs(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=None, det
 
 def get_node(id, address=None, timeout=None, _explain=False):
     """The record of one node (its hex id), or None."""
-    found = list_nodes(filters=[("node_id", "=", id)], limit=None)
-    return found[0] if found else None
+    return _one(list_nodes, "node_id", id)
 
 
 def get_worker(id, address=None, timeout=None, _explain=False):
     """The record of one worker process (its id), or None."""
-    found = list_workers(filters=[("worker_id", "=", id)], limit=None)
-    return found[0] if found else None
+    return _one(list_workers, "worker_id", id)
 
 
 def get_placement_group(id, address=None, timeout=None, _explain=False):
     """The record of one placement group (its hex id), or None."""
-    found = list_placement_groups(filters=[("placement_group_id", "=", id)], limit=None)
-    return found[0] if found else None
+    return _one(list_placement_groups, "placement_group_id", id)
 
 
 def get_objects(id, address=None, timeout=None, _explain=False):
