@@ -270,11 +270,19 @@ def transfer_200MB_between_nodes_gigabytes(ray, duration):
     Needs two nodes: real ones, or simulated (``python -m hpcray --ranks-per-node K``). The
     time is a ``get`` of the finished task's result (the copy), not the task itself; the
     first round warms the stores' pages up and is not counted."""
+    return _transfer_between_nodes(ray, duration, 200 * 1000 * 1000)
+
+
+def transfer_100MB_between_nodes_gigabytes(ray, duration):
+    """The same with 100 MB (``benchmarks/transports.py``)."""
+    return _transfer_between_nodes(ray, duration, 100 * 1000 * 1000)
+
+
+def _transfer_between_nodes(ray, duration, nbytes):
     node_of = getattr(ray, "get_runtime_context")().get_node_id()
     if len(ray.nodes()) < 2:
         raise RuntimeError("needs 2 nodes (e.g. mpiexec -n 5 python -m hpcray "
                            "--ranks-per-node 2 benchmarks/microbenchmark.py)")
-    nbytes = 200 * 1000 * 1000
     produce = ray.remote(_produce)
     where = ray.remote(lambda: ray.get_runtime_context().get_node_id())
     rates = []
@@ -603,6 +611,8 @@ METRICS = [
      ("<= 50 us", lambda v, w: v <= 50)),
     ("transfer_200MB_between_nodes_gigabytes", transfer_200MB_between_nodes_gigabytes,
      "GB/s", True, (">= 2 GB/s", lambda v, w: v >= 2.0)),
+    ("transfer_100MB_between_nodes_gigabytes", transfer_100MB_between_nodes_gigabytes,
+     "GB/s", True, None),
     ("tree_sum_16x8MB_ms", tree_sum_16x8MB_ms, "ms", False, ("<= 60 ms", lambda v, w: v <= 60)),
     ("single_client_wait_1k_refs", single_client_wait_1k_refs, "iters/s", True, None),
     ("fib_11_seconds", fib_11_seconds, "s", False, ("< 1 s", lambda v, w: v < 1.0)),

@@ -9,7 +9,9 @@ the machine's drift hits both alike, and prints per setting:
   run to the next here), hence the rounds;
 * the CPU time the whole job (every rank and worker process) spends on a fixed workload of
   3,000 sync tasks, 3,000 sync actor calls and 10,000 async tasks (``getrusage`` of the
-  finished job): the steadier measure of what recording adds.
+  finished job): the steadier measure of what recording adds;
+* the same job's cold figures: its first task, its first actor (creation and call), and its
+  first ``list_tasks`` after the workload (with recording off there is nothing to list).
 
 Usage::
 
@@ -27,11 +29,14 @@ import tempfile
 ROWS = ("single_client_tasks_sync", "sync_task_round_trip_us", "single_client_tasks_async",
         "1_1_actor_calls_sync", "actor_call_round_trip_us", "1_1_actor_calls_async")
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The launcher next to this Python (the pip wheel's), else the one on PATH.
+MPIEXEC = next((path for path in (os.path.join(os.path.dirname(sys.executable), "mpiexec"),)
+                if os.path.exists(path)), "mpiexec")
 
 
 def run_once(record, duration, ranks):
     env = dict(os.environ, HPCRAY_RECORD=record, HPCRAY_JOB_DIR="off")
-    command = ["mpiexec", "-n", str(ranks), sys.executable, "-m", "hpcray",
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "hpcray",
                os.path.join(HERE, "microbenchmark.py"), "--no-ray", "--json",
                "--duration", str(duration), "--only", ",".join(ROWS)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -43,7 +48,9 @@ def run_once(record, duration, ranks):
 
 
 WORKLOAD = """
+import json, time
 import hpcray as ray
+from hpcray.util import state
 ray.init()
 @ray.remote
 def noop():
@@ -52,28 +59,41 @@ def noop():
 class A:
     def m(self):
         return None
-ray.get([noop.remote() for _ in range(200)])
+t0 = time.perf_counter()
+ray.get(noop.remote())
+t1 = time.perf_counter()
 actor = A.remote()
 ray.get(actor.m.remote())
+t2 = time.perf_counter()
+ray.get([noop.remote() for _ in range(200)])
 for _ in range(3000):
     ray.get(noop.remote())
 for _ in range(3000):
     ray.get(actor.m.remote())
 for _ in range(10):
     ray.get([noop.remote() for _ in range(1000)])
+t3 = time.perf_counter()
+tasks = state.list_tasks(limit=100)
+t4 = time.perf_counter()
+print("COLD " + json.dumps({"first_task_ms": (t1 - t0) * 1e3,
+                            "first_actor_call_ms": (t2 - t1) * 1e3,
+                            "first_list_tasks_ms": (t4 - t3) * 1e3, "listed": len(tasks)}))
 """
 
 
 def cpu_of_workload(record, ranks, script):
-    """CPU seconds (user + system) of every process of one job running WORKLOAD."""
+    """CPU seconds (user + system) of every process of one job running WORKLOAD, and the
+    job's cold figures (its first task, first actor call, first ``list_tasks``)."""
     env = dict(os.environ, HPCRAY_RECORD=record, HPCRAY_JOB_DIR="off")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, "-m", "hpcray",
+    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, "-m", "hpcray",
                            script], capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
         raise SystemExit(f"the workload failed:\n{done.stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("COLD "))
+    cold = json.loads(line[len("COLD "):])
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), cold
 
 
 def main():
@@ -84,6 +104,7 @@ def main():
     options = parser.parse_args()
     samples = {"1": {row: [] for row in ROWS}, "0": {row: [] for row in ROWS}}
     cpu = {"1": [], "0": []}
+    cold = {"1": {}, "0": {}}
     with tempfile.TemporaryDirectory() as folder:
         script = os.path.join(folder, "workload.py")
         with open(script, "w") as handle:
@@ -93,7 +114,10 @@ def main():
                 for row, value in run_once(record, options.duration, options.ranks).items():
                     if value is not None:
                         samples[record][row].append(value)
-                cpu[record].append(cpu_of_workload(record, options.ranks, script))
+                seconds, figures = cpu_of_workload(record, options.ranks, script)
+                cpu[record].append(seconds)
+                for name, value in figures.items():
+                    cold[record].setdefault(name, []).append(value)
     print(f"{'row':32s} {'recording on':>14s} {'off':>14s} {'on vs off':>10s}")
     for row in ROWS:
         on, off = samples["1"][row], samples["0"][row]
@@ -108,6 +132,12 @@ def main():
     on, off = statistics.median(cpu["1"]), statistics.median(cpu["0"])
     print(f"{'CPU s of the fixed workload':32s} {on:14.2f} {off:14.2f} "
           f"{(on - off) / off * 100:+9.1f}%  (all processes of the job)")
+    for name in ("first_task_ms", "first_actor_call_ms", "first_list_tasks_ms"):
+        on, off = statistics.median(cold["1"][name]), statistics.median(cold["0"][name])
+        print(f"{'cold: ' + name:32s} {on:14.2f} {off:14.2f} {(on - off) / off * 100:+9.1f}%")
+    listed = statistics.median(cold["1"]["listed"]), statistics.median(cold["0"]["listed"])
+    print(f"{'tasks list_tasks returned':32s} {listed[0]:14.0f} {listed[1]:14.0f}  "
+          f"(recording off: nothing to list)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import traceback
 from ..config import Config
 from ..exceptions import ConfigError
 from ..jobdir import commands
-from . import join, observing, preemption, run, session, submit, supervisor
+from . import join, network, observing, preemption, run, session, submit, supervisor
 
 
 def parse_args(argv):
@@ -67,6 +67,7 @@ def main(argv=None):
         config = Config.load(flags=flags)
     except ConfigError:
         config = None                  # reported below, by rank 0 once MPI says which it is
+    network.drop_launcher_sockets()    # (the supervisor's copy too, not only the rank's)
     if (config is None or config.supervise) and join.launched_by_mpi():
         supervisor.supervise()         # returns in the child, which becomes the rank
     MPI = join.import_mpi()

@@ -14,7 +14,7 @@ import time
 
 from ..config import Config
 from ..core import current
-from . import preemption
+from . import network, preemption
 from .join import exit_process, import_mpi, serve, shutdown_workers, start_runtime
 
 
@@ -36,6 +36,7 @@ def start(config, num_workers, declared, memory=None):
     MPI = import_mpi()
     args = ["-m", "hpcray.launch.spawned", str(os.getpid())]
     intercomm = MPI.COMM_SELF.Spawn(sys.executable, args=args, maxprocs=num_workers)
+    network.drop_launcher_sockets(children=True)      # the singleton's port, now unused
     comm = intercomm.Merge(high=False)
     comm.bcast((declared, memory), root=0)
     rt = start_runtime(comm, config, declared, head_apart=True, declared_memory=memory)

@@ -32,9 +32,8 @@ from ..store.node_store import NodeStore
 from ..workers.pool import attach as attach_workers
 from ..workers.zygote import Zygote
 from .worker import current_spec, worker_entry
-from . import observing, preemption, resources
+from . import network, observing, preemption, resources
 
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
 
 
 def import_mpi():
@@ -48,12 +47,14 @@ def import_mpi():
     # A rank that died must not hang the others in MPI_Finalize (a barrier over the launcher
     # by default; see shared/facts/mpi-failures): finalize each rank on its own.
     os.environ.setdefault("MPIR_CVAR_NO_COLLECTIVE_FINALIZE", "1")
+    network.choose()                           # no network listener for a one-host job
+    network.drop_launcher_sockets()
     from mpi4py import MPI
     return MPI
 
 
 def launched_by_mpi():
-    return any(name in os.environ for name in _LAUNCHER_VARS)
+    return any(name in os.environ for name in network.LAUNCHER_VARS)
 
 
 def tune_garbage_collection(config):

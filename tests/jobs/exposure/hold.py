@@ -1,0 +1,34 @@
+"""A job that holds still while a test looks at it from outside (its sockets, the modes of its
+files): it runs a task on every executing rank, fills its object store past capacity when
+asked (objects spill to files), writes $READY_FILE, and its tasks sleep until $RELEASE_FILE
+appears (60 s at most)."""
+import os
+import time
+
+import numpy as np
+
+import hpcray as ray
+
+ray.init()
+
+
+@ray.remote
+def hold(release):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
+
+
+kept = []
+if os.environ.get("SPILL_MB"):
+    # More than the store holds: the oldest objects go to spill files.
+    for _ in range(int(os.environ["SPILL_MB"]) // 4):
+        kept.append(ray.put(np.ones(4 * 1024 * 1024 // 8)))
+executing = max(1, int(ray.cluster_resources().get("CPU", 1)))
+running = [hold.remote(os.environ["RELEASE_FILE"]) for _ in range(executing)]
+time.sleep(0.5)
+with open(os.environ["READY_FILE"], "w") as handle:
+    handle.write("ready")
+print("pids", sorted(set(ray.get(running))))
+print("spilled", sum(int(ray.get(ref).sum() > 0) for ref in kept))
