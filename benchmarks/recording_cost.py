@@ -6,7 +6,8 @@ the machine's drift hits both alike, and prints per setting:
 
 * the median of the microbenchmark's task and actor rows (``mpirun -n 3 python -m hpcray
   benchmarks/microbenchmark.py``): wall-clock figures, noisy on a small VM (+-15 % from one
-  run to the next here), hence the rounds;
+  run to the next here), hence the rounds; and the median of each round's paired cost (the
+  two settings ran next to each other), per row and over all rows;
 * the CPU time the whole job (every rank and worker process) spends on a fixed workload of
   3,000 sync tasks, 3,000 sync actor calls and 10,000 async tasks (``getrusage`` of the
   finished job): the steadier measure of what recording adds;
@@ -118,17 +119,28 @@ def main():
                 cpu[record].append(seconds)
                 for name, value in figures.items():
                     cold[record].setdefault(name, []).append(value)
-    print(f"{'row':32s} {'recording on':>14s} {'off':>14s} {'on vs off':>10s}")
+    print(f"{'row':32s} {'recording on':>14s} {'off':>14s} {'on vs off':>10s} "
+          f"{'paired':>8s}  (cost in %; negative: faster)")
+    pooled = []
     for row in ROWS:
         on, off = samples["1"][row], samples["0"][row]
         if not on or not off:
             print(f"{row:32s} (no figure)")
             continue
-        on, off = statistics.median(on), statistics.median(off)
         better = "us" not in row                       # rates: higher is better
+        # Paired: each round's two runs ran next to each other, so the machine's drift
+        # cancels out of their ratio; the median of those ratios is the robust figure.
+        paired = [((b / a - 1) if better else (a / b - 1)) * 100 for a, b in zip(on, off)]
+        pooled += paired
+        on, off = statistics.median(on), statistics.median(off)
         change = (on - off) / off * 100
         cost = -change if better else change
-        print(f"{row:32s} {on:14.1f} {off:14.1f} {cost:+9.1f}%  (cost; negative: faster)")
+        print(f"{row:32s} {on:14.1f} {off:14.1f} {cost:+9.1f}% "
+              f"{statistics.median(paired):+7.1f}%")
+    quartiles = statistics.quantiles(pooled, n=4) if len(pooled) > 1 else pooled * 3
+    print(f"{'all rows, paired':32s} {'':14s} {'':14s} {'':10s} "
+          f"{statistics.median(pooled):+7.1f}%  (quartiles {quartiles[0]:+.1f}% .. "
+          f"{quartiles[2]:+.1f}%, {len(pooled)} pairs)")
     on, off = statistics.median(cpu["1"]), statistics.median(cpu["0"])
     print(f"{'CPU s of the fixed workload':32s} {on:14.2f} {off:14.2f} "
           f"{(on - off) / off * 100:+9.1f}%  (all processes of the job)")

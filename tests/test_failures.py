@@ -6,6 +6,8 @@ emulated network (MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp,self).
 
 Plain ``mpiexec`` (Hydra's auto-cleanup) ends the whole job when a rank dies: that is
 checked too, for the one thing that matters there: it ends, promptly, without a hang."""
+import json
+
 import psutil
 import pytest
 
@@ -49,6 +51,15 @@ def test_a_worker_rank_killed_mid_job(run_job, tmp_path, launcher, env):
     assert victim not in res.value("ranks_after")
     assert f"rank {victim} (host" in res.stderr and "goes on without it" in res.stderr
     _none_left(res, str(mark))
+    # The job's report shows the dead rank, and when it died (issue 14: alive or dead).
+    job_dirs = [path for path in tmp_path.iterdir() if path.name.startswith("hpcray-")]
+    assert len(job_dirs) == 1, job_dirs
+    report = json.loads((job_dirs[0] / "status.json").read_text())
+    alive = {entry["rank"]: entry["alive"] for entry in report["ranks"]}
+    assert alive[victim] is False and all(alive[r] for r in alive if r != victim), alive
+    assert any(event["level"] == "ERROR" and f"rank {victim}" in event["message"]
+               for event in report["events"]), report["events"]
+    assert report["job"]["state"] == "FINISHED" and report["job"]["exit_status"] == 0
 
 
 @pytest.mark.parametrize("launcher, env", LAUNCHES)

@@ -97,6 +97,24 @@ def test_running_and_pending_counts_then_a_failure_with_its_traceback():
     assert [r["state"] for r in table.task_records()][:2] == ["PENDING_NODE_ASSIGNMENT"] * 2
 
 
+def test_a_task_its_owner_saw_end_is_not_running_whatever_its_executor_said_last():
+    """An executor reports what runs every quarter of a second: between two reports, work
+    that ended (its owner said so) must not be listed as running, nor counted twice."""
+    table = _table()
+    owner, executor = _log(), _log()
+    spec = _spec(9, name="mod.square")
+    owner.submitted(spec)
+    executor.began(spec, pid=5)
+    table.merge(0, owner.take(0))
+    table.merge(1, executor.take(0))                   # RUNNING [9]
+    assert [r["state"] for r in table.task_records()] == ["RUNNING"]
+    owner.finished(spec, [(9, objects.value(b"x"))])
+    table.merge(0, owner.take(0))                      # the executor's next report: later
+    assert [r["state"] for r in table.task_records()] == ["FINISHED"]
+    row = next(row for row in table.by_function() if row["name"] == "square")
+    assert row["RUNNING"] == 0 and row["FINISHED"] == 1 and row["PENDING"] == 0
+
+
 def test_retries_count_and_the_attempt_number_grows():
     table = _table()
     owner = _log()

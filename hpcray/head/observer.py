@@ -243,8 +243,12 @@ class JobTable:
 
     # ------------------------------------------------------------------ reading
     def _running_ids(self):
+        """task_id -> (rank, entry) of the work the executors last said runs, less what has
+        ended since (an executor's next report may be a quarter of a second away)."""
+        ended = {entry[0] for entry in self.ended}
         return {entry[0]: (rank, entry) for rank, entries in enumerate(self.running)
-                for entry in entries}
+                for entry in entries
+                if entry[0] not in ended and entry[0] not in self.executed}
 
     def _record(self, task_id, name, actor_id, state, submitted=None, end=None,
                 failure=None, where=None):
