@@ -137,9 +137,7 @@ class EventLog:
         self.next_check = 0.0                  # (the runtime's turn hook looks no sooner)
         self.report_pending_after = REPORT_PENDING_AFTER
         self.sample_every = sample_every
-        # The first load sample comes one interval in, not on the first turn: it costs a
-        # few ms (psutil's first look at the processes), which the job's first task paid.
-        self.next_sample = time.monotonic() + sample_every
+        self.next_sample = 0.0
         self.probes = []                       # fn() -> dict merged into each load sample
         self.pid = os.getpid()
 
