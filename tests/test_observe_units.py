@@ -115,6 +115,36 @@ def test_a_task_its_owner_saw_end_is_not_running_whatever_its_executor_said_last
     assert row["RUNNING"] == 0 and row["FINISHED"] == 1 and row["PENDING"] == 0
 
 
+def test_calls_queued_behind_their_actors_running_call_wait_and_run_in_turn():
+    """A plain actor's calls are handed to its process ahead of time and run one at a time:
+    only the oldest runs (Ray: the others wait, PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY),
+    and each one's span starts when the one before it ended."""
+    table = _table()
+    owner, executor = _log(), _log()
+    calls = [_spec(20 + i, name="A.slow", actor_id=5) for i in range(3)]
+    for call in calls:
+        owner.submitted(call)
+        executor.began(call, pid=6, one_at_a_time=True)
+    table.merge(0, owner.take(0))
+    table.merge(1, executor.take(0))
+    states = sorted(r["state"] for r in table.task_records())
+    assert states == ["PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY"] * 2 + ["RUNNING"], states
+    row = next(row for row in table.by_function() if row["name"] == "A.slow")
+    assert row["RUNNING"] == 1 and row["PENDING"] == 2
+    time.sleep(0.02)
+    executor.ended(calls[0], [(20, objects.value(b"x"))])
+    first_end = executor.ended_since[-1][6]
+    time.sleep(0.02)
+    executor.ended(calls[1], [(21, objects.value(b"x"))])
+    second = executor.ended_since[-1]
+    assert second[5] == first_end                     # it started when the first ended
+    running = executor.take(0)[-1]
+    assert running[0] == ev.RUNNING and [entry[0] for entry in running[1]] == [22]
+    assert running[1][0][4] == second[6]              # the third runs since the second ended
+    executor.actor_over(5)
+    assert not executor.one_at_a_time and not executor.last_end
+
+
 def test_retries_count_and_the_attempt_number_grows():
     table = _table()
     owner = _log()

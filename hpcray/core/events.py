@@ -128,6 +128,8 @@ class EventLog:
         self.enabled = enabled
         self.pending = []                      # events sent as they are
         self.begun = {}                        # task_id -> (start, pid, name, actor_id): runs here
+        self.one_at_a_time = set()             # actors whose calls queue in their process and
+        self.last_end = {}                     # run one at a time -> end of their last call
         self.running_sent = False              # the last send reported work running here
         self.unsent_submitted = {}             # task_id -> SUBMITTED event not sent yet
         self.done_since = []                   # (task_id, name, actor_id, end, submitted) of
@@ -173,10 +175,14 @@ class EventLog:
                                  why))
 
     # ------------------------------------------------------------------ executor side
-    def began(self, spec, pid=None):
-        """A task or call starts here, in process ``pid`` (None: this one)."""
+    def began(self, spec, pid=None, one_at_a_time=False):
+        """A task or call starts here, in process ``pid`` (None: this one). ``one_at_a_time``:
+        an actor call handed to a process that queues its actor's calls and runs them in
+        turn; it runs once the call before it ended (its span starts then)."""
         if self.enabled:
             self.begun[spec.task_id] = (time.time(), pid or self.pid, spec.name, spec.actor_id)
+            if one_at_a_time:
+                self.one_at_a_time.add(spec.actor_id)
 
     def ended(self, spec, results):
         """The results of a task or call that ran here leave (a span, if it began here)."""
@@ -187,13 +193,16 @@ class EventLog:
             return
         start, pid, name, actor_id = begun
         task_id = spec.task_id
+        now = time.time()
+        if actor_id in self.one_at_a_time:     # (it waited for the call before it)
+            start = max(start, self.last_end.get(actor_id, start))
+            self.last_end[actor_id] = now
         obj = results[0][1] if results else None
         if obj is not None and obj[0] == ERROR:
-            event = (ENDED, task_id, name, actor_id, pid, start, time.time(),
-                     describe_error(obj))
+            event = (ENDED, task_id, name, actor_id, pid, start, now, describe_error(obj))
             self.pending.append(event)         # failures and constructions: by themselves
         else:
-            event = (ENDED, task_id, name, actor_id, pid, start, time.time(), None)
+            event = (ENDED, task_id, name, actor_id, pid, start, now, None)
             if task_id == actor_id:
                 self.pending.append(event)
         self.ended_since.append(event)         # (take adds their times up)
@@ -204,8 +213,15 @@ class EventLog:
             begun = self.begun.pop(spec.task_id, None)
             if begun is not None:
                 start, pid, name, actor_id = begun
+                if actor_id in self.one_at_a_time:
+                    start = max(start, self.last_end.get(actor_id, start))
                 self.pending.append((ENDED, spec.task_id, name, actor_id, pid, start,
                                      time.time(), ("WORKER_DIED", why)))
+
+    def actor_over(self, actor_id):
+        """An actor hosted here is gone: forget how its calls queued."""
+        self.one_at_a_time.discard(actor_id)
+        self.last_end.pop(actor_id, None)
 
     # ------------------------------------------------------------------ the rest
     def transfer(self, object_id, nbytes, from_node, to_node, start):
@@ -284,15 +300,33 @@ class EventLog:
             if spans:
                 taken.append((SPANS, spans))
         if self.begun or self.running_sent:
-            taken.append((RUNNING, [(task_id, name, actor_id, pid, start) for task_id,
-                                    (start, pid, name, actor_id) in self.begun.items()]))
+            taken.append((RUNNING, self._running()))
             self.running_sent = bool(self.begun)
         self.last_sent = now
         return taken
 
+    def _running(self):
+        """What runs here now: every task and call begun, but of an actor whose calls run
+        one at a time, its oldest call only (the others wait in its process)."""
+        one_at_a_time = self.one_at_a_time
+        if not one_at_a_time:
+            return [(task_id, name, actor_id, pid, start)
+                    for task_id, (start, pid, name, actor_id) in self.begun.items()]
+        running, shown = [], set()
+        for task_id, (start, pid, name, actor_id) in self.begun.items():
+            if actor_id in one_at_a_time:
+                if actor_id in shown:
+                    continue
+                shown.add(actor_id)
+                start = max(start, self.last_end.get(actor_id, start))
+            running.append((task_id, name, actor_id, pid, start))
+        return running
+
     def forget(self):
         """A new session: what ran in the old one is over."""
         self.begun.clear()
+        self.one_at_a_time.clear()
+        self.last_end.clear()
         self.unsent_submitted.clear()
         self.done_since.clear()
         self.ended_since.clear()

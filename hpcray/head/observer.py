@@ -265,7 +265,7 @@ class JobTable:
                 failure = event[7]
         kind = ev.NORMAL_TASK if actor_id is None else ev.task_type(task_id, actor_id)
         return {"task_id": f"{task_id:016x}", "attempt_number": self.attempts.get(task_id, 0),
-                "name": name, "state": views.RAY_TASK_STATE.get(state, state), "type": kind,
+                "name": name, "state": views.ray_task_state(state, kind), "type": kind,
                 "func_or_class_name": name.rpartition(".")[0]
                 if kind == ev.ACTOR_CREATION_TASK else name,
                 "actor_id": None if actor_id is None else f"{actor_id:016x}",

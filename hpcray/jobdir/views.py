@@ -14,6 +14,14 @@ OPERATORS = ("=", "!=", ">", "<", ">=", "<=")
 DEFAULT_LIMIT = 100                            # Ray's default for list_*
 TASK_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED", "RETRIED")
 RAY_TASK_STATE = {"PENDING": "PENDING_NODE_ASSIGNMENT"}
+# An actor call waiting for its turn (the actor runs calls one at a time, or is busy).
+RAY_ACTOR_TASK_STATE = {"PENDING": "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY"}
+
+
+def ray_task_state(state, kind):
+    """Ray's name of one of our task states, for a task of type ``kind``."""
+    names = RAY_ACTOR_TASK_STATE if kind == "ACTOR_TASK" else RAY_TASK_STATE
+    return names.get(state, state)
 
 
 # ---------------------------------------------------------------------- lists
@@ -92,7 +100,7 @@ def summary(snapshot, kind):
     if kind == "tasks":
         table, totals = {}, {"NORMAL_TASK": 0, "ACTOR_TASK": 0, "ACTOR_CREATION_TASK": 0}
         for row in snapshot.get("tasks", {}).get("by_function", []):
-            counts = {RAY_TASK_STATE.get(state, state): row.get(state, 0)
+            counts = {ray_task_state(state, row.get("type")): row.get(state, 0)
                       for state in TASK_STATES[:4] if row.get(state)}
             entry = table.setdefault(row["name"], {"func_or_class_name": row["name"],
                                                    "type": row.get("type", "NORMAL_TASK"),

@@ -413,7 +413,8 @@ class WorkerPool:
         worker = self.homes[actor.spec.actor_id]
         worker.tasks[call.task_id] = call
         self.calls[call.task_id] = actor
-        self.execution.events.began(call, worker.pid)
+        # (a plain actor's calls queue in its process, which runs them in turn)
+        self.execution.events.began(call, worker.pid, one_at_a_time=actor.limit == 1)
         worker.channel.post(protocol.actor_call(call, self._lend_all(worker, deps)))
 
     def actor_end(self, actor):
@@ -423,6 +424,7 @@ class WorkerPool:
             self.store.unpin(slot)
         worker = self.homes.pop(actor_id, None)
         self.actor_started.pop(actor_id, None)
+        self.execution.events.actor_over(actor_id)
         if worker is None:
             return
         worker.actors.pop(actor_id, None)
