@@ -33,9 +33,10 @@ def start(config, num_workers, declared, memory=None):
     """Spawn ``num_workers`` workers and join a runtime with them; return it."""
     global _spawned
     _find_launcher()
-    MPI = import_mpi()
+    MPI = import_mpi(spawns_workers=True)
     args = ["-m", "hpcray.launch.spawned", str(os.getpid())]
     intercomm = MPI.COMM_SELF.Spawn(sys.executable, args=args, maxprocs=num_workers)
+    network.forget_choice()
     network.drop_launcher_sockets(children=True)      # the singleton's port, now unused
     comm = intercomm.Merge(high=False)
     comm.bcast((declared, memory), root=0)

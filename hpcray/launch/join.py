@@ -36,7 +36,7 @@ from . import network, observing, preemption, resources
 
 
 
-def import_mpi():
+def import_mpi(spawns_workers=False):
     """Initialize MPI for several threads. The runtime still enters MPI one thread at a time
     (under its lock), which MPI_THREAD_SERIALIZED would allow; but with MPICH 5 at that level
     a non-blocking collective, polled by one thread while another thread makes other MPI calls,
@@ -50,6 +50,8 @@ def import_mpi():
     network.choose()                           # no network listener for a one-host job
     network.drop_launcher_sockets()
     from mpi4py import MPI
+    if not spawns_workers:                     # (the embedded driver's workers inherit it)
+        network.forget_choice()
     return MPI
 
 

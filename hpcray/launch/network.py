@@ -29,6 +29,7 @@ import sys
 SHARED_MEMORY_ONLY = "self,posix,cma"
 # A transport or netmod the user chose: theirs to keep.
 USER_CHOICES = ("UCX_TLS", "MPIR_CVAR_CH4_NETMOD", "FI_PROVIDER")
+CHOSEN = "HPCRAY_CHOSE_TRANSPORTS"     # the variables choose() set, until forget_choice()
 
 
 # What a launcher (mpiexec, srun, ...) puts in every rank's environment.
@@ -63,14 +64,26 @@ def local_settings(environ):
 
 
 def choose(environ=None):
-    """Set this process's transports before MPI starts (no effect once it has). Children the
-    process starts later (the embedded default's spawned workers) inherit the choice."""
+    """Set this process's transports before MPI starts (no effect once it has). The setting
+    is marked (``CHOSEN``) so that :func:`forget_choice` can take it back once MPI has read
+    it: the user's code (tasks, and the programs they start, an MPI solver on other nodes
+    with ``srun`` say) sees the environment it was given."""
     environ = os.environ if environ is None else environ
     if "mpi4py.MPI" in sys.modules:
         return {}
     settings = local_settings(environ)
-    environ.update(settings)
+    if settings:
+        environ.update(settings, **{CHOSEN: ",".join(sorted(settings))})
     return settings
+
+
+def forget_choice(environ=None):
+    """Take back what :func:`choose` set, once MPI is initialized (and, in the embedded
+    driver, once its workers are spawned: they inherit it and forget it in turn)."""
+    environ = os.environ if environ is None else environ
+    for name in environ.pop(CHOSEN, "").split(","):
+        if name:
+            environ.pop(name, None)
 
 
 def launcher_ports(processes):
