@@ -27,25 +27,15 @@ import subprocess
 import sys
 import tempfile
 
+from microbenchmark_job import MPIEXEC, run_rows
+
 ROWS = ("single_client_tasks_sync", "sync_task_round_trip_us", "single_client_tasks_async",
         "1_1_actor_calls_sync", "actor_call_round_trip_us", "1_1_actor_calls_async")
-HERE = os.path.dirname(os.path.abspath(__file__))
-# The launcher next to this Python (the pip wheel's), else the one on PATH.
-MPIEXEC = next((path for path in (os.path.join(os.path.dirname(sys.executable), "mpiexec"),)
-                if os.path.exists(path)), "mpiexec")
 
 
 def run_once(record, duration, ranks):
     env = dict(os.environ, HPCRAY_RECORD=record, HPCRAY_JOB_DIR="off")
-    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "hpcray",
-               os.path.join(HERE, "microbenchmark.py"), "--no-ray", "--json",
-               "--duration", str(duration), "--only", ",".join(ROWS)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0:
-        raise SystemExit(f"microbenchmark failed:\n{done.stderr[-3000:]}")
-    document = json.loads(done.stdout[done.stdout.index("{"):])
-    metrics = document["runs"]["hpcray"]["metrics"]
-    return {row: metrics[row].get("value") for row in ROWS if row in metrics}
+    return run_rows(ROWS, env, duration, ranks)
 
 
 WORKLOAD = """

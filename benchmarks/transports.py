@@ -1,10 +1,11 @@
 """What the shared-memory-only transports of a one-host job cost (issue 15): nothing, or say so.
 
 A job on one host runs with ``UCX_TLS=self,posix,cma`` unless the user chose a transport
-(``hpcray/launch/transports.py``): then no rank listens on the network. This runs the
-microbenchmark's task round trip and a 100 MB transfer between simulated nodes
-(``mpiexec -n 3 python -m hpcray --ranks-per-node 1`` with ``MPIR_CVAR_NOLOCAL=1``: each rank a
-node of its own, talking through the MPI library's network module) under:
+(``hpcray/launch/network.py``): then no rank listens on the network. This runs, between
+simulated nodes (``mpiexec -n 3 python -m hpcray --ranks-per-node 1`` with
+``MPIR_CVAR_NOLOCAL=1``: each rank a node of its own, talking through the MPI library's
+network module), the microbenchmark's task round trip, a 100 MB transfer, and the cold start
+of ``python script.py`` (``init()`` and its first task, in a fresh process), under:
 
 * ``hpcray``: hpcray's choice (``UCX_TLS`` unset: shared memory and self);
 * ``ucx default``: ``UCX_TLS=all``, what UCX picks by itself, and what every job ran with
@@ -18,33 +19,22 @@ Usage::
     python benchmarks/transports.py [--rounds 4] [--duration 1.0]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 
-ROWS = ("sync_task_round_trip_us", "transfer_100MB_between_nodes_gigabytes")
+from microbenchmark_job import run_rows
+
+ROWS = ("init_and_first_task_seconds", "sync_task_round_trip_us",
+        "transfer_100MB_between_nodes_gigabytes")
 SETTINGS = (("hpcray", {}), ("ucx default", {"UCX_TLS": "all"}),
             ("tcp", {"UCX_TLS": "tcp,self"}))
-HERE = os.path.dirname(os.path.abspath(__file__))
-MPIEXEC = next((path for path in (os.path.join(os.path.dirname(sys.executable), "mpiexec"),)
-                if os.path.exists(path)), "mpiexec")
 
 
 def run_once(setting, duration):
     env = {name: value for name, value in os.environ.items()
            if name not in ("UCX_TLS", "MPIR_CVAR_CH4_NETMOD", "FI_PROVIDER")}
     env.update(setting, MPIR_CVAR_NOLOCAL="1", HPCRAY_JOB_DIR="off")
-    command = [MPIEXEC, "-n", "3", sys.executable, "-m", "hpcray", "--ranks-per-node", "1",
-               os.path.join(HERE, "microbenchmark.py"), "--no-ray", "--json",
-               "--duration", str(duration), "--only", ",".join(ROWS)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0:
-        raise SystemExit(f"microbenchmark failed with {setting}:\n{done.stderr[-3000:]}")
-    document = json.loads(done.stdout[done.stdout.index("{"):])
-    metrics = document["runs"]["hpcray"]["metrics"]
-    return {row: metrics[row].get("value") for row in ROWS if row in metrics}
+    return run_rows(ROWS, env, duration, hpcray_args=("--ranks-per-node", "1"))
 
 
 def main():

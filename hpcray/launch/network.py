@@ -107,10 +107,19 @@ def launcher_ports(processes):
     return ports
 
 
+_dropped = False                       # this process looked at its ancestors' ports already
+
+
 def drop_launcher_sockets(children=False):
     """Close this process's copies of the launcher's listening sockets: those on a port a
     Hydra ancestor names (and, with ``children``, a Hydra child: the embedded driver's
-    ``mpiexec``). Sockets of the user's own are never touched. Returns how many closed."""
+    ``mpiexec``). Sockets of the user's own are never touched. Returns how many closed.
+    The ancestors are looked at once per process (a rank forked by its supervisor after
+    the look inherits its result)."""
+    global _dropped
+    if _dropped and not children:
+        return 0
+    _dropped = True
     import psutil
     me = psutil.Process()
     try:
