@@ -184,3 +184,12 @@ def test_a_job_directory_that_cannot_be_made_warns_once_and_the_job_runs(run_job
                   timeout=90, name="off")
     assert off.returncode == 0 and "job directory" not in off.stderr
     assert not glob.glob(str(tmp_path / "hpcray-*"))
+
+
+def test_the_state_api_right_after_the_work_shows_all_of_it(run_job):
+    """Executors report every quarter of a second: a view asked right after the work waits
+    for their reports (at most that long), as a script's last ``ray.timeline()`` needs."""
+    result = run_job("observe/right_after.py", n=3, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert result.value("spans_right_after") == 8
+    assert result.value("finished_right_after") == 16

@@ -145,6 +145,18 @@ def test_calls_queued_behind_their_actors_running_call_wait_and_run_in_turn():
     assert not executor.one_at_a_time and not executor.last_end
 
 
+def test_a_view_waits_for_the_reports_of_work_just_got_back_and_no_longer():
+    log = _log()
+    assert log.unreported_for(time.time()) == 0.0          # nothing came back: no wait
+    spec = _spec(30)
+    log.submitted(spec)
+    log.finished(spec, [(30, objects.value(b"x"))])
+    now = time.time()
+    assert 0.0 < log.unreported_for(now) <= ev.REPORTED_WITHIN
+    assert log.unreported_for(now + ev.REPORTED_WITHIN) == 0.0
+    assert ev.EventLog(enabled=False).unreported_for(now) == 0.0
+
+
 def test_retries_count_and_the_attempt_number_grows():
     table = _table()
     owner = _log()

@@ -50,6 +50,9 @@ SEND_AT_MOST = 2000      # events piled up that are sent at once
 SHORTEST_WAIT = 0.001    # get waits shorter than this are not worth a span
 RECORDS_PER_SEND = 200   # newest ended tasks a rank reports as records, per send
 REPORT_PENDING_AFTER = 1.0   # seconds unfinished work waits before it is reported by itself
+# Seconds at most between work ending on a rank and the head knowing it: a rank with news
+# sends every SEND_EVERY, and looks every 50 ms (runtime.CHECK_EVERY), plus a margin.
+REPORTED_WITHIN = SEND_EVERY + 0.05 + 0.05
 SPANS_PER_SEND = 500     # newest spans a rank reports, per send
 DURATION_BOUNDS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)   # histogram buckets (s)
 
@@ -127,6 +130,7 @@ class EventLog:
     def __init__(self, enabled=True, sample_every=1.0):
         self.enabled = enabled
         self.pending = []                      # events sent as they are
+        self.last_finished = 0.0               # when a task this rank owns last came back
         self.begun = {}                        # task_id -> (start, pid, name, actor_id): runs here
         self.one_at_a_time = set()             # actors whose calls queue in their process and
         self.last_end = {}                     # run one at a time -> end of their last call
@@ -156,7 +160,7 @@ class EventLog:
         task_id, name = spec.task_id, spec.name
         unsent = self.unsent_submitted.pop(task_id, None)
         obj = results[0][1] if results else None
-        now = time.time()
+        self.last_finished = now = time.time()
         if unsent is None or (obj is not None and obj[0] == ERROR):
             # the head knows it as submitted (or it failed): its end, by itself
             self.pending.append((FINISHED, task_id, name, spec.actor_id, now,
@@ -257,6 +261,11 @@ class EventLog:
         return self.has_news() and (now - self.last_sent >= SEND_EVERY
                                     or len(self.pending) + len(self.ended_since)
                                     + len(self.done_since) >= SEND_AT_MOST)
+
+    def unreported_for(self, now):
+        """Seconds until the head surely knows how the tasks this rank got back so far ran
+        (their executors' reports are on their way): 0 once it does."""
+        return max(0.0, self.last_finished + REPORTED_WITHIN - now) if self.enabled else 0.0
 
     def has_news(self):
         return bool(self.pending or self.unsent_submitted or self.done_since

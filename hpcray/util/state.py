@@ -8,6 +8,7 @@ Ray, a task that just ended on another rank may show in its former state for tha
 import fnmatch
 import json
 import os
+import time
 
 from ..api import get_runtime_context
 from ..jobdir import layout, views
@@ -35,9 +36,17 @@ def _one(lister, key, wanted):
     return found[0] if found else None
 
 
+def _observe(what, options):
+    """The head's view ``what``, once it holds what the executors recorded of the work this
+    process got back so far (their reports may be a quarter of a second away: wait that
+    long at most, and only right after such work)."""
+    rt = session.runtime()
+    time.sleep(rt.events.unreported_for(time.time()))
+    return rt.requests.ask(messages.observe, what, options)
+
+
 def _snapshot(limit=None):
-    return session.runtime().requests.ask(messages.observe, "snapshot",
-                                          {"limit": limit, "spans": 0})
+    return _observe("snapshot", {"limit": limit, "spans": 0})
 
 
 def _list(kind, filters, limit, detail):
@@ -136,7 +145,7 @@ def timeline(filename=None):
     Args:
         filename: write the events there as JSON and return None; without it, return them.
     """
-    events = session.runtime().requests.ask(messages.observe, "timeline", {})
+    events = _observe("timeline", {})
     if filename is None:
         return events
     with open(filename, "w") as handle:
